@@ -1,0 +1,190 @@
+"""Run configuration: pydantic models for every stage, loaded from YAML with dotted overrides.
+
+Unknown or mistyped keys are errors that name the key and the file they came from.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+
+class ConfigError(ValueError):
+    """A run configuration that cannot be used; the message names the file and key."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class WorldConfig(_Section):
+    """The synthetic world: entities, their facts, and how they are split."""
+
+    seed: int = Field(0, description="Seed of the world generator; a different seed is a different world.")
+    n_known: int = Field(150, ge=6, description="Entities whose facts are in the pretraining corpus.")
+    n_unknown: int = Field(150, ge=6, description="Entities never seen in pretraining.")
+    known_split: tuple[float, float, float] = Field(
+        (0.4, 0.3, 0.3), description="Shares of known entities for SFT demos, preference pairs, evaluation."
+    )
+    unknown_split: tuple[float, float, float] = Field(
+        (0.3, 0.4, 0.3),
+        description="Shares of unknown entities for (mismatched) SFT demos, preference pairs, evaluation.",
+    )
+    mismatch: bool = Field(
+        False,
+        description="Mismatched knowledge: SFT demonstrations also answer questions about unknown entities.",
+    )
+    wrong_answers_per_unknown: int = Field(2, ge=1, description="'I don't know' > wrong pairs per unknown question.")
+
+
+class DataConfig(_Section):
+    """Optional user data files that replace the world's generated ones (JSONL)."""
+
+    demonstrations: Path | None = Field(None, description="JSONL with prompt, completion.")
+    preferences: Path | None = Field(None, description="JSONL with prompt, chosen, rejected.")
+
+
+class TinyBaseConfig(_Section):
+    """The tiny Llama-style base model pretrained on the world's corpus."""
+
+    hidden_size: int = Field(128, ge=8)
+    num_layers: int = Field(4, ge=1)
+    num_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(384, ge=8)
+    seq_len: int = Field(128, ge=16)
+    batch_size: int = Field(32, ge=1)
+    steps: int = Field(500, ge=1)
+    learning_rate: float = Field(3e-3, gt=0)
+    warmup_steps: int = Field(30, ge=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class ModelConfig(_Section):
+    """The base model: a local HF causal-LM directory / hub id, or None for the tiny base we pretrain."""
+
+    name_or_path: str | None = Field(None, description="Local HF causal-LM directory or hub id; None = tiny base.")
+    tiny: TinyBaseConfig = TinyBaseConfig()
+
+
+class LoraSection(_Section):
+    lora_r: int = Field(16, ge=1)
+    lora_alpha: int = Field(32, ge=1)
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: str | list[str] = Field("all-linear")
+
+
+class SFTConfig(LoraSection):
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+
+
+class RewardConfig(LoraSection):
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+    eval_fraction: float = Field(0.15, ge=0, lt=1, description="Held-out share of pairs for pairwise accuracy.")
+
+
+class DPOConfig(LoraSection):
+    beta: float = Field(0.1, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    learning_rate: float = Field(2e-3, gt=0)
+    batch_size: int = Field(16, ge=1)
+
+
+class EvalConfig(_Section):
+    max_new_tokens: int = Field(8, ge=1)
+    batch_size: int = Field(64, ge=1)
+    bootstrap_samples: int = Field(1000, ge=10)
+    seed: int = 0
+
+
+class ComputeConfig(_Section):
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    threads: int | None = Field(None, ge=1, description="torch CPU threads; None = torch's default.")
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU only).")
+
+
+class StoreConfig(_Section):
+    root: Path = Field(Path("runs"), description="Directory of the artifact store.")
+
+
+class RunConfig(_Section):
+    """A whole pipeline run."""
+
+    seed: int = Field(0, description="Training seed for every stage.")
+    world: WorldConfig = WorldConfig()
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    sft: SFTConfig = SFTConfig()
+    reward: RewardConfig = RewardConfig()
+    dpo: DPOConfig = DPOConfig()
+    eval: EvalConfig = EvalConfig()
+    compute: ComputeConfig = ComputeConfig()
+    store: StoreConfig = StoreConfig()
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value with YAML rules (numbers, booleans, lists, null)."""
+    return yaml.safe_load(text) if text.strip() else text
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one dotted ``key=value`` assignment to a raw config dict in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r}: expected key=value, e.g. dpo.beta=0.2")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = _parse_value(value)
+
+
+def _format_errors(err: ValidationError, source: str) -> str:
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        else:
+            lines.append(f"{source}: key '{key}': {e['msg']}")
+    return "\n".join(lines)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        raw = loaded or {}
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    if overrides:
+        source += " (with --set " + ", ".join(overrides) + ")"
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(_format_errors(exc, source)) from None
+
+
+def section_dict(section: BaseModel) -> dict[str, Any]:
+    """A config section as plain JSON-able data (for manifests and hashing)."""
+    return section.model_dump(mode="json")

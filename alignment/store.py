@@ -1,0 +1,152 @@
+"""The artifact store: one immutable directory per stage output, written atomically, with a manifest.
+
+An artifact's id hashes (stage, config section, input ids, code version), so re-running an unchanged
+stage finds its artifact and reuses it instead of training again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import alignment
+
+MANIFEST = "manifest.json"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Package version plus a hash of the library's source, so a code change invalidates cached stages."""
+    digest = hashlib.sha256()
+    root = Path(alignment.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(path.relative_to(root).as_posix().encode())
+        digest.update(path.read_bytes())
+    return f"{alignment.__version__}+{digest.hexdigest()[:12]}"
+
+
+def file_sha256(path: Path) -> str:
+    """Content hash of a file (hex sha256)."""
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _canonical(obj: Any) -> str:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A finished stage output: its id, directory and manifest."""
+
+    id: str
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def stage(self) -> str:
+        return self.manifest["stage"]
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return self.manifest.get("metrics", {})
+
+
+class ArtifactStore:
+    """A local directory of artifacts: ``<root>/<stage>/<id>/`` each with ``manifest.json``."""
+
+    def __init__(self, root: Path | str) -> None:
+        self.root = Path(root)
+
+    @staticmethod
+    def artifact_id(stage: str, config: Any, inputs: dict[str, str], version: str | None = None) -> str:
+        """The content id: a hash of the stage, its config section, its input ids and the code version."""
+        key = _canonical({"stage": stage, "config": config, "inputs": inputs, "code": version or code_version()})
+        return f"{stage}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+    def path_of(self, artifact_id: str) -> Path:
+        stage = artifact_id.rsplit("-", 1)[0]
+        return self.root / stage / artifact_id
+
+    def get(self, artifact_id: str) -> Artifact | None:
+        """The finished artifact with this id, or None."""
+        path = self.path_of(artifact_id)
+        manifest = path / MANIFEST
+        if not manifest.is_file():
+            return None
+        return Artifact(artifact_id, path, json.loads(manifest.read_text()))
+
+    def load(self, ref: str | Path) -> Artifact:
+        """An artifact by id or by directory path; a clear error if it does not exist."""
+        path = Path(ref)
+        if (path / MANIFEST).is_file():
+            return Artifact(path.name, path, json.loads((path / MANIFEST).read_text()))
+        found = self.get(str(ref))
+        if found is None:
+            raise FileNotFoundError(f"no artifact {ref!r} in store {self.root}")
+        return found
+
+    def materialize(
+        self,
+        stage: str,
+        config: Any,
+        inputs: dict[str, str],
+        build: Callable[[Path], dict[str, Any]],
+        seed: int | None = None,
+        flow_run_id: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> tuple[Artifact, bool]:
+        """Return the stage's artifact, building it only if no artifact with the same id exists.
+
+        ``build(tmp_dir)`` writes the outputs into a temporary directory and returns metrics; the
+        directory becomes the artifact only once it is complete (rename), so a crash leaves nothing a
+        later stage could mistake for a finished artifact. Returns (artifact, reused).
+        """
+        version = code_version()
+        artifact_id = self.artifact_id(stage, config, inputs, version)
+        existing = self.get(artifact_id)
+        if existing is not None:
+            return existing, True
+        final = self.path_of(artifact_id)
+        tmp = self.root / ".tmp" / f"{artifact_id}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir(parents=True)
+        started = time.time()
+        try:
+            metrics = build(tmp)
+            manifest = {
+                "id": artifact_id,
+                "stage": stage,
+                "config": config,
+                "inputs": inputs,
+                "code_version": version,
+                "seed": seed,
+                "metrics": metrics,
+                "flow_run_id": flow_run_id,
+                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                "seconds": round(time.time() - started, 2),
+                **(extra or {}),
+            }
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+            final.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if self.get(artifact_id) is None:  # not a concurrent twin that finished first
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return self.load(final), False
