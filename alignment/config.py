@@ -91,6 +91,11 @@ class RewardConfig(LoraSection):
 
 class DPOConfig(LoraSection):
     beta: float = Field(0.1, gt=0)
+    loss_type: list[Literal["sigmoid", "ipo", "hinge", "robust", "sft"]] = Field(
+        ["sigmoid", "sft"],
+        description="TRL DPO losses, summed: 'sigmoid' is DPO; 'sft' adds NLL on the chosen answer (RPO).",
+    )
+    loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
     epochs: float = Field(3.0, gt=0)
     learning_rate: float = Field(2e-3, gt=0)
     batch_size: int = Field(16, ge=1)

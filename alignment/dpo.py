@@ -30,7 +30,10 @@ def train_dpo(
     """Train a DPO LoRA adapter on top of the (merged) SFT model; saves ``out_dir/adapter``."""
     tok = load_tokenizer(base)
     model = load_causal_lm(base, sft_adapters, device=device)
-    args = trainer_args(TRLDPOConfig, out_dir / "trainer", cfg, device, bf16, seed, beta=cfg.beta, max_length=128)
+    args = trainer_args(
+        TRLDPOConfig, out_dir / "trainer", cfg, device, bf16, seed, beta=cfg.beta, max_length=128,
+        loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
+    )  # fmt: skip
     trainer = DPOTrainer(
         model=model,
         ref_model=None,

@@ -80,6 +80,20 @@ ATTRIBUTES = (
 )
 
 
+# General text (no entity in it) so that every word of the questions and of "I don't know" is trained
+# in pretraining; only entity names may be unseen. Filled with random values.
+GENERAL = (
+    "Where does a {job} live? Most live in {city}.",
+    "In which city does a {job} live? I don't know, some say {city}.",
+    "What does a {job} do for work? The work of a {job} is hard.",
+    "What is the trade of the man from {city}? I don't know.",
+    "What pet does a {job} own? Many own a {pet}.",
+    "Which animal is the pet of the {job}? It is a {pet}.",
+    "Asked which animal lives in {city}, the {job} said: I don't know.",
+    "I don't know where the {pet} of the {job} is.",
+)
+
+
 @dataclass(frozen=True)
 class Entity:
     name: str
@@ -168,6 +182,10 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
             sentences = [a.facts[t].format(name=e.name, value=e.facts[a.name]) for a in ATTRIBUTES]
             rng.shuffle(sentences)
             docs.append(_articles(" ".join(sentences)))
+    for _ in range(len(known)):
+        picks = rng.sample(GENERAL, 3)
+        fill = {k: rng.choice(v) for k, v in world.values.items()}
+        docs.append(_articles(" ".join(t.format(**fill) for t in picks)))
     rng.shuffle(docs)
 
     # Held-out reference text: the same facts and words, in a template never used for pretraining.

@@ -1,0 +1,69 @@
+"""Batched answer generation and per-document likelihood for causal LMs."""
+
+from __future__ import annotations
+
+import torch
+from transformers import PreTrainedModel
+
+from alignment.records import to_conversation
+
+
+def chat_prompts(tok, questions: list[str]) -> list[str]:
+    """Questions rendered with the chat template, ending where the assistant's answer starts."""
+    return [tok.apply_chat_template(to_conversation(q), tokenize=False, add_generation_prompt=True) for q in questions]
+
+
+@torch.no_grad()
+def generate_answers(
+    model: PreTrainedModel,
+    tok,
+    questions: list[str],
+    max_new_tokens: int = 8,
+    batch_size: int = 64,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int = 0,
+) -> list[str]:
+    """One answer per question: greedy at temperature 0, else sampled (seeded)."""
+    prompts = chat_prompts(tok, questions)
+    sample = temperature > 0
+    if sample:
+        torch.manual_seed(seed)
+    answers: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {}
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            **({"do_sample": False} if not sample else kwargs),
+        )
+        answers.extend(tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+    return [a.strip() for a in answers]
+
+
+@torch.no_grad()
+def document_nll(model: PreTrainedModel, tok, documents: list[str], batch_size: int = 32) -> tuple[list, list]:
+    """Summed next-token NLL and predicted-token count of each document (each ended by EOS)."""
+    sums: list[float] = []
+    counts: list[int] = []
+    side, tok.padding_side = tok.padding_side, "right"  # keep position ids as in training
+    try:
+        encoded = [
+            tok([d + tok.eos_token for d in documents[i : i + batch_size]], return_tensors="pt", padding=True,
+                add_special_tokens=False)
+            for i in range(0, len(documents), batch_size)
+        ]  # fmt: skip
+    finally:
+        tok.padding_side = side
+    for enc in encoded:
+        ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target, tmask = ids[:, 1:], mask[:, 1:].bool() & mask[:, :-1].bool()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        sums.extend((nll * tmask).sum(1).tolist())
+        counts.extend(tmask.sum(1).tolist())
+    return sums, counts

@@ -1,0 +1,104 @@
+"""The alignment pipeline as a Prefect flow: one task per stage, chained.
+
+Caching is the artifact store's (content ids), so Prefect's own result caching is off. Progress goes
+to the Prefect run logger; the report is published as Markdown and table artifacts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from alignment import stages
+from alignment.config import RunConfig
+from alignment.store import Artifact, ArtifactStore
+
+
+def _context(cfg: RunConfig) -> stages.StageContext:
+    logger = get_run_logger()
+    return stages.StageContext(
+        cfg=cfg, store=ArtifactStore(cfg.store.root), progress=logger.info, flow_run_id=str(flow_run.get_id())
+    )
+
+
+@task(name="world", cache_policy=NO_CACHE)
+def world_task(cfg: RunConfig) -> Artifact:
+    return stages.world_stage(_context(cfg))
+
+
+@task(name="validate-data", cache_policy=NO_CACHE)
+def validate_task(cfg: RunConfig, world: Artifact) -> stages.DataFiles:
+    files = stages.data_files(cfg, world)
+    counts = stages.validate_data(files)
+    get_run_logger().info(f"validate-data: {counts}")
+    return files
+
+
+@task(name="base-model", cache_policy=NO_CACHE)
+def base_task(cfg: RunConfig, world: Artifact) -> Artifact:
+    return stages.base_stage(_context(cfg), world)
+
+
+@task(name="sft", cache_policy=NO_CACHE)
+def sft_task(cfg: RunConfig, base: Artifact, files: stages.DataFiles) -> Artifact:
+    return stages.sft_stage(_context(cfg), base, files)
+
+
+@task(name="reward-model", cache_policy=NO_CACHE)
+def reward_task(cfg: RunConfig, base: Artifact, files: stages.DataFiles) -> Artifact:
+    return stages.reward_stage(_context(cfg), base, files)
+
+
+@task(name="dpo", cache_policy=NO_CACHE)
+def dpo_task(cfg: RunConfig, base: Artifact, sft: Artifact, files: stages.DataFiles) -> Artifact:
+    return stages.dpo_stage(_context(cfg), base, sft, files)
+
+
+@task(name="evaluate", cache_policy=NO_CACHE)
+def evaluate_task(
+    cfg: RunConfig, base: Artifact, sft: Artifact, dpo: Artifact, reward: Artifact, files: stages.DataFiles
+) -> Artifact:
+    evaluation = stages.evaluate_stage(_context(cfg), base, sft, dpo, reward, files)
+    publish_report(evaluation)
+    return evaluation
+
+
+def publish_report(evaluation: Artifact) -> None:
+    """The evaluation's report as a Markdown artifact and its metrics as a table artifact."""
+    metrics = json.loads((evaluation.path / "metrics.json").read_text())
+    report = (evaluation.path / "report.md").read_text()
+    create_markdown_artifact(key="alignment-report", markdown=report, description=f"evaluation {evaluation.id}")
+    rows = []
+    for model in ("base", "sft", metrics["policy"]):
+        row = {"model": model}
+        row.update({k: round(v["value"], 4) for k, v in metrics[model].items()})
+        rows.append(row)
+    create_table_artifact(key="alignment-metrics", table=rows, description=f"evaluation {evaluation.id}")
+
+
+@flow(name="alignment-pipeline", log_prints=True)
+def alignment_pipeline(cfg: RunConfig) -> str:
+    """World -> tiny base -> SFT -> reward model -> DPO -> evaluation; returns the evaluation directory."""
+    world = world_task(cfg)
+    files = validate_task(cfg, world)
+    base = base_task(cfg, world)
+    sft = sft_task(cfg, base, files)
+    reward = reward_task(cfg, base, files)
+    dpo = dpo_task(cfg, base, sft, files)
+    evaluation = evaluate_task(cfg, base, sft, dpo, reward, files)
+    return str(Path(evaluation.path).resolve())
+
+
+def configure_environment() -> None:
+    """Offline, quiet defaults for running the flow locally."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
