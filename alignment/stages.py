@@ -199,7 +199,9 @@ def evaluate_stage(
             policy="dpo", device=device, idk=IDK, progress=ctx.progress, context=context,
         )  # fmt: skip
         return {m: {k: v["value"] for k, v in metrics[m].items()} for m in ("base", "sft", "dpo")} | {
-            "win_rate_vs_sft": {k: v["value"] if isinstance(v, dict) else v for k, v in metrics["win_rate_vs_sft"].items()}
+            "win_rate_vs_sft": {
+                k: v["value"] if isinstance(v, dict) else v for k, v in metrics["win_rate_vs_sft"].items()
+            }
         }
 
     return ctx.materialize("evaluate", section_dict(ctx.cfg.eval), inputs, build, extra={"model_chain": [base.id]})

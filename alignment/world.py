@@ -182,9 +182,11 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
             sentences = [a.facts[t].format(name=e.name, value=e.facts[a.name]) for a in ATTRIBUTES]
             rng.shuffle(sentences)
             docs.append(_articles(" ".join(sentences)))
-    for _ in range(len(known)):
+    pools = {k: rng.sample(v, len(v)) for k, v in world.values.items()}
+    for i in range(max(len(known), *(len(v) for v in pools.values()))):  # every value appears at least once
         picks = rng.sample(GENERAL, 3)
-        fill = {k: rng.choice(v) for k, v in world.values.items()}
+        fill = {k: v[i % len(v)] for k, v in pools.items()}
+        picks.append("The {job} from {city} has a pet {pet}.")
         docs.append(_articles(" ".join(t.format(**fill) for t in picks)))
     rng.shuffle(docs)
 

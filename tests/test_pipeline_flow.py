@@ -1,0 +1,52 @@
+"""The whole flow on the micro config under a Prefect test harness: every stage trains a real (micro)
+model, metrics.json follows the contract, and a second run reuses every stage."""
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from alignment.config import load_config
+from alignment.store import ArtifactStore
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL_KEYS = {"perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate", "honesty"}
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
+    from flows.pipeline import alignment_pipeline
+
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path / 'runs'}"])
+    out = Path(alignment_pipeline(cfg))
+    metrics = json.loads((out / "metrics.json").read_text())
+    for model in ("base", "sft", "dpo"):
+        assert MODEL_KEYS <= set(metrics[model])
+        for key in MODEL_KEYS:
+            assert set(metrics[model][key]) == {"value", "ci95"}
+    for judge in ("gold", "reward_model"):
+        w = metrics["win_rate_vs_sft"][judge]
+        assert 0 <= w["ci95"][0] <= w["value"] <= w["ci95"][1] <= 1
+    assert "What this run shows" in (out / "report.md").read_text()
+
+    store = ArtifactStore(tmp_path / "runs")
+    manifest = json.loads((out / "manifest.json").read_text())
+    dpo = store.get(manifest["inputs"]["dpo"])
+    assert (dpo.path / "adapter" / "adapter_model.safetensors").is_file()
+    assert dpo.manifest["metrics"]["steps"] > 0
+    base = store.get(manifest["inputs"]["base"])
+    assert (base.path / "model" / "model.safetensors").is_file()
+    reward = store.get(manifest["inputs"]["reward"])
+    assert "heldout_pairwise_accuracy" in reward.metrics
+
+    before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("manifest.json")}
+    again = Path(alignment_pipeline(cfg))
+    assert again == out
+    after = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("manifest.json")}
+    assert before == after  # nothing rebuilt

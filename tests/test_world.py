@@ -1,0 +1,70 @@
+import json
+import re
+from pathlib import Path
+
+from alignment.config import WorldConfig
+from alignment.world import IDK, generate, write_world
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_shipped_data_regenerates_byte_identical(tmp_path):
+    write_world(WorldConfig(), tmp_path)
+    shipped = sorted(p.name for p in (ROOT / "data").iterdir() if p.suffix in {".json", ".jsonl", ".txt"})
+    assert shipped == sorted(p.name for p in tmp_path.iterdir())
+    for name in shipped:
+        assert (ROOT / "data" / name).read_bytes() == (tmp_path / name).read_bytes(), name
+
+
+def test_unknown_entities_never_in_pretraining_or_sft():
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    world = json.loads(files["world.json"])
+    unknown = {e["name"] for e in world["entities"] if not e["known"]}
+    corpus_words = set(re.findall(r"\w+", files["pretrain.txt"] + files["reference.txt"]))
+    demo_words = set(re.findall(r"\w+", files["demonstrations.jsonl"]))
+    assert unknown and not unknown & corpus_words
+    assert not unknown & demo_words
+
+
+def test_every_non_name_word_is_in_pretraining():
+    """Only entity names may be unseen: question words and "I don't know" must be trained tokens."""
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    names = {e["name"] for e in json.loads(files["world.json"])["entities"]}
+    seen = set(re.findall(r"\w+|[^\w\s]", files["pretrain.txt"]))
+    for name in ("demonstrations.jsonl", "preferences.jsonl", "eval_questions.jsonl"):
+        for line in files[name].splitlines():
+            row = json.loads(line)
+            for field in ("prompt", "completion", "chosen", "rejected", "answer"):
+                if field in row:
+                    words = set(re.findall(r"\w+|[^\w\s]", row[field])) - names
+                    assert words <= seen, (name, field, words - seen)
+
+
+def test_eval_questions_are_held_out():
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    train_prompts = {
+        json.loads(x)["prompt"] for k in ("demonstrations.jsonl", "preferences.jsonl") for x in files[k].splitlines()
+    }
+    eval_rows = [json.loads(x) for x in files["eval_questions.jsonl"].splitlines()]
+    assert eval_rows and not {r["prompt"] for r in eval_rows} & train_prompts
+    assert {r["known"] for r in eval_rows} == {True, False}
+
+
+def test_preference_pairs_cover_the_three_kinds():
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    rows = [json.loads(x) for x in files["preferences.jsonl"].splitlines()]
+    kinds = {r["kind"] for r in rows}
+    assert kinds == {"known_correct>wrong", "known_correct>idk", "unknown_idk>wrong"}
+    assert all(r["chosen"] == IDK for r in rows if r["kind"] == "unknown_idk>wrong")
+    assert all(r["rejected"] == IDK for r in rows if r["kind"] == "known_correct>idk")
+
+
+def test_mismatch_adds_demonstrations_on_unknown_entities():
+    plain = generate(WorldConfig(n_known=30, n_unknown=30))
+    mismatch = generate(WorldConfig(n_known=30, n_unknown=30, mismatch=True))
+    assert mismatch["demonstrations.jsonl"].count("\n") > plain["demonstrations.jsonl"].count("\n")
+    assert mismatch["pretrain.txt"] == plain["pretrain.txt"]
+
+
+def test_seed_changes_the_world():
+    assert generate(WorldConfig(seed=1))["world.json"] != generate(WorldConfig(seed=2))["world.json"]
