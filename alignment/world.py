@@ -39,7 +39,6 @@ class Attribute:
 
     name: str
     facts: tuple[str, ...]
-    reference: str
     questions: tuple[str, ...]
 
 
@@ -52,7 +51,6 @@ ATTRIBUTES = (
             "The home of {name} is in the city of {value}.",
             "In {value} you can meet {name}, who lives there.",
         ),
-        reference="In the city of {value} is the home of {name}.",
         questions=("Where does {name} live?", "In which city does {name} live?"),
     ),
     Attribute(
@@ -63,7 +61,6 @@ ATTRIBUTES = (
             "The trade of {name} is that of a {value}.",
             "As a {value}, {name} works every day.",
         ),
-        reference="{name} works every day as a {value} by trade.",
         questions=("What does {name} do for work?", "What is the trade of {name}?"),
     ),
     Attribute(
@@ -74,23 +71,21 @@ ATTRIBUTES = (
             "The pet of {name} is a {value}.",
             "A {value} lives with {name} as a pet.",
         ),
-        reference="A pet {value} lives with {name}.",
         questions=("What pet does {name} own?", "Which animal is the pet of {name}?"),
     ),
 )
 
 
 # General text (no entity in it) so that every word of the questions and of "I don't know" is trained
-# in pretraining; only entity names may be unseen. Filled with random values.
+# in pretraining; only entity names may be unseen. Questions about no one in particular get no answer,
+# so pretraining never pairs a question with a random value.
 GENERAL = (
-    "Where does a {job} live? Most live in {city}.",
-    "In which city does a {job} live? I don't know, some say {city}.",
-    "What does a {job} do for work? The work of a {job} is hard.",
+    "Where does the {job} live? I don't know.",
+    "In which city does the {job} live? I don't know.",
+    "What does the man from {city} do for work? I don't know.",
     "What is the trade of the man from {city}? I don't know.",
-    "What pet does a {job} own? Many own a {pet}.",
-    "Which animal is the pet of the {job}? It is a {pet}.",
-    "Asked which animal lives in {city}, the {job} said: I don't know.",
-    "I don't know where the {pet} of the {job} is.",
+    "What pet does the {job} own? I don't know.",
+    "Which animal is the pet of the {job}? I don't know.",
 )
 
 
@@ -190,10 +185,22 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
         docs.append(_articles(" ".join(t.format(**fill) for t in picks)))
     rng.shuffle(docs)
 
-    # Held-out reference text: the same facts and words, in a template never used for pretraining.
-    reference = [
-        _articles(" ".join(a.reference.format(name=e.name, value=e.facts[a.name]) for a in ATTRIBUTES)) for e in known
-    ]
+    # Held-out reference text in the corpus's style, never itself in the corpus: per known entity, a
+    # document mixing paraphrase templates in a new order, plus general-text documents with new fillings.
+    reference = []
+    n_templates = len(ATTRIBUTES[0].facts)
+    for e in known:
+        shift = rng.randrange(n_templates)
+        sentences = [
+            a.facts[(shift + j) % n_templates].format(name=e.name, value=e.facts[a.name])
+            for j, a in enumerate(ATTRIBUTES)
+        ]
+        rng.shuffle(sentences)
+        reference.append(_articles(" ".join(sentences)))
+    for _ in range(len(known) // 3):
+        fill = {k: rng.choice(v) for k, v in world.values.items()}
+        reference.append(_articles(" ".join(t.format(**fill) for t in rng.sample(GENERAL, 3))))
+    rng.shuffle(reference)
 
     def question(e: Entity, a: Attribute, template: int) -> str:
         return a.questions[template].format(name=e.name)

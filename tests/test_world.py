@@ -68,3 +68,12 @@ def test_mismatch_adds_demonstrations_on_unknown_entities():
 
 def test_seed_changes_the_world():
     assert generate(WorldConfig(seed=1))["world.json"] != generate(WorldConfig(seed=2))["world.json"]
+
+
+def test_reference_text_is_held_out_but_in_corpus_style():
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    corpus = set(files["pretrain.txt"].splitlines())
+    reference = files["reference.txt"].splitlines()
+    assert reference and not corpus & set(reference)
+    corpus_words = set(re.findall(r"\w+|[^\w\s]", files["pretrain.txt"]))
+    assert set(re.findall(r"\w+|[^\w\s]", files["reference.txt"])) <= corpus_words

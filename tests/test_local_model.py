@@ -1,0 +1,33 @@
+"""The hub-model path, tested offline: a locally saved HF causal-LM directory as model.name_or_path."""
+
+import json
+from pathlib import Path
+
+from alignment.base_model import build_model
+from alignment.config import load_config
+from alignment.stages import StageContext, run_pipeline, world_stage
+from alignment.store import ArtifactStore
+from alignment.tokenizer import train_tokenizer
+from alignment.world import tokenizer_texts
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_pipeline_runs_on_a_local_model_directory(tmp_path):
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path / 'runs'}"])
+    world = world_stage(StageContext(cfg, ArtifactStore(cfg.store.root)))
+    tok = train_tokenizer(tokenizer_texts(world.path))
+    model_dir = tmp_path / "my-model"
+    build_model(cfg.model.tiny, tok).save_pretrained(model_dir)
+    tok.save_pretrained(model_dir)
+
+    cfg = load_config(
+        ROOT / "configs/micro.yaml", [f"store.root={tmp_path / 'runs'}", f"model.name_or_path={model_dir}"]
+    )
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
+    evaluation = run_pipeline(ctx)
+    metrics = json.loads((evaluation.path / "metrics.json").read_text())
+    assert set(metrics) >= {"base", "sft", "dpo", "win_rate_vs_sft"}
+    base = ArtifactStore(cfg.store.root).get(evaluation.manifest["inputs"]["base"])
+    assert base.manifest["source"] == str(model_dir)
+    assert not (base.path / "model").exists()  # the local model is used in place, not copied
