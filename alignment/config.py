@@ -77,7 +77,7 @@ class LoraSection(_Section):
 
 
 class SFTConfig(LoraSection):
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(8.0, gt=0)
     learning_rate: float = Field(2e-3, gt=0)
     batch_size: int = Field(16, ge=1)
 
@@ -96,8 +96,8 @@ class DPOConfig(LoraSection):
         description="TRL DPO losses, summed: 'sigmoid' is DPO; 'sft' adds NLL on the chosen answer (RPO).",
     )
     loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
-    epochs: float = Field(3.0, gt=0)
-    learning_rate: float = Field(2e-3, gt=0)
+    epochs: float = Field(4.0, gt=0)
+    learning_rate: float = Field(5e-4, gt=0)
     batch_size: int = Field(16, ge=1)
 
 
