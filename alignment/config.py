@@ -103,7 +103,10 @@ class DPOConfig(LoraSection):
 
 class EvalConfig(_Section):
     max_new_tokens: int = Field(8, ge=1)
-    batch_size: int = Field(64, ge=1)
+    sweep_temperatures: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="Sampling sweep temperatures.")
+    sweep_top_ps: list[float] = Field([1.0, 0.9], description="Sampling sweep top-p values.")
+    sweep_samples: int = Field(5, ge=1, description="Samples per question at each sampled sweep point.")
+    batch_size: int = Field(256, ge=1)
     bootstrap_samples: int = Field(1000, ge=10)
     seed: int = 0
 

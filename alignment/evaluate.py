@@ -13,9 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alignment.config import EvalConfig
-from alignment.generation import document_nll, generate_answers
-from alignment.metrics import GOLD_SCORE, behaviour_metrics, judge, perplexity_with_ci, win_rate_with_ci
+from alignment.generation import document_nll, generate_answers, mean_token_kl
+from alignment.metrics import (
+    GOLD_SCORE,
+    WRONG,
+    behaviour_metrics,
+    judge,
+    kl_with_ci,
+    perplexity_with_ci,
+    self_consistency,
+    win_rate_with_ci,
+)
 from alignment.modeling import load_causal_lm, load_tokenizer
+from alignment.plots import plot_summary, plot_sweep
 from alignment.report import write_report
 from alignment.reward import load_reward_model, score
 
@@ -49,6 +59,8 @@ def evaluate(
     n_boot, seed = cfg.bootstrap_samples, cfg.seed
     metrics: dict = {}
     answers: dict[str, list[str]] = {}
+    sweep: list[dict] = []
+    reference = load_causal_lm(base, next(m.adapters for m in models if m.name == "sft"), device)
     for spec in models:
         progress(f"evaluate: {spec.name}: perplexity on {len(reference_docs)} reference documents")
         model = load_causal_lm(base, spec.adapters, device)
@@ -56,10 +68,15 @@ def evaluate(
         progress(f"evaluate: {spec.name}: answering {len(prompts)} held-out questions")
         answers[spec.name] = generate_answers(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size)
         labels = [judge(a, q["answer"], idk) for a, q in zip(answers[spec.name], questions, strict=True)]
+        kl = mean_token_kl(model, reference, tok, prompts, answers[spec.name], cfg.batch_size)
         metrics[spec.name] = {
             "perplexity": perplexity_with_ci(sums, counts, n_boot, seed),
             **behaviour_metrics(labels, known, n_boot, seed),
+            "kl_to_reference": kl_with_ci(kl, n_boot, seed),
         }
+        if spec.name != "base":
+            progress(f"evaluate: {spec.name}: sampling sweep")
+            sweep += sampling_sweep(cfg, model, tok, questions, spec.name, idk)
         del model
 
     gold = {
@@ -75,6 +92,7 @@ def evaluate(
     }
     win["judge_gap"] = win["reward_model"]["value"] - win["gold"]["value"]
     metrics["win_rate_vs_sft"] = win
+    metrics["sampling_sweep"] = sweep
     metrics["policy"] = policy
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
     metrics["n_reference_documents"] = len(reference_docs)
@@ -87,5 +105,36 @@ def evaluate(
             for name in answers:
                 row[name] = {"answer": answers[name][i], "gold_score": gold[name][i], "reward": rm_scores[name][i]}
             fh.write(json.dumps(row) + "\n")
+    plot_summary(metrics, out_dir / "summary.png")
+    plot_sweep(sweep, out_dir / "sampling_sweep.png")
     write_report(metrics, out_dir / "report.md", context or {})
     return metrics
+
+
+def sampling_sweep(cfg: EvalConfig, model, tok, questions: list[dict], name: str, idk: str) -> list[dict]:
+    """Hallucination rate (on unknown questions) and self-consistency across temperature x top-p."""
+    prompts = [q["prompt"] for q in questions]
+    rows = []
+    for temperature in cfg.sweep_temperatures:
+        for top_p in cfg.sweep_top_ps if temperature > 0 else [1.0]:
+            n = cfg.sweep_samples if temperature > 0 else 1  # greedy answers are all the same
+            samples = [
+                generate_answers(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size, temperature, top_p, seed=k)
+                for k in range(n)
+            ]
+            per_question = list(zip(*samples, strict=True))
+            unknown_labels = [
+                judge(a, q["answer"], idk) for q, answers in zip(questions, per_question, strict=True)
+                if not q["known"] for a in answers
+            ]  # fmt: skip
+            rows.append(
+                {
+                    "model": name,
+                    "temperature": temperature,
+                    "top_p": top_p,
+                    "samples": n,
+                    "hallucination_rate": unknown_labels.count(WRONG) / max(len(unknown_labels), 1),
+                    "self_consistency": self_consistency(per_question),
+                }
+            )
+    return rows

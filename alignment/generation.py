@@ -67,3 +67,39 @@ def document_nll(model: PreTrainedModel, tok, documents: list[str], batch_size: 
         sums.extend((nll * tmask).sum(1).tolist())
         counts.extend(tmask.sum(1).tolist())
     return sums, counts
+
+
+@torch.no_grad()
+def mean_token_kl(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tok,
+    questions: list[str],
+    answers: list[str],
+    batch_size: int = 64,
+) -> list[tuple[float, int]]:
+    """Per question: (summed KL(policy || reference) over the policy's answer tokens, token count).
+
+    The KL is exact over the vocabulary at each position where the policy produced its answer
+    (answer tokens plus the closing EOS), conditioned on the prompt and the answer so far.
+    """
+    prompts = chat_prompts(tok, questions)
+    out: list[tuple[float, int]] = []
+    side, tok.padding_side = tok.padding_side, "right"
+    try:
+        for i in range(0, len(prompts), batch_size):
+            ps, ans = prompts[i : i + batch_size], answers[i : i + batch_size]
+            enc = tok([p + " " + a + tok.eos_token for p, a in zip(ps, ans, strict=True)], return_tensors="pt",
+                      padding=True, add_special_tokens=False)  # fmt: skip
+            plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in ps]
+            ids, mask = enc["input_ids"].to(policy.device), enc["attention_mask"].to(policy.device)
+            lp = policy(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            lq = reference(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            kl = (lp.exp() * (lp - lq)).sum(-1)  # [batch, seq]: KL of the next-token distributions
+            for row, n_prompt in enumerate(plen):
+                n_total = int(mask[row].sum())
+                span = kl[row, n_prompt - 1 : n_total - 1]  # positions that predict answer tokens and EOS
+                out.append((float(span.sum()), int(span.numel())))
+    finally:
+        tok.padding_side = side
+    return out

@@ -103,3 +103,19 @@ def win_rate_with_ci(policy: Sequence[float], reference: Sequence[float], sample
     """Win-rate of policy over reference (ties 0.5) with a bootstrap interval over prompts."""
     wins = win_indicators(policy, reference)
     return with_ci(*bootstrap(lambda idx: float(wins[idx].mean()), len(wins), samples, seed))
+
+
+def kl_with_ci(per_question: Sequence[tuple[float, int]], samples: int = 1000, seed: int = 0):
+    """Mean per-token KL over all answer tokens, with a bootstrap interval over questions."""
+    kl = np.array([k for k, _ in per_question], dtype=float)
+    n = np.array([c for _, c in per_question], dtype=float)
+    return with_ci(*bootstrap(lambda idx: float(kl[idx].sum() / max(n[idx].sum(), 1)), len(kl), samples, seed))
+
+
+def self_consistency(samples_per_question: Sequence[Sequence[str]]) -> float:
+    """Mean over questions of the share of samples that agree with the question's majority answer."""
+    shares = []
+    for answers in samples_per_question:
+        norm = [normalize(a) for a in answers]
+        shares.append(max(norm.count(a) for a in set(norm)) / len(norm))
+    return float(np.mean(shares))

@@ -11,6 +11,7 @@ MODEL_METRICS = (
     ("prudence", "prudence"),
     ("hallucination_rate", "hallucination rate"),
     ("honesty", "honesty"),
+    ("kl_to_reference", "KL to SFT (per token)"),
 )
 
 
@@ -88,6 +89,24 @@ def render(metrics: dict, context: dict) -> str:
         "",
         f"Reward model minus gold: {win['judge_gap']:+.3f} (a large positive gap is reward over-optimisation).",
         "",
+        "![perplexity, win-rate, prudence and over-conservativeness per model](summary.png)",
+        "",
+    ]
+    sweep = metrics.get("sampling_sweep", [])
+    if sweep:
+        lines += [
+            "## Sampling: one mechanism, variety and hallucination",
+            "",
+            "| model | temperature | top-p | samples | hallucination rate (unknown) | self-consistency |",
+            "| --- | --- | --- | --- | --- | --- |",
+        ]
+        lines += [
+            f"| {r['model']} | {r['temperature']} | {r['top_p']} | {r['samples']} | {r['hallucination_rate']:.3f} "
+            f"| {r['self_consistency']:.3f} |"
+            for r in sweep
+        ]
+        lines += ["", "![sampling sweep](sampling_sweep.png)", ""]
+    lines += [
         "## What this run shows",
         "",
     ]
