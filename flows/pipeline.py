@@ -6,6 +6,7 @@ to the Prefect run logger; the report is published as Markdown and table artifac
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 from pathlib import Path
@@ -69,10 +70,18 @@ def evaluate_task(
     return evaluation
 
 
+def _inline_images(markdown: str, directory: Path) -> str:
+    """Embed the report's PNG figures as data URIs so the Prefect UI shows them without file access."""
+    for png in directory.glob("*.png"):
+        data = base64.b64encode(png.read_bytes()).decode()
+        markdown = markdown.replace(f"]({png.name})", f"](data:image/png;base64,{data})")
+    return markdown
+
+
 def publish_report(evaluation: Artifact) -> None:
-    """The evaluation's report as a Markdown artifact and its metrics as a table artifact."""
+    """The evaluation's report (with its plots) as a Markdown artifact; metrics and sweep as tables."""
     metrics = json.loads((evaluation.path / "metrics.json").read_text())
-    report = (evaluation.path / "report.md").read_text()
+    report = _inline_images((evaluation.path / "report.md").read_text(), evaluation.path)
     create_markdown_artifact(key="alignment-report", markdown=report, description=f"evaluation {evaluation.id}")
     rows = []
     for model in ("base", "sft", metrics["policy"]):
@@ -80,6 +89,10 @@ def publish_report(evaluation: Artifact) -> None:
         row.update({k: round(v["value"], 4) for k, v in metrics[model].items()})
         rows.append(row)
     create_table_artifact(key="alignment-metrics", table=rows, description=f"evaluation {evaluation.id}")
+    if metrics.get("sampling_sweep"):
+        create_table_artifact(
+            key="alignment-sampling-sweep", table=metrics["sampling_sweep"], description=f"evaluation {evaluation.id}"
+        )
 
 
 @flow(name="alignment-pipeline", log_prints=True)

@@ -11,7 +11,10 @@ from alignment.config import load_config
 from alignment.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
-MODEL_KEYS = {"perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate", "honesty"}
+MODEL_KEYS = {
+    "perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate", "honesty",
+    "kl_to_reference",
+}  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -34,6 +37,20 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
         w = metrics["win_rate_vs_sft"][judge]
         assert 0 <= w["ci95"][0] <= w["value"] <= w["ci95"][1] <= 1
     assert "What this run shows" in (out / "report.md").read_text()
+    assert (out / "summary.png").stat().st_size > 0 and (out / "sampling_sweep.png").stat().st_size > 0
+    sweep = metrics["sampling_sweep"]
+    assert {(r["model"], r["temperature"], r["top_p"]) for r in sweep} >= {("sft", 0.0, 1.0), ("dpo", 1.5, 0.9)}
+    assert all(set(r) >= {"hallucination_rate", "self_consistency"} for r in sweep)
+
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    wanted = ["alignment-report", "alignment-metrics", "alignment-sampling-sweep"]
+    body = {"artifacts": {"key": {"any_": wanted}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
+    found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
+    assert {a["key"] for a in found} == set(wanted)
+    report = next(a for a in found if a["key"] == "alignment-report")
+    assert "data:image/png;base64," in report["data"]
 
     store = ArtifactStore(tmp_path / "runs")
     manifest = json.loads((out / "manifest.json").read_text())
