@@ -20,9 +20,21 @@ from alignment.evaluate import ModelSpec, evaluate
 from alignment.records import load_demonstrations, load_preferences, load_questions
 from alignment.reward import train_reward
 from alignment.sft import train_sft
-from alignment.store import Artifact, ArtifactStore, file_sha256
+from alignment.store import Artifact, ArtifactStore, code_version, file_sha256
 from alignment.tokenizer import train_tokenizer
 from alignment.world import IDK, tokenizer_texts, write_world
+
+# The library modules each stage runs: editing one invalidates that stage's artifacts (and, through
+# the input ids, everything downstream), not every stage.
+_COMMON = ("stages.py", "store.py", "compute.py", "records.py")
+STAGE_CODE = {
+    "world": ("world.py",),
+    "base": ("world.py", "tokenizer.py", "base_model.py"),
+    "sft": ("sft.py", "modeling.py"),
+    "reward": ("reward.py", "modeling.py"),
+    "dpo": ("dpo.py", "reward.py", "modeling.py"),
+    "evaluate": ("evaluate.py", "generation.py", "metrics.py", "report.py", "plots.py", "reward.py", "modeling.py"),
+}
 
 
 @dataclass
@@ -38,8 +50,9 @@ class StageContext:
     def materialize(self, stage: str, config: dict, inputs: dict, build, extra: dict | None = None) -> Artifact:
         config = {"section": config, "seed": self.cfg.seed}
         art, reused = self.store.materialize(
-            stage, config, inputs, build, seed=self.cfg.seed, flow_run_id=self.flow_run_id, extra=extra
-        )
+            stage, config, inputs, build, seed=self.cfg.seed, flow_run_id=self.flow_run_id, extra=extra,
+            version=code_version(tuple(sorted(set(_COMMON + STAGE_CODE[stage])))),
+        )  # fmt: skip
         self.reused[stage] = reused
         self.progress(f"{stage}: {'reused' if reused else 'built'} {art.id} ({art.path})")
         return art

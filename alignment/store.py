@@ -23,12 +23,14 @@ import alignment
 MANIFEST = "manifest.json"
 
 
-@lru_cache(maxsize=1)
-def code_version() -> str:
-    """Package version plus a hash of the library's source, so a code change invalidates cached stages."""
+@lru_cache(maxsize=32)
+def code_version(modules: tuple[str, ...] = ()) -> str:
+    """Package version plus a hash of the library source a stage runs (``modules``, file names in
+    ``alignment/``; all of it when empty), so changing that code invalidates the stage's artifacts."""
     digest = hashlib.sha256()
     root = Path(alignment.__file__).parent
-    for path in sorted(root.rglob("*.py")):
+    paths = [root / m for m in modules] if modules else root.rglob("*.py")
+    for path in sorted(paths):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return f"{alignment.__version__}+{digest.hexdigest()[:12]}"
@@ -107,6 +109,7 @@ class ArtifactStore:
         seed: int | None = None,
         flow_run_id: str | None = None,
         extra: dict[str, Any] | None = None,
+        version: str | None = None,
     ) -> tuple[Artifact, bool]:
         """Return the stage's artifact, building it only if no artifact with the same id exists.
 
@@ -114,7 +117,7 @@ class ArtifactStore:
         directory becomes the artifact only once it is complete (rename), so a crash leaves nothing a
         later stage could mistake for a finished artifact. Returns (artifact, reused).
         """
-        version = code_version()
+        version = version or code_version()
         artifact_id = self.artifact_id(stage, config, inputs, version)
         existing = self.get(artifact_id)
         if existing is not None:

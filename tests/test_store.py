@@ -41,3 +41,10 @@ def test_crashed_build_leaves_no_artifact(tmp_path):
         store.materialize("dpo", {}, {}, build)
     assert not (tmp_path / "dpo").exists() or not any((tmp_path / "dpo").iterdir())
     assert not any((tmp_path / ".tmp").iterdir())
+
+
+def test_code_version_is_per_module_set():
+    from alignment.store import code_version
+
+    assert code_version(("sft.py",)) != code_version(("dpo.py",))
+    assert code_version(("sft.py",)) == code_version(("sft.py",))
