@@ -1,0 +1,22 @@
+"""Same config and seed, fresh store: identical metrics on CPU."""
+
+import json
+from pathlib import Path
+
+from alignment.config import load_config
+from alignment.stages import StageContext, run_pipeline
+from alignment.store import ArtifactStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_micro(root: Path) -> dict:
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={root}"])
+    evaluation = run_pipeline(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))
+    return json.loads((evaluation.path / "metrics.json").read_text())
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path):
+    first = run_micro(tmp_path / "a")
+    second = run_micro(tmp_path / "b")
+    assert first == second
