@@ -111,6 +111,15 @@ class EvalConfig(_Section):
     seed: int = 0
 
 
+class ProbeConfig(_Section):
+    """Knowledge probe: greedy plus ``samples`` answers at ``temperature`` per question."""
+
+    samples: int = Field(8, ge=1)
+    temperature: float = Field(1.0, gt=0)
+    max_new_tokens: int = Field(8, ge=1)
+    seed: int = 0
+
+
 class ComputeConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = torch's default.")
@@ -132,6 +141,7 @@ class RunConfig(_Section):
     reward: RewardConfig = RewardConfig()
     dpo: DPOConfig = DPOConfig()
     eval: EvalConfig = EvalConfig()
+    probe: ProbeConfig = ProbeConfig()
     compute: ComputeConfig = ComputeConfig()
     store: StoreConfig = StoreConfig()
 

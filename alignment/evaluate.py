@@ -8,6 +8,7 @@ trained reward model. Every number comes with a 95% bootstrap interval.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from alignment.metrics import (
 )
 from alignment.modeling import load_causal_lm, load_tokenizer
 from alignment.plots import plot_summary, plot_sweep
+from alignment.probe import agreement
 from alignment.report import write_report
 from alignment.reward import load_reward_model, score
 
@@ -51,6 +53,7 @@ def evaluate(
     idk: str = "I don't know.",
     progress: Callable[[str], None] = print,
     context: dict | None = None,
+    probe: list[dict] | None = None,
 ) -> dict:
     """Evaluate every model; write ``metrics.json``, ``answers.jsonl`` and ``report.md`` into out_dir."""
     tok = load_tokenizer(base)
@@ -74,6 +77,9 @@ def evaluate(
             **behaviour_metrics(labels, known, n_boot, seed),
             "kl_to_reference": kl_with_ci(kl, n_boot, seed),
         }
+        if probe is not None:
+            probed_known = [row["probed_known"] for row in probe]
+            metrics[spec.name]["by_probe"] = behaviour_metrics(labels, probed_known, n_boot, seed)
         if spec.name != "base":
             progress(f"evaluate: {spec.name}: sampling sweep")
             sweep += sampling_sweep(cfg, model, tok, questions, spec.name, idk)
@@ -93,6 +99,9 @@ def evaluate(
     win["judge_gap"] = win["reward_model"]["value"] - win["gold"]["value"]
     metrics["win_rate_vs_sft"] = win
     metrics["sampling_sweep"] = sweep
+    if probe is not None:
+        metrics["knowledge_probe"] = {"probed_model": "sft", **agreement(probe)}
+        metrics["knowledge_probe"]["categories"] = dict(Counter(r["category"] for r in probe))
     metrics["policy"] = policy
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
     metrics["n_reference_documents"] = len(reference_docs)

@@ -106,6 +106,26 @@ def render(metrics: dict, context: dict) -> str:
             for r in sweep
         ]
         lines += ["", "![sampling sweep](sampling_sweep.png)", ""]
+    kp = metrics.get("knowledge_probe")
+    if kp:
+        by = [n for n in names if "by_probe" in metrics[n]]
+        lines += [
+            "## Split by the knowledge probe",
+            "",
+            f"The {kp['probed_model']} model was probed on every held-out question (greedy plus samples; SliCK "
+            f"categories {kp['categories']}). The probe agrees with how the world was built on "
+            f"{kp['agreement']:.3f} of questions: {kp['world_known_probed_unknown']} questions on entities in the "
+            f"corpus are probed unknown (the model cannot recall them), {kp['world_unknown_probed_known']} on "
+            "unseen entities are probed known (lucky guesses among the samples).",
+            "",
+            "| metric (probed labels) | " + " | ".join(by) + " |",
+            "| --- | " + " | ".join("---" for _ in by) + " |",
+        ]
+        for key, title in MODEL_METRICS:
+            if key in ("perplexity", "kl_to_reference"):
+                continue
+            lines.append(f"| {title} | " + " | ".join(fmt(metrics[m]["by_probe"][key]) for m in by) + " |")
+        lines.append("")
     lines += [
         "## What this run shows",
         "",

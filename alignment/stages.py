@@ -17,6 +17,7 @@ from alignment.compute import setup, use_bf16
 from alignment.config import RunConfig, section_dict
 from alignment.dpo import train_dpo
 from alignment.evaluate import ModelSpec, evaluate
+from alignment.probe import load_probe, run_probe
 from alignment.records import load_demonstrations, load_preferences, load_questions
 from alignment.reward import train_reward
 from alignment.sft import train_sft
@@ -33,6 +34,7 @@ STAGE_CODE = {
     "sft": ("sft.py", "modeling.py"),
     "reward": ("reward.py", "modeling.py"),
     "dpo": ("dpo.py", "reward.py", "modeling.py"),
+    "probe": ("probe.py", "generation.py", "metrics.py", "modeling.py"),
     "evaluate": ("evaluate.py", "generation.py", "metrics.py", "report.py", "plots.py", "reward.py", "modeling.py"),
 }
 
@@ -181,8 +183,32 @@ def dpo_stage(ctx: StageContext, base: Artifact, sft: Artifact, files: DataFiles
     )  # fmt: skip
 
 
+def probe_stage(ctx: StageContext, base: Artifact, sft: Artifact, files: DataFiles) -> Artifact:
+    """Knowledge probe of the SFT model on the held-out questions.
+
+    The SFT model is probed, not the base: the base has never seen the question format, and LoRA SFT
+    on other entities teaches the format, not these facts (the held-out entities are in no SFT data).
+    """
+    questions = load_questions(files.questions)
+    inputs = {"base": base.id, "sft": sft.id, "questions": files.ids()["questions"]}
+
+    def build(tmp: Path) -> dict:
+        device, _ = ctx.device()
+        return run_probe(
+            ctx.cfg.probe, base_path(base), [sft.path / "adapter"], questions, tmp, device, IDK, ctx.progress
+        )
+
+    return ctx.materialize("probe", section_dict(ctx.cfg.probe), inputs, build, extra={"probed_model": sft.id})
+
+
 def evaluate_stage(
-    ctx: StageContext, base: Artifact, sft: Artifact, dpo: Artifact, reward: Artifact, files: DataFiles
+    ctx: StageContext,
+    base: Artifact,
+    sft: Artifact,
+    dpo: Artifact,
+    reward: Artifact,
+    files: DataFiles,
+    probe: Artifact | None = None,
 ) -> Artifact:
     """Evaluate base, SFT and DPO on held-out data; writes metrics.json and report.md."""
     ids = files.ids()
@@ -190,6 +216,8 @@ def evaluate_stage(
         "base": base.id, "sft": sft.id, "dpo": dpo.id, "reward": reward.id,
         "questions": ids["questions"], "reference": ids["reference"],
     }  # fmt: skip
+    if probe is not None:
+        inputs["probe"] = probe.id
     questions = load_questions(files.questions)
     docs = [d for d in files.reference.read_text().splitlines() if d.strip()]
     models = [
@@ -210,8 +238,9 @@ def evaluate_stage(
         metrics = evaluate(
             ctx.cfg.eval, base_path(base), models, reward.path / "adapter", questions, docs, tmp,
             policy="dpo", device=device, idk=IDK, progress=ctx.progress, context=context,
+            probe=load_probe(probe.path / "probe.jsonl") if probe else None,
         )  # fmt: skip
-        return {m: {k: v["value"] for k, v in metrics[m].items()} for m in ("base", "sft", "dpo")} | {
+        return {m: {k: v["value"] for k, v in metrics[m].items() if "value" in v} for m in ("base", "sft", "dpo")} | {
             "win_rate_vs_sft": {
                 k: v["value"] if isinstance(v, dict) else v for k, v in metrics["win_rate_vs_sft"].items()
             }
@@ -239,7 +268,8 @@ def run_pipeline(ctx: StageContext) -> Artifact:
     sft = sft_stage(ctx, base, files)
     reward = reward_stage(ctx, base, files)
     dpo = dpo_stage(ctx, base, sft, files)
-    return evaluate_stage(ctx, base, sft, dpo, reward, files)
+    probe = probe_stage(ctx, base, sft, files)
+    return evaluate_stage(ctx, base, sft, dpo, reward, files, probe)
 
 
 def read_metrics(evaluation: Artifact) -> dict:

@@ -61,11 +61,22 @@ def dpo_task(cfg: RunConfig, base: Artifact, sft: Artifact, files: stages.DataFi
     return stages.dpo_stage(_context(cfg), base, sft, files)
 
 
+@task(name="knowledge-probe", cache_policy=NO_CACHE)
+def probe_task(cfg: RunConfig, base: Artifact, sft: Artifact, files: stages.DataFiles) -> Artifact:
+    return stages.probe_stage(_context(cfg), base, sft, files)
+
+
 @task(name="evaluate", cache_policy=NO_CACHE)
 def evaluate_task(
-    cfg: RunConfig, base: Artifact, sft: Artifact, dpo: Artifact, reward: Artifact, files: stages.DataFiles
+    cfg: RunConfig,
+    base: Artifact,
+    sft: Artifact,
+    dpo: Artifact,
+    reward: Artifact,
+    files: stages.DataFiles,
+    probe: Artifact,
 ) -> Artifact:
-    evaluation = stages.evaluate_stage(_context(cfg), base, sft, dpo, reward, files)
+    evaluation = stages.evaluate_stage(_context(cfg), base, sft, dpo, reward, files, probe)
     publish_report(evaluation)
     return evaluation
 
@@ -86,7 +97,7 @@ def publish_report(evaluation: Artifact) -> None:
     rows = []
     for model in ("base", "sft", metrics["policy"]):
         row = {"model": model}
-        row.update({k: round(v["value"], 4) for k, v in metrics[model].items()})
+        row.update({k: round(v["value"], 4) for k, v in metrics[model].items() if "value" in v})
         rows.append(row)
     create_table_artifact(key="alignment-metrics", table=rows, description=f"evaluation {evaluation.id}")
     if metrics.get("sampling_sweep"):
@@ -97,14 +108,15 @@ def publish_report(evaluation: Artifact) -> None:
 
 @flow(name="alignment-pipeline", log_prints=True)
 def alignment_pipeline(cfg: RunConfig) -> str:
-    """World -> tiny base -> SFT -> reward model -> DPO -> evaluation; returns the evaluation directory."""
+    """World -> base -> SFT -> reward model -> DPO -> knowledge probe -> evaluation; returns its directory."""
     world = world_task(cfg)
     files = validate_task(cfg, world)
     base = base_task(cfg, world)
     sft = sft_task(cfg, base, files)
     reward = reward_task(cfg, base, files)
     dpo = dpo_task(cfg, base, sft, files)
-    evaluation = evaluate_task(cfg, base, sft, dpo, reward, files)
+    probe = probe_task(cfg, base, sft, files)
+    evaluation = evaluate_task(cfg, base, sft, dpo, reward, files, probe)
     return str(Path(evaluation.path).resolve())
 
 

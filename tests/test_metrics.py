@@ -44,3 +44,17 @@ def test_win_rate_counts_ties_half_and_has_interval():
 def test_perplexity_is_exp_mean_token_nll():
     p = perplexity_with_ci([2.0, 4.0], [2, 2], samples=50)
     assert p["value"] == pytest.approx(math.exp(1.5))
+
+
+def test_self_consistency_is_share_agreeing_with_majority():
+    from alignment.metrics import self_consistency
+
+    assert self_consistency([["a", "a", "b", "a"], ["x", "y", "z", "x"]]) == (0.75 + 0.5) / 2
+    assert self_consistency([["Kavimar .", "kavimar."]]) == 1.0
+
+
+def test_kl_is_token_weighted_mean():
+    from alignment.metrics import kl_with_ci
+
+    k = kl_with_ci([(1.0, 2), (3.0, 2)], samples=20)
+    assert k["value"] == pytest.approx(1.0)

@@ -37,6 +37,10 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
         w = metrics["win_rate_vs_sft"][judge]
         assert 0 <= w["ci95"][0] <= w["value"] <= w["ci95"][1] <= 1
     assert "What this run shows" in (out / "report.md").read_text()
+    assert "Split by the knowledge probe" in (out / "report.md").read_text()
+    probe = metrics["knowledge_probe"]
+    assert 0 <= probe["agreement"] <= 1 and sum(probe["categories"].values()) == sum(metrics["n_questions"].values())
+    assert MODEL_KEYS - {"perplexity", "kl_to_reference"} <= set(metrics["dpo"]["by_probe"])
     assert (out / "summary.png").stat().st_size > 0 and (out / "sampling_sweep.png").stat().st_size > 0
     sweep = metrics["sampling_sweep"]
     assert {(r["model"], r["temperature"], r["top_p"]) for r in sweep} >= {("sft", 0.0, 1.0), ("dpo", 1.5, 0.9)}
