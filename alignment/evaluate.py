@@ -66,7 +66,7 @@ def evaluate(
     reference = load_causal_lm(base, next(m.adapters for m in models if m.name == "sft"), device)
     for spec in models:
         progress(f"evaluate: {spec.name}: perplexity on {len(reference_docs)} reference documents")
-        model = load_causal_lm(base, spec.adapters, device)
+        model = reference if spec.name == "sft" else load_causal_lm(base, spec.adapters, device)
         sums, counts = document_nll(model, tok, reference_docs)
         progress(f"evaluate: {spec.name}: answering {len(prompts)} held-out questions")
         answers[spec.name] = generate_answers(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size)

@@ -59,6 +59,14 @@ def claims(metrics: dict) -> list[tuple[str, bool, str]]:
     return out
 
 
+def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], rows) -> list[str]:
+    """A Markdown table: one row per (key, title) in ``rows``, one column per model."""
+    lines = [f"| {header} | " + " | ".join(columns) + " |", "| --- | " + " | ".join("---" for _ in columns) + " |"]
+    for key, title in rows:
+        lines.append(f"| {title} | " + " | ".join(fmt(per_column[c][key]) for c in columns) + " |")
+    return lines
+
+
 def render(metrics: dict, context: dict) -> str:
     """The report as Markdown."""
     policy = metrics["policy"]
@@ -72,11 +80,8 @@ def render(metrics: dict, context: dict) -> str:
         f"in pretraining, {metrics['n_reference_documents']} reference documents. Values with 95% bootstrap "
         "intervals.",
         "",
-        "| metric | " + " | ".join(names) + " |",
-        "| --- | " + " | ".join("---" for _ in names) + " |",
     ]
-    for key, title in MODEL_METRICS:
-        lines.append(f"| {title} | " + " | ".join(fmt(metrics[m][key]) for m in names) + " |")
+    lines += _metric_table("metric", names, {m: metrics[m] for m in names}, MODEL_METRICS)
     win = metrics["win_rate_vs_sft"]
     lines += [
         "",
@@ -118,13 +123,9 @@ def render(metrics: dict, context: dict) -> str:
             f"corpus are probed unknown (the model cannot recall them), {kp['world_unknown_probed_known']} on "
             "unseen entities are probed known (lucky guesses among the samples).",
             "",
-            "| metric (probed labels) | " + " | ".join(by) + " |",
-            "| --- | " + " | ".join("---" for _ in by) + " |",
         ]
-        for key, title in MODEL_METRICS:
-            if key in ("perplexity", "kl_to_reference"):
-                continue
-            lines.append(f"| {title} | " + " | ".join(fmt(metrics[m]["by_probe"][key]) for m in by) + " |")
+        behaviour = [(k, t) for k, t in MODEL_METRICS if k not in ("perplexity", "kl_to_reference")]
+        lines += _metric_table("metric (probed labels)", by, {m: metrics[m]["by_probe"] for m in by}, behaviour)
         lines.append("")
     lines += [
         "## What this run shows",
