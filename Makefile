@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test lint format data install
+.PHONY: demo ablation test lint format data install
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ install: $(BIN)/.installed
 
 demo: $(BIN)/.installed
 	$(BIN)/alignment run $(CONFIG)
+
+# The mismatched-knowledge ablation: default vs model-aware ("I don't know") vs mismatched demonstrations.
+ablation: $(BIN)/.installed
+	$(BIN)/alignment ablation configs/tiny.yaml configs/tiny-idk.yaml configs/tiny-mismatch.yaml
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class ConfigError(ValueError):
@@ -33,9 +33,17 @@ class WorldConfig(_Section):
         (0.3, 0.4, 0.3),
         description="Shares of unknown entities for (mismatched) SFT demos, preference pairs, evaluation.",
     )
+    unknown_demonstrations: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of the unknown SFT-role entities whose questions are in the demonstrations, answered "
+        "'I don't know' (a labeler who knows what the model knows) or, with mismatch, with their true facts.",
+    )
     mismatch: bool = Field(
         False,
-        description="Mismatched knowledge: SFT demonstrations also answer questions about unknown entities.",
+        description="Mismatched knowledge: demonstrations about unknown entities give their true facts instead "
+        "of 'I don't know' (a labeler who knows more than the model).",
     )
     wrong_answers_per_unknown: int = Field(2, ge=1, description="'I don't know' > wrong pairs per unknown question.")
 
@@ -45,6 +53,23 @@ class DataConfig(_Section):
 
     demonstrations: Path | None = Field(None, description="JSONL with prompt, completion.")
     preferences: Path | None = Field(None, description="JSONL with prompt, chosen, rejected.")
+    preference_source: Literal["construction", "probe"] = Field(
+        "construction",
+        description="'construction': the pairs file as given or built by the world. 'probe': build pairs from a "
+        "knowledge probe of the SFT model on preference questions (its own sampled wrong answers are rejected).",
+    )
+    preference_questions: Path | None = Field(
+        None, description="JSONL with prompt, answer, known: the questions probe-built pairs are made from."
+    )
+    max_rejected_per_question: int = Field(2, ge=1, description="Probe-built pairs: sampled wrong answers kept.")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> DataConfig:
+        if self.preference_source == "probe" and self.preferences is not None:
+            raise ValueError("'preferences' and preference_source 'probe' exclude each other")
+        if self.preference_source == "construction" and self.preference_questions is not None:
+            raise ValueError("'preference_questions' is only used with preference_source 'probe'")
+        return self
 
 
 class TinyBaseConfig(_Section):

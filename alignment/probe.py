@@ -16,7 +16,7 @@ from pathlib import Path
 
 from alignment.config import ProbeConfig
 from alignment.generation import generate_answers
-from alignment.metrics import CORRECT, judge
+from alignment.metrics import CORRECT, WRONG, judge
 from alignment.modeling import load_causal_lm, load_tokenizer
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
@@ -48,6 +48,7 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, idk: str, batch_s
                 "answer": q["answer"],
                 "world_known": q.get("known"),
                 "greedy": greedy[i],
+                "samples": [s[i] for s in samples],
                 "samples_correct": sum(s_ok),
                 "category": category,
                 "probed_known": category != "unknown",
@@ -89,6 +90,55 @@ def run_probe(
             fh.write(json.dumps(r) + "\n")
     counts = Counter(r["category"] for r in rows)
     return {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
+
+
+def preference_pairs(rows: list[dict], idk: str, max_rejected: int = 2) -> list[dict]:
+    """Model-aware preference pairs from probe rows (on-policy: the rejected answers are the model's own).
+
+    Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
+    samples). Probed known: the gold answer beats "I don't know" and each distinct wrong answer it gave.
+    Answers judged correct or abstaining are never rejected against the gold answer.
+    """
+    pairs = []
+    for r in rows:
+        wrong: list[str] = []
+        for text in [r["greedy"], *r.get("samples", [])]:
+            if text and judge(text, r["answer"], idk) == WRONG and text not in wrong:
+                wrong.append(text)
+        wrong = wrong[:max_rejected]
+        if r["probed_known"]:
+            pairs.append(
+                {"prompt": r["prompt"], "chosen": r["answer"], "rejected": idk, "kind": "probe_known_correct>idk"}
+            )
+            kind, chosen = "probe_known_correct>own_wrong", r["answer"]
+        else:
+            kind, chosen = "probe_unknown_idk>own_wrong", idk
+        pairs += [{"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": kind} for w in wrong]
+    return pairs
+
+
+def build_probe_pairs(
+    cfg: ProbeConfig,
+    base: Path | str,
+    adapters: Sequence[Path],
+    questions: list[dict],
+    out_dir: Path,
+    device: str = "cpu",
+    idk: str = "I don't know.",
+    max_rejected: int = 2,
+    progress: Callable[[str], None] = print,
+) -> dict:
+    """Probe the model on the preference questions and write ``preferences.jsonl`` built from it."""
+    summary = run_probe(cfg, base, adapters, questions, out_dir, device, idk, progress)
+    pairs = preference_pairs(load_probe(out_dir / "probe.jsonl"), idk, max_rejected)
+    if not pairs:
+        raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
+    with (out_dir / "preferences.jsonl").open("w") as fh:
+        for p in pairs:
+            fh.write(json.dumps(p, sort_keys=True) + "\n")
+    kinds = Counter(p["kind"] for p in pairs)
+    progress(f"probe pairs: {len(pairs)} pairs {dict(kinds)}")
+    return {"probe": summary, "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
 
 
 def load_probe(path: Path) -> list[dict]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from alignment.base_model import pretrain
@@ -17,7 +17,7 @@ from alignment.compute import setup, use_bf16
 from alignment.config import RunConfig, section_dict
 from alignment.dpo import train_dpo
 from alignment.evaluate import ModelSpec, evaluate
-from alignment.probe import load_probe, run_probe
+from alignment.probe import build_probe_pairs, load_probe, run_probe
 from alignment.records import load_demonstrations, load_preferences, load_questions
 from alignment.reward import train_reward
 from alignment.sft import train_sft
@@ -35,6 +35,7 @@ STAGE_CODE = {
     "reward": ("reward.py", "modeling.py"),
     "dpo": ("dpo.py", "reward.py", "modeling.py"),
     "probe": ("probe.py", "generation.py", "metrics.py", "modeling.py"),
+    "pairs": ("probe.py", "generation.py", "metrics.py", "modeling.py"),
     "evaluate": ("evaluate.py", "generation.py", "metrics.py", "report.py", "plots.py", "reward.py", "modeling.py"),
 }
 
@@ -72,9 +73,10 @@ class DataFiles:
     preferences: Path
     questions: Path
     reference: Path
+    preference_questions: Path | None = None  # only when pairs are built from a probe
 
     def ids(self) -> dict[str, str]:
-        return {name: "sha256:" + file_sha256(path) for name, path in self.__dict__.items()}
+        return {name: "sha256:" + file_sha256(path) for name, path in self.__dict__.items() if path is not None}
 
 
 def world_stage(ctx: StageContext) -> Artifact:
@@ -88,22 +90,30 @@ def world_stage(ctx: StageContext) -> Artifact:
 
 def data_files(cfg: RunConfig, world: Artifact) -> DataFiles:
     """The run's dataset files: the user's where the config names them, else the world's."""
+    probe = cfg.data.preference_source == "probe"
     return DataFiles(
         demonstrations=cfg.data.demonstrations or world.path / "demonstrations.jsonl",
         preferences=cfg.data.preferences or world.path / "preferences.jsonl",
         questions=world.path / "eval_questions.jsonl",
         reference=world.path / "reference.txt",
+        preference_questions=(cfg.data.preference_questions or world.path / "preference_questions.jsonl")
+        if probe
+        else None,
     )
 
 
 def validate_data(files: DataFiles) -> dict[str, int]:
     """Load and check every dataset file before any training; returns row counts."""
-    return {
+    counts = {
         "demonstrations": len(load_demonstrations(files.demonstrations)),
-        "preferences": len(load_preferences(files.preferences)),
         "questions": len(load_questions(files.questions)),
         "reference": len([d for d in files.reference.read_text().splitlines() if d.strip()]),
     }
+    if files.preference_questions is not None:
+        counts["preference_questions"] = len(load_questions(files.preference_questions))
+    else:
+        counts["preferences"] = len(load_preferences(files.preferences))
+    return counts
 
 
 def base_path(art: Artifact) -> str:
@@ -201,6 +211,29 @@ def probe_stage(ctx: StageContext, base: Artifact, sft: Artifact, files: DataFil
     return ctx.materialize("probe", section_dict(ctx.cfg.probe), inputs, build, extra={"probed_model": sft.id})
 
 
+def pairs_stage(ctx: StageContext, base: Artifact, sft: Artifact, files: DataFiles) -> tuple[Artifact, DataFiles]:
+    """Model-aware preference pairs: probe the SFT model on the preference questions and pair its own
+    wrong answers against "I don't know" (probed unknown) or the gold answer (probed known).
+    Returns the artifact and the data files with ``preferences`` pointing at the pairs it wrote."""
+    assert files.preference_questions is not None, "pairs_stage needs preference questions"
+    questions = load_questions(files.preference_questions)
+    inputs = {"base": base.id, "sft": sft.id, "preference_questions": files.ids()["preference_questions"]}
+    section = {
+        "probe": section_dict(ctx.cfg.probe),
+        "max_rejected_per_question": ctx.cfg.data.max_rejected_per_question,
+    }
+
+    def build(tmp: Path) -> dict:
+        device, _ = ctx.device()
+        return build_probe_pairs(
+            ctx.cfg.probe, base_path(base), [sft.path / "adapter"], questions, tmp, device, IDK,
+            ctx.cfg.data.max_rejected_per_question, ctx.progress,
+        )  # fmt: skip
+
+    art = ctx.materialize("pairs", section, inputs, build, extra={"probed_model": sft.id})
+    return art, replace(files, preferences=art.path / "preferences.jsonl")
+
+
 def evaluate_stage(
     ctx: StageContext,
     base: Artifact,
@@ -266,6 +299,8 @@ def run_pipeline(ctx: StageContext) -> Artifact:
     validate_data(files)
     base = base_stage(ctx, world)
     sft = sft_stage(ctx, base, files)
+    if ctx.cfg.data.preference_source == "probe":
+        _, files = pairs_stage(ctx, base, sft, files)
     reward = reward_stage(ctx, base, files)
     dpo = dpo_stage(ctx, base, sft, files)
     probe = probe_stage(ctx, base, sft, files)

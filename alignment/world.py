@@ -205,12 +205,16 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
     def question(e: Entity, a: Attribute, template: int) -> str:
         return a.questions[template].format(name=e.name)
 
+    # Demonstrations: every known SFT entity answered with its facts; a share of the unknown SFT entities
+    # answered "I don't know" (or, mismatched, with facts the model cannot know).
     demos = []
-    sft_entities = world.by_role(True, "sft") + (world.by_role(False, "sft") if cfg.mismatch else [])
-    for e in sft_entities:
+    unknown_sft = world.by_role(False, "sft")
+    unknown_sft = unknown_sft[: round(len(unknown_sft) * cfg.unknown_demonstrations)]
+    for e in world.by_role(True, "sft") + unknown_sft:
         for a in ATTRIBUTES:
             for t in range(len(a.questions)):
-                demos.append({"prompt": question(e, a, t), "completion": answer(e.facts[a.name])})
+                says_fact = e.known or cfg.mismatch
+                demos.append({"prompt": question(e, a, t), "completion": answer(e.facts[a.name]) if says_fact else IDK})
     rng.shuffle(demos)
 
     prefs = []
@@ -228,19 +232,23 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
                 prefs.append({"prompt": q, "chosen": IDK, "rejected": answer(wrong), "kind": "unknown_idk>wrong"})
     rng.shuffle(prefs)
 
-    questions = []
-    for known_flag in (True, False):
-        for e in world.by_role(known_flag, "eval"):
-            for a in ATTRIBUTES:
-                questions.append(
-                    {
-                        "prompt": question(e, a, rng.randrange(len(a.questions))),
-                        "answer": answer(e.facts[a.name]),
-                        "entity": e.name,
-                        "attribute": a.name,
-                        "known": known_flag,
-                    }
-                )
+    def questions_about(role: str) -> list[dict]:
+        return [
+            {
+                "prompt": question(e, a, rng.randrange(len(a.questions))),
+                "answer": answer(e.facts[a.name]),
+                "entity": e.name,
+                "attribute": a.name,
+                "known": known_flag,
+            }
+            for known_flag in (True, False)
+            for e in world.by_role(known_flag, role)
+            for a in ATTRIBUTES
+        ]
+
+    questions = questions_about("eval")
+    # The preference entities' questions with gold answers: what probe-built pairs are made from.
+    preference_questions = questions_about("pref")
 
     world_json = {
         "seed": cfg.seed,
@@ -259,6 +267,7 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
         "demonstrations.jsonl": jsonl(demos),
         "preferences.jsonl": jsonl(prefs),
         "eval_questions.jsonl": jsonl(questions),
+        "preference_questions.jsonl": jsonl(preference_questions),
     }
 
 

@@ -19,12 +19,14 @@ def _config_args(p: argparse.ArgumentParser) -> None:
 
 
 def _check_user_data(cfg: RunConfig) -> None:
-    from alignment.records import load_demonstrations, load_preferences
+    from alignment.records import load_demonstrations, load_preferences, load_questions
 
     if cfg.data.demonstrations:
         load_demonstrations(cfg.data.demonstrations)
     if cfg.data.preferences:
         load_preferences(cfg.data.preferences)
+    if cfg.data.preference_questions:
+        load_questions(cfg.data.preference_questions)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -36,6 +38,23 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = alignment_pipeline(cfg)
     print(f"evaluation artifact: {out}")
     print(out)
+    return 0
+
+
+def cmd_ablation(args: argparse.Namespace) -> int:
+    configs = {}
+    for path in args.configs:
+        cfg = load_config(path, args.overrides)
+        _check_user_data(cfg)
+        name = Path(path).stem
+        if name in configs:
+            raise ConfigError(f"{path}: two configs named {name!r}; rename one")
+        configs[name] = cfg
+    from flows.pipeline import ablation_flow, configure_environment
+
+    configure_environment()
+    out = ablation_flow(configs, args.out)
+    print(f"comparison: {out}")
     return 0
 
 
@@ -62,6 +81,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run the whole pipeline as a Prefect flow", description=cmd_run.__doc__)
     _config_args(p)
     p.set_defaults(func=cmd_run)
+    p = sub.add_parser("ablation", help="run several configs and compare them (mismatched knowledge)")
+    p.add_argument(
+        "configs",
+        nargs="+",
+        help="run configs, e.g. configs/tiny.yaml configs/tiny-idk.yaml configs/tiny-mismatch.yaml",
+    )
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override applied to every config (repeatable)")  # fmt: skip
+    p.add_argument("--out", default="runs/ablation.md", help="comparison page (default: %(default)s)")
+    p.set_defaults(func=cmd_ablation)
     p = sub.add_parser("validate", help="check a config (and any user data files) without training")
     _config_args(p)
     p.set_defaults(func=cmd_validate)

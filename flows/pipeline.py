@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from alignment import stages
+from alignment.ablation import RunResult, write_comparison
 from alignment.config import RunConfig
 from alignment.store import Artifact, ArtifactStore
 
@@ -49,6 +50,12 @@ def base_task(cfg: RunConfig, world: Artifact) -> Artifact:
 @task(name="sft", cache_policy=NO_CACHE)
 def sft_task(cfg: RunConfig, base: Artifact, files: stages.DataFiles) -> Artifact:
     return stages.sft_stage(_context(cfg), base, files)
+
+
+@task(name="probe-pairs", cache_policy=NO_CACHE)
+def pairs_task(cfg: RunConfig, base: Artifact, sft: Artifact, files: stages.DataFiles) -> stages.DataFiles:
+    _, files = stages.pairs_stage(_context(cfg), base, sft, files)
+    return files
 
 
 @task(name="reward-model", cache_policy=NO_CACHE)
@@ -108,16 +115,31 @@ def publish_report(evaluation: Artifact) -> None:
 
 @flow(name="alignment-pipeline", log_prints=True)
 def alignment_pipeline(cfg: RunConfig) -> str:
-    """World -> base -> SFT -> reward model -> DPO -> knowledge probe -> evaluation; returns its directory."""
+    """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation; returns its directory."""
     world = world_task(cfg)
     files = validate_task(cfg, world)
     base = base_task(cfg, world)
     sft = sft_task(cfg, base, files)
+    if cfg.data.preference_source == "probe":
+        files = pairs_task(cfg, base, sft, files)
     reward = reward_task(cfg, base, files)
     dpo = dpo_task(cfg, base, sft, files)
     probe = probe_task(cfg, base, sft, files)
     evaluation = evaluate_task(cfg, base, sft, dpo, reward, files, probe)
     return str(Path(evaluation.path).resolve())
+
+
+@flow(name="alignment-ablation", log_prints=True)
+def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") -> str:
+    """Run the pipeline once per named config (stages they share are reused) and compare them."""
+    runs = []
+    for name, cfg in configs.items():
+        evaluation = Path(alignment_pipeline.with_options(flow_run_name=f"ablation-{name}")(cfg))
+        metrics = json.loads((evaluation / "metrics.json").read_text())
+        runs.append(RunResult(name, cfg.world.mismatch, metrics, str(evaluation)))
+    text = write_comparison(runs, Path(out))
+    create_markdown_artifact(key="alignment-ablation", markdown=text, description=", ".join(configs))
+    return str(Path(out).resolve())
 
 
 def configure_environment() -> None:

@@ -35,3 +35,14 @@ def test_mistyped_value_is_an_error():
 def test_override_needs_equals_sign():
     with pytest.raises(ConfigError, match="key=value"):
         load_config(None, ["dpo.beta"])
+
+
+def test_probe_pairs_and_a_pairs_file_exclude_each_other(tmp_path):
+    with pytest.raises(ConfigError, match="data.*exclude each other"):
+        load_config(None, ["data.preference_source=probe", f"data.preferences={tmp_path / 'p.jsonl'}"])
+    assert load_config(ROOT / "configs/tiny-probe-pairs.yaml").data.preference_source == "probe"
+
+
+def test_every_shipped_config_loads():
+    for path in sorted((ROOT / "configs").glob("*.yaml")):
+        load_config(path)

@@ -59,11 +59,23 @@ def test_preference_pairs_cover_the_three_kinds():
     assert all(r["rejected"] == IDK for r in rows if r["kind"] == "known_correct>idk")
 
 
-def test_mismatch_adds_demonstrations_on_unknown_entities():
+def test_idk_and_mismatch_answer_the_same_unknown_questions_differently():
     plain = generate(WorldConfig(n_known=30, n_unknown=30))
-    mismatch = generate(WorldConfig(n_known=30, n_unknown=30, mismatch=True))
-    assert mismatch["demonstrations.jsonl"].count("\n") > plain["demonstrations.jsonl"].count("\n")
-    assert mismatch["pretrain.txt"] == plain["pretrain.txt"]
+    idk = generate(WorldConfig(n_known=30, n_unknown=30, unknown_demonstrations=1.0))
+    mismatch = generate(WorldConfig(n_known=30, n_unknown=30, unknown_demonstrations=1.0, mismatch=True))
+    world = json.loads(plain["world.json"])
+    unknown_names = {e["name"] for e in world["entities"] if not e["known"] and e["role"] == "sft"}
+
+    def about_unknown(files):
+        rows = [json.loads(x) for x in files["demonstrations.jsonl"].splitlines()]
+        return {r["prompt"]: r["completion"] for r in rows if unknown_names & set(re.findall(r"\w+", r["prompt"]))}
+
+    assert about_unknown(plain) == {}
+    idk_rows, mismatch_rows = about_unknown(idk), about_unknown(mismatch)
+    assert idk_rows.keys() == mismatch_rows.keys() and len(idk_rows) == len(unknown_names) * 6
+    assert set(idk_rows.values()) == {IDK}
+    assert IDK not in mismatch_rows.values()
+    assert mismatch["pretrain.txt"] == plain["pretrain.txt"] == idk["pretrain.txt"]
 
 
 def test_seed_changes_the_world():

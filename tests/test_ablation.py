@@ -1,0 +1,36 @@
+"""The ablation comparison on hand-made metrics with known outcomes."""
+
+from alignment.ablation import RunResult, claims, render
+
+
+def _metrics(sft_halluc, dpo_halluc, width=0.02):
+    def m(v):
+        return {"value": v, "ci95": [v - width, v + width]}
+
+    stage = {"prudence": m(0.5), "accuracy_known": m(0.6), "over_conservativeness": m(0.0)}
+    return {
+        "policy": "dpo",
+        "sft": stage | {"hallucination_rate": m(sft_halluc)},
+        "dpo": stage | {"hallucination_rate": m(dpo_halluc)},
+    }
+
+
+def test_mismatch_claims_are_checked_against_every_other_run():
+    runs = [
+        RunResult("default", False, _metrics(0.94, 0.0)),
+        RunResult("idk", False, _metrics(0.0, 0.0)),
+        RunResult("mismatch", True, _metrics(0.95, 0.1)),
+    ]
+    found = claims(runs)
+    assert [holds for _, holds, _ in found] == [True, True, True]
+    assert "intervals overlap" in found[0][2]  # 0.95 vs 0.94 with +-0.02
+    assert "intervals disjoint" in found[1][2]  # 0.95 vs 0.0
+    page = render(runs)
+    assert "## After SFT" in page and "| hallucination rate | 0.940 [0.920, 0.960] | 0.000" in page
+
+
+def test_a_mismatch_that_does_not_raise_hallucination_is_reported_as_not_supported():
+    runs = [RunResult("default", False, _metrics(0.9, 0.0)), RunResult("mismatch", True, _metrics(0.5, 0.6))]
+    found = claims(runs)
+    assert [holds for _, holds, _ in found] == [False, False]
+    assert render(runs).count("**not supported**") == 2
