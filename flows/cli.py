@@ -58,6 +58,19 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_lineage(args: argparse.Namespace) -> int:
+    from alignment.lineage import lineage, render_text
+    from alignment.store import ArtifactStore
+
+    try:
+        tree = lineage(ArtifactStore(args.store), args.artifact)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(render_text(tree, metrics=not args.no_metrics))
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     _check_user_data(cfg)
@@ -91,6 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override applied to every config (repeatable)")  # fmt: skip
     p.add_argument("--out", default="runs/ablation.md", help="comparison page (default: %(default)s)")
     p.set_defaults(func=cmd_ablation)
+    p = sub.add_parser("lineage", help="print the tree an artifact was built from (artifacts, data hashes, configs)")
+    p.add_argument("artifact", help="artifact id (e.g. dpo-1a2b...) or artifact directory")
+    p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
+    p.add_argument("--no-metrics", action="store_true", help="leave out each artifact's metrics")
+    p.set_defaults(func=cmd_lineage)
     p = sub.add_parser("validate", help="check a config (and any user data files) without training")
     _config_args(p)
     p.set_defaults(func=cmd_validate)

@@ -19,6 +19,7 @@ from prefect.runtime import flow_run
 from alignment import stages
 from alignment.ablation import RunResult, write_comparison
 from alignment.config import RunConfig
+from alignment.lineage import lineage, render_markdown
 from alignment.store import Artifact, ArtifactStore
 
 
@@ -85,7 +86,15 @@ def evaluate_task(
 ) -> Artifact:
     evaluation = stages.evaluate_stage(_context(cfg), base, sft, dpo, reward, files, probe)
     publish_report(evaluation)
+    publish_lineage(cfg, evaluation)
     return evaluation
+
+
+def publish_lineage(cfg: RunConfig, evaluation: Artifact) -> None:
+    """The evaluation's lineage (back to the base model and every dataset file) as a Markdown artifact."""
+    tree = lineage(ArtifactStore(cfg.store.root), evaluation.path)
+    markdown = "# Lineage\n\n" + render_markdown(tree) + "\n\nCLI: `alignment lineage " + evaluation.id + "`\n"
+    create_markdown_artifact(key="alignment-lineage", markdown=markdown, description=f"lineage of {evaluation.id}")
 
 
 def _inline_images(markdown: str, directory: Path) -> str:

@@ -23,6 +23,12 @@ def harness():
         yield
 
 
+def _chain_ids(evaluation: Path) -> set[str]:
+    ids = {evaluation.name}
+    inputs = json.loads((evaluation / "manifest.json").read_text())["inputs"]
+    return ids | {v for v in inputs.values() if not v.startswith("sha256:")}
+
+
 def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
     from flows.pipeline import alignment_pipeline
 
@@ -49,12 +55,14 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
     import httpx
     from prefect.settings import PREFECT_API_URL
 
-    wanted = ["alignment-report", "alignment-metrics", "alignment-sampling-sweep"]
+    wanted = ["alignment-report", "alignment-metrics", "alignment-sampling-sweep", "alignment-lineage"]
     body = {"artifacts": {"key": {"any_": wanted}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
     found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
     assert {a["key"] for a in found} == set(wanted)
     report = next(a for a in found if a["key"] == "alignment-report")
     assert "data:image/png;base64," in report["data"]
+    lineage_md = next(a for a in found if a["key"] == "alignment-lineage")["data"]
+    assert all(f"`{manifest_id}`" in lineage_md for manifest_id in _chain_ids(out))
 
     store = ArtifactStore(tmp_path / "runs")
     manifest = json.loads((out / "manifest.json").read_text())

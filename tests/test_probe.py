@@ -1,4 +1,12 @@
-from alignment.probe import agreement, categorize, preference_pairs
+import json
+from pathlib import Path
+
+from alignment.config import load_config
+from alignment.probe import agreement, categorize, load_probe, preference_pairs
+from alignment.stages import StageContext, run_pipeline
+from alignment.store import ArtifactStore, file_sha256
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_slick_categories():
@@ -46,3 +54,22 @@ def test_probe_pairs_known_beat_idk_and_own_wrong_answers():
 
 def test_probe_pairs_skip_a_question_the_model_already_abstains_on():
     assert preference_pairs([_row("Kavimar.", IDK, [IDK, IDK], probed_known=False)], IDK) == []
+
+
+def test_probe_source_builds_pairs_from_the_sft_model_and_trains_on_them(tmp_path):
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path}", "data.preference_source=probe"])
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
+    run_pipeline(ctx)
+    (pairs_dir,) = (tmp_path / "pairs").iterdir()
+    pairs = [json.loads(line) for line in (pairs_dir / "preferences.jsonl").read_text().splitlines()]
+    probed = {r["prompt"]: r for r in load_probe(pairs_dir / "probe.jsonl")}
+    assert pairs and all(p["prompt"] in probed for p in pairs)
+    for p in pairs:  # every rejected answer the model's own (or "I don't know" against a known answer)
+        row = probed[p["prompt"]]
+        assert p["rejected"] == IDK or p["rejected"] in [row["greedy"], *row["samples"]]
+    manifest = json.loads((pairs_dir / "manifest.json").read_text())
+    pairs_hash = "sha256:" + file_sha256(pairs_dir / "preferences.jsonl")
+    for stage in ("reward", "dpo"):
+        (stage_dir,) = (tmp_path / stage).iterdir()
+        assert json.loads((stage_dir / "manifest.json").read_text())["inputs"]["preferences"] == pairs_hash
+    assert manifest["inputs"]["sft"] == json.loads((stage_dir / "manifest.json").read_text())["inputs"]["sft"]
