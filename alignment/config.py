@@ -149,6 +149,12 @@ class ComputeConfig(_Section):
     device: Literal["auto", "cpu", "cuda"] = "auto"
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = torch's default.")
     bf16: bool = Field(False, description="bf16 mixed precision (GPU only).")
+    checkpoint_steps: int | None = Field(
+        50,
+        ge=1,
+        description="Training stages save a resumable checkpoint every N optimizer steps under "
+        "<store>/.checkpoints/<artifact id>; a re-run after a crash resumes from it. None: no checkpoints.",
+    )
 
 
 class StoreConfig(_Section):

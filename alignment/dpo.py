@@ -12,7 +12,15 @@ from trl import DPOConfig as TRLDPOConfig
 from trl import DPOTrainer
 
 from alignment.config import DPOConfig
-from alignment.modeling import ProgressCallback, load_causal_lm, load_tokenizer, lora_config, trainer_args
+from alignment.modeling import (
+    Checkpointing,
+    ProgressCallback,
+    fit,
+    load_causal_lm,
+    load_tokenizer,
+    lora_config,
+    trainer_args,
+)
 from alignment.reward import preference_dataset
 
 
@@ -26,12 +34,13 @@ def train_dpo(
     bf16: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    checkpointing: Checkpointing | None = None,
 ) -> dict[str, float]:
     """Train a DPO LoRA adapter on top of the (merged) SFT model; saves ``out_dir/adapter``."""
     tok = load_tokenizer(base)
     model = load_causal_lm(base, sft_adapters, device=device)
     args = trainer_args(
-        TRLDPOConfig, out_dir / "trainer", cfg, device, bf16, seed, beta=cfg.beta, max_length=128,
+        TRLDPOConfig, out_dir / "trainer", cfg, device, bf16, seed, checkpointing, beta=cfg.beta, max_length=128,
         loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
     )  # fmt: skip
     trainer = DPOTrainer(
@@ -43,10 +52,15 @@ def train_dpo(
         peft_config=lora_config(cfg, "CAUSAL_LM"),
         callbacks=[ProgressCallback("dpo", progress)],
     )
-    result = trainer.train()
+    result, resumed_from = fit(trainer, checkpointing, progress)
     trainer.model.save_pretrained(out_dir / "adapter")
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
-    metrics = {"train_loss": result.training_loss, "steps": result.global_step, "pairs": len(preferences)}
+    metrics = {
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "resumed_from_step": resumed_from,
+        "pairs": len(preferences),
+    }
     if logs:
         metrics["final_reward_accuracy"] = logs[-1]["rewards/accuracies"]
         metrics["final_reward_margin"] = logs[-1].get("rewards/margins")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainerCallback
+from transformers.trainer_utils import get_last_checkpoint
 
 from alignment.config import LoraSection
 
@@ -55,17 +57,33 @@ class ProgressCallback(TrainerCallback):
             self.progress(f"{self.stage} step {state.global_step}/{state.max_steps}: {shown}")
 
 
-def trainer_args(cls, out_dir: Path, section, device: str, bf16: bool, seed: int, **extra):
-    """TRL config objects with the settings every stage shares (no checkpoints, no hub, CPU-safe)."""
+@dataclass(frozen=True)
+class Checkpointing:
+    """Where a training stage keeps resumable checkpoints, and every how many optimizer steps it saves one."""
+
+    directory: Path
+    every_steps: int
+
+
+def trainer_args(
+    cls, out_dir: Path, section, device: str, bf16: bool, seed: int, checkpointing: Checkpointing | None = None, **extra
+):
+    """TRL config objects with the settings every stage shares (no hub, CPU-safe); with ``checkpointing``,
+    the trainer saves a resumable checkpoint (weights, optimizer, scheduler, RNG) every N steps."""
+    saving = (
+        {"save_strategy": "steps", "save_steps": checkpointing.every_steps, "save_total_limit": 1}
+        if checkpointing
+        else {"save_strategy": "no"}
+    )
     return cls(
-        output_dir=str(out_dir),
+        output_dir=str(checkpointing.directory if checkpointing else out_dir),
+        **saving,
         num_train_epochs=section.epochs,
         per_device_train_batch_size=section.batch_size,
         learning_rate=section.learning_rate,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
         logging_steps=10,
-        save_strategy="no",
         report_to="none",
         bf16=bf16,
         gradient_checkpointing=False,
@@ -76,3 +94,17 @@ def trainer_args(cls, out_dir: Path, section, device: str, bf16: bool, seed: int
         disable_tqdm=True,
         **extra,
     )
+
+
+def fit(trainer, checkpointing: Checkpointing | None, progress: Callable[[str], None] = print):
+    """``trainer.train()``, resuming from the newest checkpoint in ``checkpointing.directory`` if a previous
+    attempt left one (killed worker, OOM, lost node). Returns (train output, step resumed from or 0)."""
+    last = (
+        get_last_checkpoint(str(checkpointing.directory))
+        if checkpointing and checkpointing.directory.is_dir()
+        else None
+    )
+    if last:
+        progress(f"resuming from {last}")
+    result = trainer.train(resume_from_checkpoint=last)
+    return result, int(Path(last).name.split("-")[-1]) if last else 0

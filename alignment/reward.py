@@ -14,7 +14,7 @@ from trl import RewardConfig as TRLRewardConfig
 from trl import RewardTrainer
 
 from alignment.config import RewardConfig
-from alignment.modeling import ProgressCallback, load_tokenizer, lora_config, trainer_args
+from alignment.modeling import Checkpointing, ProgressCallback, fit, load_tokenizer, lora_config, trainer_args
 from alignment.records import to_conversation
 
 
@@ -80,13 +80,14 @@ def train_reward(
     bf16: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    checkpointing: Checkpointing | None = None,
 ) -> dict[str, float]:
     """Train the reward model (LoRA + score head) from the base; saves ``out_dir/adapter``."""
     tok = load_tokenizer(base)
     model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
     model.config.pad_token_id = tok.pad_token_id
     train_rows, held_rows = split_pairs(preferences, cfg.eval_fraction, seed)
-    args = trainer_args(TRLRewardConfig, out_dir / "trainer", cfg, device, bf16, seed, max_length=128)
+    args = trainer_args(TRLRewardConfig, out_dir / "trainer", cfg, device, bf16, seed, checkpointing, max_length=128)
     trainer = RewardTrainer(
         model=model.to(device),
         args=args,
@@ -95,9 +96,14 @@ def train_reward(
         peft_config=lora_config(cfg, "SEQ_CLS", modules_to_save=["score"]),
         callbacks=[ProgressCallback("reward", progress)],
     )
-    result = trainer.train()
+    result, resumed_from = fit(trainer, checkpointing, progress)
     trainer.model.save_pretrained(out_dir / "adapter")
-    metrics = {"train_loss": result.training_loss, "steps": result.global_step, "train_pairs": len(train_rows)}
+    metrics = {
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "resumed_from_step": resumed_from,
+        "train_pairs": len(train_rows),
+    }
     if held_rows:
         trained = load_reward_model(base, out_dir / "adapter", device)
         metrics["heldout_pairs"] = len(held_rows)

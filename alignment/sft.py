@@ -10,7 +10,15 @@ from trl import SFTConfig as TRLSFTConfig
 from trl import SFTTrainer
 
 from alignment.config import SFTConfig
-from alignment.modeling import ProgressCallback, load_causal_lm, load_tokenizer, lora_config, trainer_args
+from alignment.modeling import (
+    Checkpointing,
+    ProgressCallback,
+    fit,
+    load_causal_lm,
+    load_tokenizer,
+    lora_config,
+    trainer_args,
+)
 from alignment.records import to_conversation
 
 
@@ -33,12 +41,21 @@ def train_sft(
     bf16: bool = False,
     seed: int = 0,
     progress: Callable[[str], None] = print,
+    checkpointing: Checkpointing | None = None,
 ) -> dict[str, float]:
     """Train a LoRA adapter on the demonstrations; saves it to ``out_dir/adapter``."""
     tok = load_tokenizer(base)
     model = load_causal_lm(base, device=device)
     args = trainer_args(
-        TRLSFTConfig, out_dir / "trainer", cfg, device, bf16, seed, completion_only_loss=True, max_length=128
+        TRLSFTConfig,
+        out_dir / "trainer",
+        cfg,
+        device,
+        bf16,
+        seed,
+        checkpointing,
+        completion_only_loss=True,
+        max_length=128,
     )
     trainer = SFTTrainer(
         model=model,
@@ -48,11 +65,12 @@ def train_sft(
         peft_config=lora_config(cfg, "CAUSAL_LM"),
         callbacks=[ProgressCallback("sft", progress)],
     )
-    result = trainer.train()
+    result, resumed_from = fit(trainer, checkpointing, progress)
     trainer.model.save_pretrained(out_dir / "adapter")
     return {
         "train_loss": result.training_loss,
         "steps": result.global_step,
+        "resumed_from_step": resumed_from,
         "examples": len(demonstrations),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }

@@ -17,6 +17,7 @@ from alignment.compute import setup, use_bf16
 from alignment.config import RunConfig, section_dict
 from alignment.dpo import train_dpo
 from alignment.evaluate import ModelSpec, evaluate
+from alignment.modeling import Checkpointing
 from alignment.probe import build_probe_pairs, load_probe, run_probe
 from alignment.records import load_demonstrations, load_preferences, load_questions
 from alignment.reward import train_reward
@@ -50,11 +51,23 @@ class StageContext:
     flow_run_id: str | None = None
     reused: dict[str, bool] = field(default_factory=dict)
 
+    def _key(self, stage: str, config: dict) -> tuple[dict, str]:
+        return {"section": config, "seed": self.cfg.seed}, code_version(tuple(sorted(set(_COMMON + STAGE_CODE[stage]))))
+
+    def checkpointing(self, stage: str, config: dict, inputs: dict) -> Checkpointing | None:
+        """Where this stage's training checkpoints go: one directory per artifact id, so a re-run of the
+        same stage (same config, inputs and code) finds the checkpoints a killed attempt left."""
+        if self.cfg.compute.checkpoint_steps is None:
+            return None
+        key, version = self._key(stage, config)
+        artifact_id = self.store.artifact_id(stage, key, inputs, version)
+        return Checkpointing(self.store.root / ".checkpoints" / artifact_id, self.cfg.compute.checkpoint_steps)
+
     def materialize(self, stage: str, config: dict, inputs: dict, build, extra: dict | None = None) -> Artifact:
-        config = {"section": config, "seed": self.cfg.seed}
+        config, version = self._key(stage, config)
         art, reused = self.store.materialize(
             stage, config, inputs, build, seed=self.cfg.seed, flow_run_id=self.flow_run_id, extra=extra,
-            version=code_version(tuple(sorted(set(_COMMON + STAGE_CODE[stage])))),
+            version=version,
         )  # fmt: skip
         self.reused[stage] = reused
         self.progress(f"{stage}: {'reused' if reused else 'built'} {art.id} ({art.path})")
@@ -147,13 +160,19 @@ def base_stage(ctx: StageContext, world: Artifact) -> Artifact:
 
 
 def _train(ctx: StageContext, stage: str, section, inputs: dict, extra: dict, run: Callable) -> Artifact:
+    """A training stage: ``run(tmp, device, bf16, checkpointing)``; checkpoints are dropped once it is done."""
+    checkpointing = ctx.checkpointing(stage, section_dict(section), inputs)
+
     def build(tmp: Path) -> dict:
         device, bf16 = ctx.device()
-        metrics = run(tmp, device, bf16)
+        metrics = run(tmp, device, bf16, checkpointing)
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         return metrics
 
-    return ctx.materialize(stage, section_dict(section), inputs, build, extra=extra)
+    art = ctx.materialize(stage, section_dict(section), inputs, build, extra=extra)
+    if checkpointing:
+        shutil.rmtree(checkpointing.directory, ignore_errors=True)
+    return art
 
 
 def sft_stage(ctx: StageContext, base: Artifact, files: DataFiles) -> Artifact:
@@ -162,8 +181,8 @@ def sft_stage(ctx: StageContext, base: Artifact, files: DataFiles) -> Artifact:
     inputs = {"base": base.id, "demonstrations": files.ids()["demonstrations"]}
     return _train(
         ctx, "sft", ctx.cfg.sft, inputs, {"model_chain": [base.id]},
-        lambda tmp, device, bf16: train_sft(
-            ctx.cfg.sft, base_path(base), rows, tmp, device, bf16, ctx.cfg.seed, ctx.progress
+        lambda tmp, device, bf16, ckpt: train_sft(
+            ctx.cfg.sft, base_path(base), rows, tmp, device, bf16, ctx.cfg.seed, ctx.progress, ckpt
         ),
     )  # fmt: skip
 
@@ -174,8 +193,8 @@ def reward_stage(ctx: StageContext, base: Artifact, files: DataFiles) -> Artifac
     inputs = {"base": base.id, "preferences": files.ids()["preferences"]}
     return _train(
         ctx, "reward", ctx.cfg.reward, inputs, {"model_chain": [base.id]},
-        lambda tmp, device, bf16: train_reward(
-            ctx.cfg.reward, base_path(base), rows, tmp, device, bf16, ctx.cfg.seed, ctx.progress
+        lambda tmp, device, bf16, ckpt: train_reward(
+            ctx.cfg.reward, base_path(base), rows, tmp, device, bf16, ctx.cfg.seed, ctx.progress, ckpt
         ),
     )  # fmt: skip
 
@@ -186,9 +205,9 @@ def dpo_stage(ctx: StageContext, base: Artifact, sft: Artifact, files: DataFiles
     inputs = {"base": base.id, "sft": sft.id, "preferences": files.ids()["preferences"]}
     return _train(
         ctx, "dpo", ctx.cfg.dpo, inputs, {"model_chain": [base.id, sft.id]},
-        lambda tmp, device, bf16: train_dpo(
+        lambda tmp, device, bf16, ckpt: train_dpo(
             ctx.cfg.dpo, base_path(base), [sft.path / "adapter"], rows, tmp, device, bf16, ctx.cfg.seed,
-            ctx.progress,
+            ctx.progress, ckpt,
         ),
     )  # fmt: skip
 

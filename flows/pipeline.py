@@ -22,6 +22,10 @@ from alignment.config import RunConfig
 from alignment.lineage import lineage, render_markdown
 from alignment.store import Artifact, ArtifactStore
 
+# A training task that fails (killed worker, OOM) is retried; the retry resumes from the stage's last
+# checkpoint (compute.checkpoint_steps) instead of step 0.
+TRAINING_RETRIES = {"retries": 1, "retry_delay_seconds": 5}
+
 
 def _context(cfg: RunConfig) -> stages.StageContext:
     logger = get_run_logger()
@@ -48,7 +52,7 @@ def base_task(cfg: RunConfig, world: Artifact) -> Artifact:
     return stages.base_stage(_context(cfg), world)
 
 
-@task(name="sft", cache_policy=NO_CACHE)
+@task(name="sft", cache_policy=NO_CACHE, **TRAINING_RETRIES)
 def sft_task(cfg: RunConfig, base: Artifact, files: stages.DataFiles) -> Artifact:
     return stages.sft_stage(_context(cfg), base, files)
 
@@ -59,12 +63,12 @@ def pairs_task(cfg: RunConfig, base: Artifact, sft: Artifact, files: stages.Data
     return files
 
 
-@task(name="reward-model", cache_policy=NO_CACHE)
+@task(name="reward-model", cache_policy=NO_CACHE, **TRAINING_RETRIES)
 def reward_task(cfg: RunConfig, base: Artifact, files: stages.DataFiles) -> Artifact:
     return stages.reward_stage(_context(cfg), base, files)
 
 
-@task(name="dpo", cache_policy=NO_CACHE)
+@task(name="dpo", cache_policy=NO_CACHE, **TRAINING_RETRIES)
 def dpo_task(cfg: RunConfig, base: Artifact, sft: Artifact, files: stages.DataFiles) -> Artifact:
     return stages.dpo_stage(_context(cfg), base, sft, files)
 

@@ -1,0 +1,64 @@
+"""A training stage killed mid-run resumes from its last checkpoint when run again."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from alignment.config import load_config
+from alignment.stages import StageContext, base_stage, data_files, sft_stage, world_stage
+from alignment.store import ArtifactStore
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = """
+import sys
+from alignment.config import load_config
+from alignment.stages import StageContext, base_stage, data_files, sft_stage, world_stage
+from alignment.store import ArtifactStore
+cfg = load_config(sys.argv[1], sys.argv[2:])
+ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda m: print(m, flush=True))
+world = world_stage(ctx)
+sft_stage(ctx, base_stage(ctx, world), data_files(cfg, world))
+"""
+
+
+def _sft(overrides):
+    cfg = load_config(ROOT / "configs/micro.yaml", overrides)
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
+    world = world_stage(ctx)
+    return sft_stage(ctx, base_stage(ctx, world), data_files(cfg, world))
+
+
+def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
+    overrides = [f"store.root={tmp_path}", "sft.epochs=60", "compute.checkpoint_steps=5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(ROOT / "configs/micro.yaml"), *overrides],
+        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    checkpoints = tmp_path / ".checkpoints"
+    deadline = time.time() + 300
+    try:
+        while not list(checkpoints.glob("sft-*/checkpoint-*/trainer_state.json")):
+            assert proc.poll() is None, "training finished before it could be killed"
+            assert time.time() < deadline, "no checkpoint appeared"
+            time.sleep(0.2)
+        time.sleep(1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # like a lost node: no cleanup runs
+        proc.wait()
+    assert not (tmp_path / "sft").exists()  # nothing half-written where a finished artifact would be
+    (saved,) = checkpoints.glob("sft-*/checkpoint-*")
+    saved_step = int(saved.name.split("-")[1])
+    assert saved_step >= 5
+
+    art = _sft(overrides)
+    assert art.metrics["resumed_from_step"] >= saved_step  # steps before the checkpoint not repeated
+    state = json.loads((art.path / "manifest.json").read_text())
+    uninterrupted = _sft([f"store.root={tmp_path / 'plain'}", "sft.epochs=60", "compute.checkpoint_steps=null"])
+    assert state["metrics"]["steps"] == uninterrupted.metrics["steps"]
+    assert uninterrupted.metrics["resumed_from_step"] == 0
+    assert art.id == uninterrupted.id  # checkpointing does not change what the artifact is
+    assert not list(checkpoints.glob("sft-*"))  # checkpoints dropped once the artifact is complete
