@@ -30,35 +30,36 @@ class RunResult:
     evaluation: str = ""
 
 
-def _above(a: dict, b: dict) -> tuple[bool, str]:
-    """Whether ``a`` is higher than ``b``, and how sure: 'intervals disjoint' or 'intervals overlap'."""
-    higher = a["value"] > b["value"]
-    disjoint = a["ci95"][0] > b["ci95"][1]
-    return higher, "intervals disjoint" if disjoint else "intervals overlap"
+def _verdict(a: dict, b: dict) -> str:
+    """'supported' if ``a`` is above ``b`` with disjoint 95% intervals, 'not established' if only its point
+    estimate is, else 'not supported'."""
+    if a["ci95"][0] > b["ci95"][1]:
+        return "supported"
+    return "not established (intervals overlap)" if a["value"] > b["value"] else "not supported"
 
 
-def claims(runs: list[RunResult]) -> list[tuple[str, bool, str]]:
-    """The mismatched-knowledge claims each mismatched run supports or not, against every other run."""
+def claims(runs: list[RunResult]) -> list[tuple[str, str, str]]:
+    """The mismatched-knowledge claims, each with its verdict and numbers: every mismatched run's SFT
+    against every other run's SFT, and its policy against its SFT."""
     out = []
     for m in (r for r in runs if r.mismatch):
         sft_h = m.metrics["sft"]["hallucination_rate"]
         for other in (r for r in runs if not r.mismatch):
-            higher, how = _above(sft_h, other.metrics["sft"]["hallucination_rate"])
+            other_h = other.metrics["sft"]["hallucination_rate"]
             out.append(
                 (
                     f"SFT hallucinates more with mismatched demonstrations ({m.name}) than with {other.name}'s",
-                    higher,
-                    f"{m.name} {fmt(sft_h)} vs {other.name} {fmt(other.metrics['sft']['hallucination_rate'])} ({how})",
+                    _verdict(sft_h, other_h),
+                    f"{m.name} {fmt(sft_h)} vs {other.name} {fmt(other_h)}",
                 )
             )
         policy = m.metrics["policy"]
         pol_h = m.metrics[policy]["hallucination_rate"]
-        lower, how = _above(sft_h, pol_h)
         out.append(
             (
                 f"{policy} with 'I don't know' pairs pulls {m.name}'s hallucination back below its SFT's",
-                lower,
-                f"SFT {fmt(sft_h)} -> {policy} {fmt(pol_h)} ({how})",
+                _verdict(sft_h, pol_h),
+                f"SFT {fmt(sft_h)} -> {policy} {fmt(pol_h)}",
             )
         )
     return out
@@ -79,8 +80,8 @@ def render(runs: list[RunResult]) -> str:
     lines += ["", "## What this comparison shows", ""]
     if not found:
         lines.append("No run has mismatched demonstrations, so there is no mismatched-knowledge claim to check.")
-    for text, holds, numbers in found:
-        lines.append(f"- {'supported' if holds else '**not supported**'}: {text}: {numbers}.")
+    for text, verdict, numbers in found:
+        lines.append(f"- {verdict if verdict == 'supported' else f'**{verdict}**'}: {text}: {numbers}.")
     lines += [
         "",
         "Hallucination rate is the share of held-out unknown questions answered with a confident wrong answer; "

@@ -74,36 +74,42 @@ def _scalars(metrics: dict, prefix: str = "") -> list[str]:
     return out
 
 
-def render_text(node: Node, depth: int = 0, metrics: bool = True) -> str:
-    """The tree as indented text (for the terminal)."""
+def render_text(node: Node, depth: int = 0, metrics: bool = True, seen: set[str] | None = None) -> str:
+    """The tree as indented text (for the terminal); an artifact met again is named, not repeated."""
+    seen = set() if seen is None else seen
     pad = "  " * depth
     if node.artifact is None:
-        where = f" ({', '.join(node.files)})" if node.files else ""
-        lines = [f"{pad}- {node.name}: {node.ref}{where}"]
-    else:
-        art = node.artifact
-        lines = [f"{pad}- {node.name}: {art.id}  [{art.path}]", f"{pad}    {_summary(art)}"]
-        config = art.manifest.get("config", {}).get("section")
-        if config:
-            lines.append(f"{pad}    config: {config}")
-        if metrics and art.metrics:
-            lines.append(f"{pad}    metrics: {', '.join(_scalars(art.metrics)[:12])}")
-    for child in node.children:
-        lines.append(render_text(child, depth + 1, metrics))
+        more = f" (+{len(node.files) - 1} identical)" if len(node.files) > 1 else ""
+        where = f" ({node.files[0]}{more})" if node.files else ""
+        return f"{pad}- {node.name}: {node.ref}{where}"
+    art = node.artifact
+    if art.id in seen:
+        return f"{pad}- {node.name}: {art.id} (shown above)"
+    seen.add(art.id)
+    lines = [f"{pad}- {node.name}: {art.id}  [{art.path}]", f"{pad}    {_summary(art)}"]
+    config = art.manifest.get("config", {}).get("section")
+    if config:
+        lines.append(f"{pad}    config: {config}")
+    if metrics and art.metrics:
+        lines.append(f"{pad}    metrics: {', '.join(_scalars(art.metrics)[:12])}")
+    lines += [render_text(child, depth + 1, metrics, seen) for child in node.children]
     return "\n".join(lines)
 
 
-def render_markdown(node: Node, link: str = "file://", depth: int = 0) -> str:
+def render_markdown(node: Node, link: str = "file://", depth: int = 0, seen: set[str] | None = None) -> str:
     """The tree as a Markdown list with links to artifact directories and dataset files."""
+    seen = set() if seen is None else seen
     pad = "  " * depth
     if node.artifact is None:
         target = node.files[0] if node.files else None
         ref = f"[`{node.ref[:19]}…`]({link}{Path(target).resolve()})" if target else f"`{node.ref}`"
-        line = f"{pad}- **{node.name}** (dataset file): {ref}"
-    else:
-        art = node.artifact
-        metrics = ", ".join(_scalars(art.metrics)[:6])
-        line = f"{pad}- **{node.name}**: [`{art.id}`]({link}{art.path.resolve()}) — {_summary(art)}"
-        if metrics:
-            line += f"; {metrics}"
-    return "\n".join([line] + [render_markdown(c, link, depth + 1) for c in node.children])
+        return f"{pad}- **{node.name}** (dataset file): {ref}"
+    art = node.artifact
+    if art.id in seen:
+        return f"{pad}- **{node.name}**: `{art.id}` (above)"
+    seen.add(art.id)
+    line = f"{pad}- **{node.name}**: [`{art.id}`]({link}{art.path.resolve()}) — {_summary(art)}"
+    metrics = ", ".join(_scalars(art.metrics)[:6])
+    if metrics:
+        line += f"; {metrics}"
+    return "\n".join([line] + [render_markdown(c, link, depth + 1, seen) for c in node.children])

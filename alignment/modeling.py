@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
+from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PrinterCallback, TrainerCallback
 
 from alignment.config import LoraSection
 
@@ -96,15 +97,29 @@ def trainer_args(
     )
 
 
+def last_complete_checkpoint(directory: Path, progress: Callable[[str], None] = print) -> Path | None:
+    """The newest checkpoint a killed run left intact. The Trainer writes ``trainer_state.json`` after the
+    weights, optimizer and RNG state, so a checkpoint whose state file is missing or unreadable was cut off
+    mid-save: it is removed, and the one before it is used."""
+    if not directory.is_dir():
+        return None
+    found = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True)
+    for checkpoint in found:
+        try:
+            json.loads((checkpoint / "trainer_state.json").read_text())
+            return checkpoint
+        except (OSError, ValueError):
+            progress(f"removing incomplete checkpoint {checkpoint}")
+            shutil.rmtree(checkpoint, ignore_errors=True)
+    return None
+
+
 def fit(trainer, checkpointing: Checkpointing | None, progress: Callable[[str], None] = print):
-    """``trainer.train()``, resuming from the newest checkpoint in ``checkpointing.directory`` if a previous
-    attempt left one (killed worker, OOM, lost node). Returns (train output, step resumed from or 0)."""
-    last = (
-        get_last_checkpoint(str(checkpointing.directory))
-        if checkpointing and checkpointing.directory.is_dir()
-        else None
-    )
+    """``trainer.train()``, resuming from the newest complete checkpoint in ``checkpointing.directory`` if a
+    previous attempt left one (killed worker, OOM, lost node). Returns (train output, step resumed from or 0)."""
+    last = last_complete_checkpoint(checkpointing.directory, progress) if checkpointing else None
     if last:
         progress(f"resuming from {last}")
-    result = trainer.train(resume_from_checkpoint=last)
-    return result, int(Path(last).name.split("-")[-1]) if last else 0
+    trainer.remove_callback(PrinterCallback)  # ProgressCallback already reports each log line once
+    result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    return result, int(last.name.rsplit("-", 1)[-1]) if last else 0

@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+# Before Prefect is imported: records of these libraries' loggers go to the Prefect run log too.
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "transformers,trl,peft,accelerate")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # outside a flow: console only
 
 from alignment.config import ConfigError, RunConfig, load_config
 from alignment.records import DataError

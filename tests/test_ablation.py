@@ -22,9 +22,8 @@ def test_mismatch_claims_are_checked_against_every_other_run():
         RunResult("mismatch", True, _metrics(0.95, 0.1)),
     ]
     found = claims(runs)
-    assert [holds for _, holds, _ in found] == [True, True, True]
-    assert "intervals overlap" in found[0][2]  # 0.95 vs 0.94 with +-0.02
-    assert "intervals disjoint" in found[1][2]  # 0.95 vs 0.0
+    # 0.95 vs 0.94 with +-0.02 intervals: higher, but not established; 0.95 vs 0.0: supported
+    assert [verdict for _, verdict, _ in found] == ["not established (intervals overlap)", "supported", "supported"]
     page = render(runs)
     assert "## After SFT" in page and "| hallucination rate | 0.940 [0.920, 0.960] | 0.000" in page
 
@@ -32,5 +31,5 @@ def test_mismatch_claims_are_checked_against_every_other_run():
 def test_a_mismatch_that_does_not_raise_hallucination_is_reported_as_not_supported():
     runs = [RunResult("default", False, _metrics(0.9, 0.0)), RunResult("mismatch", True, _metrics(0.5, 0.6))]
     found = claims(runs)
-    assert [holds for _, holds, _ in found] == [False, False]
+    assert [verdict for _, verdict, _ in found] == ["not supported", "not supported"]
     assert render(runs).count("**not supported**") == 2

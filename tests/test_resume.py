@@ -50,8 +50,8 @@ def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # like a lost node: no cleanup runs
         proc.wait()
     assert not (tmp_path / "sft").exists()  # nothing half-written where a finished artifact would be
-    (saved,) = checkpoints.glob("sft-*/checkpoint-*")
-    saved_step = int(saved.name.split("-")[1])
+    saved_steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("sft-*/checkpoint-*")]
+    saved_step = min(saved_steps)  # two while the newest is written and the older not yet rotated out
     assert saved_step >= 5
 
     art = _sft(overrides)
@@ -62,3 +62,15 @@ def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
     assert uninterrupted.metrics["resumed_from_step"] == 0
     assert art.id == uninterrupted.id  # checkpointing does not change what the artifact is
     assert not list(checkpoints.glob("sft-*"))  # checkpoints dropped once the artifact is complete
+
+
+def test_a_checkpoint_cut_off_mid_save_is_skipped(tmp_path):
+    from alignment.modeling import last_complete_checkpoint
+
+    for step, state in ((5, '{"global_step": 5}'), (10, '{"global_st')):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+        (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
+    (tmp_path / "checkpoint-15").mkdir()  # killed before its state was written
+    assert last_complete_checkpoint(tmp_path, progress=lambda _: None) == tmp_path / "checkpoint-5"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-5"]
+    assert last_complete_checkpoint(tmp_path / "missing") is None
