@@ -8,7 +8,7 @@ export HF_HUB_OFFLINE := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo ablation test lint format data install
+.PHONY: demo ablation test lint format data install server deploy worker
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -40,3 +40,22 @@ format: $(BIN)/.installed
 
 data: $(BIN)/.installed
 	$(BIN)/alignment world configs/tiny.yaml --out data
+
+# Prefect server and UI on 127.0.0.1:4200 (SQLite under PREFECT_HOME; for Postgres set
+# PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://user:pass@host:5432/prefect before `make server`).
+PREFECT_PORT ?= 4200
+POOL ?= gpu-node
+ALIGNMENT_REPO ?= $(shell git remote get-url origin 2>/dev/null || pwd)
+ALIGNMENT_REF ?= $(shell git rev-parse --abbrev-ref HEAD)
+API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+
+server: $(BIN)/.installed
+	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: $(BIN)/.installed
+	PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || \
+		PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool create $(POOL) --type process
+	PREFECT_API_URL=$(API_URL) ALIGNMENT_REPO=$(ALIGNMENT_REPO) ALIGNMENT_REF=$(ALIGNMENT_REF) ALIGNMENT_POOL=$(POOL) $(BIN)/prefect --no-prompt deploy --all
+
+worker: $(BIN)/.installed
+	PREFECT_API_URL=$(API_URL) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/prefect worker start --pool $(POOL)

@@ -127,7 +127,7 @@ def publish_report(evaluation: Artifact) -> None:
 
 
 @flow(name="alignment-pipeline", log_prints=True)
-def alignment_pipeline(cfg: RunConfig) -> str:
+def alignment_pipeline(cfg: RunConfig = RunConfig()) -> str:  # noqa: B008 - frozen model, the UI form's default
     """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation; returns its directory."""
     world = world_task(cfg)
     files = validate_task(cfg, world)
