@@ -1,0 +1,128 @@
+"""The UI path end to end: a real Prefect server, `prefect deploy` from prefect.yaml, a process worker,
+and a run triggered through the REST API exactly as the UI's Run button does (custom parameters)."""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from alignment.config import load_config, section_dict
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args, env, log: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        args, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    home = tmp_path_factory.mktemp("prefect-server")
+    port = _free_port()
+    api = f"http://127.0.0.1:{port}/api"
+    env = os.environ | {
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": api,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        "PATH": f"{BIN}:{os.environ['PATH']}",
+        "ALIGNMENT_REPO": str(ROOT),
+        "ALIGNMENT_REF": subprocess.check_output(
+            ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True
+        ).strip(),
+        "ALIGNMENT_POOL": "test-pool",
+    }
+    proc = _start(
+        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log"
+    )
+    deadline = time.time() + 180
+    while True:
+        try:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        assert proc.poll() is None and time.time() < deadline, (home / "server.log").read_text()[-3000:]
+        time.sleep(1)
+    yield {"api": api, "env": env, "home": home}
+    _stop(proc)
+
+
+@pytest.fixture(scope="module")
+def deployment(server):
+    env = server["env"]
+    run = lambda *a: subprocess.run([BIN / "prefect", *a], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: E731
+    created = run("work-pool", "create", "test-pool", "--type", "process")
+    assert created.returncode == 0, created.stdout + created.stderr
+    deployed = run("--no-prompt", "deploy", "--all")
+    assert deployed.returncode == 0, deployed.stdout + deployed.stderr
+    found = httpx.get(f"{server['api']}/deployments/name/alignment-pipeline/pipeline", timeout=30)
+    return found.raise_for_status().json()
+
+
+def _micro_parameters(store: Path) -> dict:
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
+    return {"cfg": section_dict(cfg)}
+
+
+def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment, tmp_path):
+    assert deployment["enforce_parameter_schema"]
+    schema = deployment["parameter_openapi_schema"]
+    assert "cfg" in schema["properties"]  # the UI builds its form from this
+    worker = _start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], tmp_path / "worker.log")
+    try:
+        response = httpx.post(
+            f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
+            json={"parameters": _micro_parameters(tmp_path / "runs")},
+            timeout=30,
+        )
+        flow_run = response.raise_for_status().json()
+        deadline = time.time() + 420
+        while True:
+            state = httpx.get(f"{server['api']}/flow_runs/{flow_run['id']}", timeout=30).json()["state"]
+            if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
+                break
+            assert time.time() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            time.sleep(2)
+        assert state["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-5000:]
+    finally:
+        _stop(worker)
+    body = {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}, "limit": 50, "offset": 0}
+    artifacts = httpx.post(f"{server['api']}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
+    assert {"alignment-report", "alignment-lineage"} <= {a["key"] for a in artifacts}
+    assert list((tmp_path / "runs" / "evaluate").glob("*/report.md"))
+
+
+def test_invalid_parameter_is_rejected_before_any_run(server, deployment):
+    before = httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30).json()
+    bad = {"cfg": {"dpo": {"beta": -1.0}}}
+    response = httpx.post(
+        f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={"parameters": bad}, timeout=30
+    )
+    assert response.status_code in (409, 422), response.text
+    assert "beta" in response.text
+    assert httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30).json() == before
