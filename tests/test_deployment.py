@@ -15,6 +15,8 @@ import pytest
 from alignment.config import load_config, section_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+AUTH_STRING = "admin:test-secret"
+AUTH = tuple(AUTH_STRING.split(":"))
 BIN = Path(sys.executable).parent
 
 
@@ -55,6 +57,9 @@ def server(tmp_path_factory):
             ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True
         ).strip(),
         "ALIGNMENT_POOL": "test-pool",
+        # basic auth: the server demands it, the CLI, deploy and worker send it
+        "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
+        "PREFECT_API_AUTH_STRING": AUTH_STRING,
     }
     proc = _start(
         [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log"
@@ -62,7 +67,7 @@ def server(tmp_path_factory):
     deadline = time.time() + 180
     while True:
         try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{api}/health", timeout=2, auth=AUTH).status_code == 200:
                 break
         except httpx.HTTPError:
             pass
@@ -80,7 +85,7 @@ def deployment(server):
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = run("--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    found = httpx.get(f"{server['api']}/deployments/name/alignment-pipeline/pipeline", timeout=30)
+    found = httpx.get(f"{server['api']}/deployments/name/alignment-pipeline/pipeline", timeout=30, auth=AUTH)
     return found.raise_for_status().json()
 
 
@@ -99,11 +104,12 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
             f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
             json={"parameters": _micro_parameters(tmp_path / "runs")},
             timeout=30,
+            auth=AUTH,
         )
         flow_run = response.raise_for_status().json()
         deadline = time.time() + 420
         while True:
-            state = httpx.get(f"{server['api']}/flow_runs/{flow_run['id']}", timeout=30).json()["state"]
+            state = httpx.get(f"{server['api']}/flow_runs/{flow_run['id']}", timeout=30, auth=AUTH).json()["state"]
             if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 break
             assert time.time() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
@@ -112,17 +118,29 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
     finally:
         _stop(worker)
     body = {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}, "limit": 50, "offset": 0}
-    artifacts = httpx.post(f"{server['api']}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
+    artifacts = (
+        httpx.post(f"{server['api']}/artifacts/filter", json=body, timeout=30, auth=AUTH).raise_for_status().json()
+    )
     assert {"alignment-report", "alignment-lineage"} <= {a["key"] for a in artifacts}
     assert list((tmp_path / "runs" / "evaluate").glob("*/report.md"))
 
 
 def test_invalid_parameter_is_rejected_before_any_run(server, deployment):
-    before = httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30).json()
+    before = httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30, auth=AUTH).json()
     bad = {"cfg": {"dpo": {"beta": -1.0}}}
     response = httpx.post(
-        f"{server['api']}/deployments/{deployment['id']}/create_flow_run", json={"parameters": bad}, timeout=30
+        f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
+        json={"parameters": bad},
+        timeout=30,
+        auth=AUTH,
     )
     assert response.status_code in (409, 422), response.text
     assert "beta" in response.text
-    assert httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30).json() == before
+    assert httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30, auth=AUTH).json() == before
+
+
+def test_server_refuses_requests_without_the_auth_string(server):
+    assert httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30).status_code == 401
+    wrong = httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30, auth=("admin", "nope"))
+    assert wrong.status_code == 401
+    assert httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30, auth=AUTH).status_code == 200
