@@ -47,7 +47,8 @@ def lora_config(section: LoraSection, task_type: str, **extra) -> LoraConfig:
 
 
 class ProgressCallback(TrainerCallback):
-    """Forward Trainer log lines (loss, learning rate, step) to a progress function."""
+    """Forward Trainer log lines to a progress function as ``"<stage> step <n>/<total>: ..."`` (the flow turns
+    that prefix into a progress artifact), and a final ``done`` line."""
 
     def __init__(self, stage: str, progress: Callable[[str], None]) -> None:
         self.stage, self.progress = stage, progress
@@ -56,6 +57,9 @@ class ProgressCallback(TrainerCallback):
         if logs:
             shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
             self.progress(f"{self.stage} step {state.global_step}/{state.max_steps}: {shown}")
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.progress(f"{self.stage} step {state.global_step}/{state.max_steps}: done")
 
 
 @dataclass(frozen=True)

@@ -9,10 +9,17 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 from pathlib import Path
+from uuid import UUID
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
@@ -27,10 +34,35 @@ from alignment.store import Artifact, ArtifactStore
 TRAINING_RETRIES = {"retries": 1, "retry_delay_seconds": 5}
 
 
+_STEP = re.compile(r"^(?P<stage>[a-z]+) step (?P<step>\d+)/(?P<total>\d+)")
+
+
+class RunProgress:
+    """Stage progress lines to the Prefect run log; a ``"<stage> step n/total"`` line also moves that
+    stage's progress artifact (``progress-<stage>``, in percent) so the UI shows training advance."""
+
+    def __init__(self) -> None:
+        self.logger = get_run_logger()
+        self.artifacts: dict[str, UUID] = {}
+
+    def __call__(self, message: str) -> None:
+        self.logger.info(message)
+        step = _STEP.match(message)
+        if not step:
+            return
+        percent = round(100 * int(step["step"]) / max(int(step["total"]), 1), 1)
+        stage = step["stage"]
+        if stage in self.artifacts:
+            update_progress_artifact(self.artifacts[stage], progress=percent)
+        else:
+            self.artifacts[stage] = create_progress_artifact(
+                progress=percent, key=f"progress-{stage}", description=f"{stage}: training steps done (%)"
+            )
+
+
 def _context(cfg: RunConfig) -> stages.StageContext:
-    logger = get_run_logger()
     return stages.StageContext(
-        cfg=cfg, store=ArtifactStore(cfg.store.root), progress=logger.info, flow_run_id=str(flow_run.get_id())
+        cfg=cfg, store=ArtifactStore(cfg.store.root), progress=RunProgress(), flow_run_id=str(flow_run.get_id())
     )
 
 

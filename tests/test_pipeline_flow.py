@@ -59,6 +59,12 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
     body = {"artifacts": {"key": {"any_": wanted}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
     found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
     assert {a["key"] for a in found} == set(wanted)
+    progress_keys = ["progress-pretrain", "progress-sft", "progress-reward", "progress-dpo"]
+    body["artifacts"]["key"]["any_"] = progress_keys
+    progress = (
+        httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
+    )
+    assert {a["key"]: a["data"] for a in progress} == dict.fromkeys(progress_keys, 100.0)  # each stage ran to the end
     report = next(a for a in found if a["key"] == "alignment-report")
     assert "data:image/png;base64," in report["data"]
     lineage_md = next(a for a in found if a["key"] == "alignment-lineage")["data"]
