@@ -28,6 +28,7 @@ from alignment.metrics import (
 from alignment.modeling import load_causal_lm, load_tokenizer
 from alignment.plots import plot_summary, plot_sweep
 from alignment.probe import agreement
+from alignment.records import write_jsonl
 from alignment.report import write_report
 from alignment.reward import load_reward_model, score
 
@@ -108,12 +109,13 @@ def evaluate(
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    with (out_dir / "answers.jsonl").open("w") as fh:
-        for i, q in enumerate(questions):
-            row = {"prompt": q["prompt"], "gold": q["answer"], "known": q["known"]}
-            for name in answers:
-                row[name] = {"answer": answers[name][i], "gold_score": gold[name][i], "reward": rm_scores[name][i]}
-            fh.write(json.dumps(row) + "\n")
+    rows = []
+    for i, q in enumerate(questions):
+        row = {"prompt": q["prompt"], "gold": q["answer"], "known": q["known"]}
+        for name in answers:
+            row[name] = {"answer": answers[name][i], "gold_score": gold[name][i], "reward": rm_scores[name][i]}
+        rows.append(row)
+    write_jsonl(out_dir / "answers.jsonl", rows)
     plot_summary(metrics, out_dir / "summary.png")
     plot_sweep(sweep, out_dir / "sampling_sweep.png")
     write_report(metrics, out_dir / "report.md", context or {})

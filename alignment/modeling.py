@@ -101,13 +101,18 @@ def trainer_args(
     )
 
 
+def checkpoint_step(checkpoint: Path) -> int:
+    """The optimizer step a Trainer checkpoint directory (``checkpoint-<step>``) was saved at."""
+    return int(checkpoint.name.rsplit("-", 1)[-1])
+
+
 def last_complete_checkpoint(directory: Path, progress: Callable[[str], None] = print) -> Path | None:
     """The newest checkpoint a killed run left intact. The Trainer writes ``trainer_state.json`` after the
     weights, optimizer and RNG state, so a checkpoint whose state file is missing or unreadable was cut off
     mid-save: it is removed, and the one before it is used."""
     if not directory.is_dir():
         return None
-    found = sorted(directory.glob("checkpoint-*"), key=lambda p: int(p.name.rsplit("-", 1)[-1]), reverse=True)
+    found = sorted(directory.glob("checkpoint-*"), key=checkpoint_step, reverse=True)
     for checkpoint in found:
         try:
             json.loads((checkpoint / "trainer_state.json").read_text())
@@ -126,4 +131,4 @@ def fit(trainer, checkpointing: Checkpointing | None, progress: Callable[[str], 
         progress(f"resuming from {last}")
     trainer.remove_callback(PrinterCallback)  # ProgressCallback already reports each log line once
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
-    return result, int(last.name.rsplit("-", 1)[-1]) if last else 0
+    return result, checkpoint_step(last) if last else 0

@@ -18,6 +18,7 @@ from alignment.config import ProbeConfig
 from alignment.generation import generate_answers
 from alignment.metrics import CORRECT, WRONG, judge
 from alignment.modeling import load_causal_lm, load_tokenizer
+from alignment.records import write_jsonl
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
 
@@ -81,13 +82,20 @@ def run_probe(
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Probe a model (base + adapters) on the questions; writes ``probe.jsonl``; returns a summary."""
+    return summarize(_probe_to_file(cfg, base, adapters, questions, out_dir, device, idk, progress))
+
+
+def _probe_to_file(cfg, base, adapters, questions, out_dir, device, idk, progress) -> list[dict]:
     tok = load_tokenizer(base)
     model = load_causal_lm(base, adapters, device)
     progress(f"probe: {len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
     rows = probe(model, tok, questions, cfg, idk)
-    with (out_dir / "probe.jsonl").open("w") as fh:
-        for r in rows:
-            fh.write(json.dumps(r) + "\n")
+    write_jsonl(out_dir / "probe.jsonl", rows)
+    return rows
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Question count, SliCK category counts and agreement with the world of a probe's rows."""
     counts = Counter(r["category"] for r in rows)
     return {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
 
@@ -129,16 +137,14 @@ def build_probe_pairs(
     progress: Callable[[str], None] = print,
 ) -> dict:
     """Probe the model on the preference questions and write ``preferences.jsonl`` built from it."""
-    summary = run_probe(cfg, base, adapters, questions, out_dir, device, idk, progress)
-    pairs = preference_pairs(load_probe(out_dir / "probe.jsonl"), idk, max_rejected)
+    rows = _probe_to_file(cfg, base, adapters, questions, out_dir, device, idk, progress)
+    pairs = preference_pairs(rows, idk, max_rejected)
     if not pairs:
         raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
-    with (out_dir / "preferences.jsonl").open("w") as fh:
-        for p in pairs:
-            fh.write(json.dumps(p, sort_keys=True) + "\n")
+    write_jsonl(out_dir / "preferences.jsonl", pairs, sort_keys=True)
     kinds = Counter(p["kind"] for p in pairs)
     progress(f"probe pairs: {len(pairs)} pairs {dict(kinds)}")
-    return {"probe": summary, "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
+    return {"probe": summarize(rows), "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
 
 
 def load_probe(path: Path) -> list[dict]:

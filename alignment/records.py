@@ -61,6 +61,13 @@ def read_jsonl(
     return rows
 
 
+def write_jsonl(path: Path, rows: list[dict], sort_keys: bool = False) -> None:
+    """Write rows as JSON Lines (one object per line)."""
+    with Path(path).open("w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, sort_keys=sort_keys) + "\n")
+
+
 def load_demonstrations(path: Path) -> list[dict]:
     """SFT demonstrations: rows with non-empty ``prompt`` and ``completion``."""
     return read_jsonl(path, DEMONSTRATION_FIELDS)

@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 from alignment.config import load_config
+from alignment.modeling import checkpoint_step
 from alignment.stages import StageContext, base_stage, data_files, sft_stage, world_stage
 from alignment.store import ArtifactStore
 
@@ -50,7 +51,7 @@ def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
         os.killpg(proc.pid, signal.SIGKILL)  # like a lost node: no cleanup runs
         proc.wait()
     assert not (tmp_path / "sft").exists()  # nothing half-written where a finished artifact would be
-    saved_steps = [int(p.name.split("-")[1]) for p in checkpoints.glob("sft-*/checkpoint-*")]
+    saved_steps = [checkpoint_step(p) for p in checkpoints.glob("sft-*/checkpoint-*")]
     saved_step = min(saved_steps)  # two while the newest is written and the older not yet rotated out
     assert saved_step >= 5
 
