@@ -177,6 +177,36 @@ class RunConfig(_Section):
     store: StoreConfig = StoreConfig()
 
 
+class PromotionGates(_Section):
+    """What a challenger must show against the promoted policy (the champion) to replace it."""
+
+    min_gold_win_rate: float = Field(
+        0.5, ge=0, le=1, description="Gold-judge win-rate of the challenger vs the champion (ties 0.5) at least this."
+    )
+    max_prudence_drop: float = Field(
+        0.0, ge=0, le=1, description="Prudence (abstention on unknown questions) may fall by at most this."
+    )
+    max_accuracy_drop: float = Field(
+        0.05, ge=0, le=1, description="Accuracy on known questions may fall by at most this."
+    )
+
+
+class RetrainConfig(_Section):
+    """Champion/challenger retraining on the data files that land in ``data_dir``."""
+
+    data_dir: Path = Field(
+        Path("data/incoming"),
+        description="Where new data lands: demonstrations/*.jsonl and preferences/*.jsonl are appended to the "
+        "run's own files. Use an absolute path the worker can read.",
+    )
+    name: str = Field(
+        "policy",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Name of the promoted pointer (<store>/promoted/<name>.json); one champion per name.",
+    )
+    gates: PromotionGates = PromotionGates()
+
+
 def _parse_value(text: str) -> Any:
     """Parse an override value with YAML rules (numbers, booleans, lists, null)."""
     return yaml.safe_load(text) if text.strip() else text

@@ -24,9 +24,9 @@ class Node:
 
 
 def _known_files(store: ArtifactStore) -> dict[str, list[str]]:
-    """sha256 -> paths of the dataset files held by the store's world and pairs artifacts."""
+    """sha256 -> paths of the dataset files held by the store's world, pairs and dataset artifacts."""
     found: dict[str, list[str]] = {}
-    for stage in ("world", "pairs"):
+    for stage in ("world", "pairs", "dataset"):
         for path in sorted((store.root / stage).glob("*/*")):
             if path.is_file() and path.name != "manifest.json":
                 found.setdefault("sha256:" + file_sha256(path), []).append(str(path))

@@ -19,7 +19,7 @@ from alignment.dpo import train_dpo
 from alignment.evaluate import ModelSpec, evaluate
 from alignment.modeling import Checkpointing
 from alignment.probe import build_probe_pairs, load_probe, run_probe
-from alignment.records import load_demonstrations, load_preferences, load_questions
+from alignment.records import load_demonstrations, load_preferences, load_questions, write_jsonl
 from alignment.reward import train_reward
 from alignment.sft import train_sft
 from alignment.store import Artifact, ArtifactStore, code_version, file_sha256
@@ -37,6 +37,7 @@ STAGE_CODE = {
     "dpo": ("dpo.py", "reward.py", "modeling.py"),
     "probe": ("probe.py", "generation.py", "metrics.py", "modeling.py"),
     "pairs": ("probe.py", "generation.py", "metrics.py", "modeling.py"),
+    "dataset": (),
     "evaluate": ("evaluate.py", "generation.py", "metrics.py", "report.py", "plots.py", "reward.py", "modeling.py"),
 }
 
@@ -129,9 +130,44 @@ def validate_data(files: DataFiles) -> dict[str, int]:
     return counts
 
 
+_LOADERS = {"demonstrations": load_demonstrations, "preferences": load_preferences}
+
+
+def merge_stage(ctx: StageContext, files: DataFiles, kind: str, extra: list[Path]) -> tuple[Artifact | None, DataFiles]:
+    """Append new data files of one kind ("demonstrations" or "preferences") to the run's own file.
+
+    The merged file is a ``dataset`` artifact whose inputs are every source file's hash, so the stages
+    that read it re-run exactly when a file was added or changed. No extra files: nothing changes.
+    """
+    if not extra:
+        return None, files
+    own = getattr(files, kind)
+    sources = [own, *extra]
+    inputs = {"0-run": "sha256:" + file_sha256(own)}
+    inputs |= {f"{i}-{p.name}": "sha256:" + file_sha256(p) for i, p in enumerate(extra, start=1)}
+
+    def build(tmp: Path) -> dict:
+        rows = [row for path in sources for row in _LOADERS[kind](path)]
+        write_jsonl(tmp / f"{kind}.jsonl", rows)
+        return {"rows": len(rows), "files": len(sources)}
+
+    art = ctx.materialize("dataset", {"kind": kind}, inputs, build, extra={"sources": [str(p) for p in sources]})
+    return art, replace(files, **{kind: art.path / f"{kind}.jsonl"})
+
+
 def base_path(art: Artifact) -> str:
     """Where a base artifact's weights are: our pretrained directory or the configured model."""
     return art.manifest.get("source") or str(art.path / "model")
+
+
+def check_same_world(base: Artifact, world: Artifact) -> None:
+    """A tiny base knows one world's vocabulary and facts: using it with another world's data is an error."""
+    trained_on = base.manifest.get("inputs", {}).get("world.json")
+    if trained_on and trained_on != "sha256:" + file_sha256(world.path / "world.json"):
+        raise ValueError(
+            f"base {base.id} was pretrained on another world than this config's ({world.id}); "
+            "use the same world settings or pick a base artifact of this world"
+        )
 
 
 def base_stage(ctx: StageContext, world: Artifact) -> Artifact:

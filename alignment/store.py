@@ -100,6 +100,20 @@ class ArtifactStore:
             raise FileNotFoundError(f"no artifact {ref!r} in store {self.root}")
         return found
 
+    def latest(self, stage: str) -> Artifact:
+        """The newest finished artifact of a stage (by creation time); a clear error if there is none."""
+        found = [a for a in (self.get(p.name) for p in (self.root / stage).glob(f"{stage}-*")) if a is not None]
+        if not found:
+            raise FileNotFoundError(f"no {stage} artifact in store {self.root} yet: run that stage or the pipeline")
+        return max(found, key=lambda a: (a.manifest.get("created_at", ""), (a.path / MANIFEST).stat().st_mtime))
+
+    def resolve(self, ref: str | Path, stage: str) -> Artifact:
+        """An artifact of ``stage`` by id, directory or ``"latest"``; an error if it is another stage's."""
+        art = self.latest(stage) if str(ref) == "latest" else self.load(ref)
+        if art.stage != stage:
+            raise ValueError(f"artifact {art.id} is a {art.stage} artifact, expected {stage}")
+        return art
+
     def materialize(
         self,
         stage: str,

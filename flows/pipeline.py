@@ -158,20 +158,38 @@ def publish_report(evaluation: Artifact) -> None:
         )
 
 
-@flow(name="alignment-pipeline", log_prints=True)
-def alignment_pipeline(cfg: RunConfig = RunConfig()) -> str:  # noqa: B008 - frozen model, the UI form's default
-    """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation; returns its directory."""
+@task(name="merge-data", cache_policy=NO_CACHE)
+def merge_task(cfg: RunConfig, files: stages.DataFiles, kind: str, extra: list[Path]) -> stages.DataFiles:
+    _, files = stages.merge_stage(_context(cfg), files, kind, extra)
+    return files
+
+
+def run_stages(cfg: RunConfig, incoming: dict[str, list[Path]] | None = None) -> dict[str, Artifact]:
+    """Every stage as a task, in order; ``incoming`` data files (by kind) are appended to the run's own.
+    Returns the artifacts by stage."""
+    incoming = incoming or {}
     world = world_task(cfg)
     files = validate_task(cfg, world)
+    if incoming.get("demonstrations"):
+        files = merge_task(cfg, files, "demonstrations", incoming["demonstrations"])
     base = base_task(cfg, world)
     sft = sft_task(cfg, base, files)
     if cfg.data.preference_source == "probe":
         files = pairs_task(cfg, base, sft, files)
+    if incoming.get("preferences"):
+        files = merge_task(cfg, files, "preferences", incoming["preferences"])
     reward = reward_task(cfg, base, files)
     dpo = dpo_task(cfg, base, sft, files)
     probe = probe_task(cfg, base, sft, files)
     evaluation = evaluate_task(cfg, base, sft, dpo, reward, files, probe)
-    return str(Path(evaluation.path).resolve())
+    return {"world": world, "base": base, "sft": sft, "reward": reward, "dpo": dpo, "probe": probe,
+            "evaluate": evaluation}  # fmt: skip
+
+
+@flow(name="alignment-pipeline", log_prints=True)
+def alignment_pipeline(cfg: RunConfig = RunConfig()) -> str:  # noqa: B008 - frozen model, the UI form's default
+    """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation; returns its directory."""
+    return str(Path(run_stages(cfg)["evaluate"].path).resolve())
 
 
 @flow(name="alignment-ablation", log_prints=True)

@@ -1,0 +1,85 @@
+"""Scheduled retraining as champion/challenger (deployment `alignment-retrain/retrain`, on a cron).
+
+New data files in the data location -> a challenger that re-runs only the stages whose inputs changed ->
+evaluated against the promoted policy -> promoted only if it passes the gates. The decision is a
+Prefect artifact and a record in the store; the promoted pointer moves atomically.
+"""
+
+from __future__ import annotations
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run
+
+from alignment import retrain as lib
+from alignment import stages
+from alignment.config import RetrainConfig, RunConfig
+from alignment.store import Artifact, ArtifactStore
+from flows.pipeline import _context, run_stages
+
+
+@task(name="scan-incoming", cache_policy=NO_CACHE)
+def scan_task(rcfg: RetrainConfig) -> lib.Incoming:
+    incoming = lib.scan_incoming(rcfg.data_dir)
+    found = ", ".join(f"{kind}: {[p.name for p in paths]}" for kind, paths in incoming.files.items())
+    get_run_logger().info(f"scan-incoming: {rcfg.data_dir}: {found}")
+    return incoming
+
+
+@task(name="evaluate-champion", cache_policy=NO_CACHE)
+def champion_task(cfg: RunConfig, champion: dict, world: Artifact) -> Artifact:
+    """The champion evaluated on this run's held-out data (reused when it already was)."""
+    store = ArtifactStore(cfg.store.root)
+    ids = champion["artifacts"]
+    arts = {stage: store.load(ids[stage]) for stage in ("base", "sft", "reward", "dpo", "probe")}
+    files = stages.data_files(cfg, world)
+    return stages.evaluate_stage(
+        _context(cfg), arts["base"], arts["sft"], arts["dpo"], arts["reward"], files, arts["probe"]
+    )
+
+
+@task(name="decide", cache_policy=NO_CACHE)
+def decide_task(
+    cfg: RunConfig, rcfg: RetrainConfig, arts: dict[str, Artifact], champion_eval: Artifact | None, fp: str
+) -> dict:
+    log = lib.PromotionLog(ArtifactStore(cfg.store.root), rcfg.name)
+    this_run = str(flow_run.get_id())
+    built = [s for s in lib.POLICY_STAGES if arts[s].manifest.get("flow_run_id") == this_run]
+    comparison = None
+    if champion_eval is not None:
+        comparison = lib.compare(arts["evaluate"], champion_eval, cfg.eval.bootstrap_samples, cfg.eval.seed)
+    decision = lib.decide(rcfg, lib.policy_record(arts, fp), log.champion(), comparison, built)
+    path = log.record(decision)
+    decision["record"] = str(path)
+    create_markdown_artifact(
+        key="retrain-decision", markdown=lib.render_decision(decision), description=decision["reason"]
+    )
+    if decision["gates"]:
+        create_table_artifact(key="retrain-gates", table=decision["gates"], description=decision["reason"])
+    get_run_logger().info(f"retrain: {'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
+    return decision
+
+
+@flow(name="alignment-retrain", log_prints=True)
+def retrain_flow(cfg: RunConfig = RunConfig(), retrain: RetrainConfig = RetrainConfig()) -> dict:  # noqa: B008
+    """Retrain on new data in ``retrain.data_dir`` and promote the challenger if it beats the champion.
+
+    Returns the decision: ``promoted``, ``reason``, ``stages_built`` and the numbers behind it.
+    """
+    incoming = scan_task(retrain)
+    fp = lib.fingerprint(cfg, incoming)
+    log = lib.PromotionLog(ArtifactStore(cfg.store.root), retrain.name)
+    last = lib.unchanged(log, fp)
+    if last is not None:
+        reason = f"no new data in {retrain.data_dir} since the decision of {last['decided_at']}"
+        markdown = f"# Retrain: nothing to do\n\n{reason}: nothing trained, nothing promoted.\n"
+        create_markdown_artifact(key="retrain-decision", markdown=markdown, description=reason)
+        get_run_logger().info(f"retrain: {reason}")
+        return {"promoted": False, "reason": reason, "stages_built": [], "record": None}
+    arts = run_stages(cfg, incoming.files)
+    champion = log.champion()
+    champion_eval = None
+    if champion is not None and champion["artifacts"]["evaluate"] != arts["evaluate"].id:
+        champion_eval = champion_task(cfg, champion, arts["world"])
+    return decide_task(cfg, retrain, arts, champion_eval, fp)

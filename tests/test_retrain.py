@@ -1,0 +1,150 @@
+"""Champion/challenger retraining: the gates, the atomic pointer, and the flow driven on the micro config
+(no new data: nothing trained or promoted; a new preference file: retrained from the reward model on)."""
+
+import json
+from pathlib import Path
+
+import pytest
+from prefect.testing.utilities import prefect_test_harness
+
+from alignment import retrain as lib
+from alignment.config import PromotionGates, RetrainConfig, load_config
+from alignment.records import DataError, read_jsonl
+from alignment.store import ArtifactStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _comparison(win: float, prudence: tuple[float, float], accuracy: tuple[float, float]) -> dict:
+    side = lambda p, a: {"prudence": p, "accuracy_known": a, "over_conservativeness": 0.0, "hallucination_rate": 0.0}  # noqa: E731
+    return {
+        "gold_win_rate": {"value": win, "ci95": [win - 0.1, win + 0.1]},
+        "challenger": side(prudence[0], accuracy[0]),
+        "champion": side(prudence[1], accuracy[1]),
+        "n_questions": 10,
+    }
+
+
+def _policy(evaluation: str) -> dict:
+    return {"artifacts": {s: f"{s}-{evaluation}" for s in lib.POLICY_STAGES}, "fingerprint": "sha256:x", "metrics": {}}
+
+
+@pytest.mark.parametrize(
+    ("win", "prudence", "accuracy", "promoted", "failed"),
+    [
+        (0.6, (0.9, 0.8), (0.7, 0.7), True, []),
+        (0.5, (0.8, 0.8), (0.66, 0.7), True, []),  # ties the champion, accuracy within 0.05
+        (0.45, (0.9, 0.8), (0.7, 0.7), False, ["gold win-rate vs champion"]),
+        (0.7, (0.7, 0.8), (0.7, 0.7), False, ["prudence change"]),
+        (0.7, (0.8, 0.8), (0.6, 0.7), False, ["accuracy (known) change"]),
+    ],
+)
+def test_gates_decide_promotion(win, prudence, accuracy, promoted, failed):
+    rcfg = RetrainConfig()
+    decision = lib.decide(rcfg, _policy("b"), _policy("a"), _comparison(win, prudence, accuracy), ["reward"])
+    assert decision["promoted"] is promoted
+    assert [g["gate"] for g in decision["gates"] if not g["passed"]] == failed
+    assert ("PROMOTED" if promoted else "NOT PROMOTED") in lib.render_decision(decision)
+
+
+def test_gates_are_configurable():
+    strict = RetrainConfig(gates=PromotionGates(min_gold_win_rate=0.7))
+    assert not lib.decide(strict, _policy("b"), _policy("a"), _comparison(0.6, (1, 1), (1, 1)), [])["promoted"]
+
+
+def test_first_policy_is_promoted_and_the_champion_is_not_repromoted():
+    assert lib.decide(RetrainConfig(), _policy("a"), None, None, [])["promoted"]
+    same = lib.decide(RetrainConfig(), _policy("a"), _policy("a"), None, [])
+    assert not same["promoted"] and "is the champion" in same["reason"]
+
+
+def test_pointer_moves_only_on_promotion(tmp_path):
+    log = lib.PromotionLog(ArtifactStore(tmp_path), "policy")
+    assert log.champion() is None
+    log.record(lib.decide(RetrainConfig(), _policy("a"), None, None, []))
+    assert log.champion()["artifacts"]["evaluate"] == "evaluate-a"
+    rejected = lib.decide(RetrainConfig(), _policy("b"), log.champion(), _comparison(0.2, (1, 1), (1, 1)), [])
+    log.record(rejected)
+    assert log.champion()["artifacts"]["evaluate"] == "evaluate-a"  # unchanged
+    assert [d["promoted"] for d in log.decisions()] == [True, False]
+    assert not list((tmp_path / "promoted").rglob(".*.tmp"))  # no half-written files left behind
+    assert len(read_jsonl(tmp_path / "promoted" / "policy-history.jsonl", ("promoted_at",))) == 1
+
+
+def test_scan_incoming_validates_files_and_fingerprints_them(tmp_path):
+    with pytest.raises(DataError, match="retrain data location not found"):
+        lib.scan_incoming(tmp_path / "missing")
+    (tmp_path / "preferences").mkdir()
+    cfg = load_config(ROOT / "configs/micro.yaml")
+    empty = lib.fingerprint(cfg, lib.scan_incoming(tmp_path))
+    (tmp_path / "preferences" / "a.jsonl").write_text('{"prompt": "q", "chosen": "x", "rejected": "y"}\n')
+    one = lib.scan_incoming(tmp_path)
+    assert one.files["preferences"] == [tmp_path / "preferences" / "a.jsonl"] and one.files["demonstrations"] == []
+    assert lib.fingerprint(cfg, one) != empty
+    (tmp_path / "preferences" / "b.jsonl").write_text('{"prompt": "q", "chosen": "x"}\n')
+    with pytest.raises(DataError, match=r"b\.jsonl:1: missing field 'rejected'"):
+        lib.scan_incoming(tmp_path)
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def _manifests(root: Path) -> dict[Path, float]:
+    return {p: p.stat().st_mtime for p in root.rglob("manifest.json")}
+
+
+def _new_pairs(world_preferences: Path, out: Path, start: int, n: int) -> None:
+    rows = read_jsonl(world_preferences, ("prompt", "chosen", "rejected"))[start : start + n]
+    out.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp_path):
+    from flows.retrain import retrain_flow
+
+    runs, incoming = tmp_path / "runs", tmp_path / "incoming"
+    (incoming / "preferences").mkdir(parents=True)
+    (incoming / "demonstrations").mkdir()
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={runs}"])
+    rcfg = RetrainConfig(data_dir=incoming)
+    log = lib.PromotionLog(ArtifactStore(runs), "policy")
+
+    first = retrain_flow(cfg, rcfg)  # no champion yet: everything trains, the first policy is promoted
+    assert first["promoted"] and set(first["stages_built"]) == set(lib.POLICY_STAGES)
+    champion = log.champion()
+    assert champion["artifacts"]["evaluate"] == first["challenger"]["artifacts"]["evaluate"]
+
+    before = _manifests(runs)
+    idle = retrain_flow(cfg, rcfg)  # nothing new
+    assert not idle["promoted"] and "no new data" in idle["reason"] and idle["stages_built"] == []
+    assert _manifests(runs) == before  # nothing trained, nothing evaluated
+    assert log.champion() == champion and len(log.decisions()) == 1
+
+    world_prefs = next((runs / "world").glob("*/preferences.jsonl"))
+    _new_pairs(world_prefs, incoming / "preferences" / "2026-11-01.jsonl", 0, 12)
+    strict = RetrainConfig(data_dir=incoming, gates=PromotionGates(min_gold_win_rate=1.0))
+    rejected = retrain_flow(cfg, strict)  # a new preference file: SFT is kept, reward model and DPO retrain
+    assert rejected["stages_built"] == ["reward", "dpo", "evaluate"]
+    assert rejected["challenger"]["artifacts"]["sft"] == champion["artifacts"]["sft"]
+    assert rejected["comparison"]["n_questions"] > 0 and rejected["gates"]
+    assert rejected["promoted"] is all(g["passed"] for g in rejected["gates"])
+    assert json.loads(Path(rejected["record"]).read_text())["reason"] == rejected["reason"]
+    if not rejected["promoted"]:
+        assert log.champion() == champion
+
+    _new_pairs(world_prefs, incoming / "preferences" / "2026-11-08.jsonl", 12, 12)
+    lax = RetrainConfig(
+        data_dir=incoming, gates=PromotionGates(min_gold_win_rate=0, max_prudence_drop=1, max_accuracy_drop=1)
+    )
+    promoted = retrain_flow(cfg, lax)
+    assert promoted["promoted"] and promoted["stages_built"] == ["reward", "dpo", "evaluate"]
+    assert log.champion()["artifacts"] == promoted["challenger"]["artifacts"]
+    assert [d["promoted"] for d in log.decisions()] == [True, rejected["promoted"], True]
+
+    (incoming / "demonstrations" / "bad.jsonl").write_text('{"prompt": "q"}\n')
+    before = _manifests(runs)
+    with pytest.raises(DataError, match=r"bad\.jsonl:1: missing field 'completion'"):
+        retrain_flow(cfg, lax)
+    assert _manifests(runs) == before
