@@ -48,6 +48,12 @@ POOL ?= gpu-node
 ALIGNMENT_REPO ?= $(shell git remote get-url origin 2>/dev/null || pwd)
 ALIGNMENT_REF ?= $(shell git rev-parse --abbrev-ref HEAD)
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+# Deployment defaults: where artifacts go and where new data lands (paths the worker can reach), and
+# when the retrain deployment runs (cron, UTC; RETRAIN_ACTIVE=false deploys it paused).
+STORE ?= $(CURDIR)/runs
+INCOMING ?= $(CURDIR)/data/incoming
+RETRAIN_CRON ?= 0 3 * * *
+RETRAIN_ACTIVE ?= true
 
 server: $(BIN)/.installed
 	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
@@ -55,7 +61,9 @@ server: $(BIN)/.installed
 deploy: $(BIN)/.installed
 	PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || \
 		PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool create $(POOL) --type process
-	PREFECT_API_URL=$(API_URL) ALIGNMENT_REPO=$(ALIGNMENT_REPO) ALIGNMENT_REF=$(ALIGNMENT_REF) ALIGNMENT_POOL=$(POOL) $(BIN)/prefect --no-prompt deploy --all
+	PREFECT_API_URL=$(API_URL) ALIGNMENT_REPO=$(ALIGNMENT_REPO) ALIGNMENT_REF=$(ALIGNMENT_REF) ALIGNMENT_POOL=$(POOL) \
+		ALIGNMENT_STORE=$(STORE) ALIGNMENT_INCOMING=$(INCOMING) ALIGNMENT_RETRAIN_CRON="$(RETRAIN_CRON)" \
+		ALIGNMENT_RETRAIN_ACTIVE=$(RETRAIN_ACTIVE) $(BIN)/prefect --no-prompt deploy --all
 
 worker: $(BIN)/.installed
 	PREFECT_API_URL=$(API_URL) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/prefect worker start --pool $(POOL)

@@ -11,7 +11,9 @@ from pathlib import Path
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "transformers,trl,peft,accelerate")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # outside a flow: console only
 
-from alignment.config import ConfigError, RunConfig, load_config
+from pydantic import ValidationError
+
+from alignment.config import ConfigError, RunConfig, format_errors, load_config
 from alignment.records import DataError
 
 
@@ -63,6 +65,53 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retrain(args: argparse.Namespace) -> int:
+    from alignment.config import PromotionGates, RetrainConfig
+    from alignment.retrain import scan_incoming
+
+    cfg = load_config(args.config, args.overrides)
+    _check_user_data(cfg)
+    gates = {
+        "min_gold_win_rate": args.min_win_rate,
+        "max_prudence_drop": args.max_prudence_drop,
+        "max_accuracy_drop": args.max_accuracy_drop,
+    }
+    try:
+        rcfg = RetrainConfig(data_dir=args.data_dir, name=args.name, gates=PromotionGates(**gates))
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, "retrain options")) from None
+    scan_incoming(rcfg.data_dir)  # bad files are reported before Prefect or any model starts
+    from flows.pipeline import configure_environment
+    from flows.retrain import retrain_flow
+
+    configure_environment()
+    decision = retrain_flow(cfg, rcfg)
+    print(f"{'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
+    if decision.get("record"):
+        print(f"decision: {decision['record']}")
+    return 0
+
+
+def cmd_promoted(args: argparse.Namespace) -> int:
+    from alignment.retrain import PromotionLog
+    from alignment.store import ArtifactStore
+
+    log = PromotionLog(ArtifactStore(args.store), args.name)
+    champion = log.champion()
+    if champion is None:
+        print(f"no promoted {args.name} in {args.store} yet")
+    else:
+        print(f"champion ({args.name}, promoted {champion['promoted_at']}):")
+        for stage, artifact_id in champion["artifacts"].items():
+            print(f"  {stage:9} {artifact_id}")
+        print("  metrics  " + ", ".join(f"{k} {v:.3f}" for k, v in champion["metrics"].items()))
+    for decision in log.decisions()[-args.last :]:
+        outcome = "promoted" if decision["promoted"] else "kept champion"
+        print(f"{decision['decided_at']}  {decision['challenger']['artifacts']['evaluate']}  {outcome}: "
+              f"{decision['reason']}")  # fmt: skip
+    return 0
+
+
 def cmd_lineage(args: argparse.Namespace) -> int:
     from alignment.lineage import lineage, render_text
     from alignment.store import ArtifactStore
@@ -109,6 +158,29 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override applied to every config (repeatable)")  # fmt: skip
     p.add_argument("--out", default="runs/ablation.md", help="comparison page (default: %(default)s)")
     p.set_defaults(func=cmd_ablation)
+    p = sub.add_parser("retrain", help="champion/challenger retraining on new data files (the scheduled flow)")
+    _config_args(p)
+    p.add_argument(
+        "--data-dir",
+        default="data/incoming",
+        type=Path,
+        help="where new demonstrations/*.jsonl and preferences/*.jsonl land (default: %(default)s)",
+    )
+    p.add_argument("--name", default="policy", help="promoted pointer name (default: %(default)s)")
+    p.add_argument(
+        "--min-win-rate",
+        type=float,
+        default=0.5,
+        help="gate: gold win-rate vs the champion at least (default: %(default)s)",
+    )
+    p.add_argument("--max-prudence-drop", type=float, default=0.0, help="gate (default: %(default)s)")
+    p.add_argument("--max-accuracy-drop", type=float, default=0.05, help="gate (default: %(default)s)")
+    p.set_defaults(func=cmd_retrain)
+    p = sub.add_parser("promoted", help="show the promoted policy and the latest retrain decisions")
+    p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
+    p.add_argument("--name", default="policy", help="promoted pointer name (default: %(default)s)")
+    p.add_argument("--last", type=int, default=10, help="decisions to list (default: %(default)s)")
+    p.set_defaults(func=cmd_promoted)
     p = sub.add_parser("lineage", help="print the tree an artifact was built from (artifacts, data hashes, configs)")
     p.add_argument("artifact", help="artifact id (e.g. dpo-1a2b...) or artifact directory")
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")

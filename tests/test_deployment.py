@@ -57,6 +57,10 @@ def server(tmp_path_factory):
             ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True
         ).strip(),
         "ALIGNMENT_POOL": "test-pool",
+        "ALIGNMENT_STORE": str(home / "runs"),
+        "ALIGNMENT_INCOMING": str(home / "incoming"),
+        "ALIGNMENT_RETRAIN_CRON": "0 3 * * *",
+        "ALIGNMENT_RETRAIN_ACTIVE": "false",  # deployed paused: no scheduled run fires during the test
         # basic auth: the server demands it, the CLI, deploy and worker send it
         "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
         "PREFECT_API_AUTH_STRING": AUTH_STRING,
@@ -85,8 +89,44 @@ def deployment(server):
     assert created.returncode == 0, created.stdout + created.stderr
     deployed = run("--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    found = httpx.get(f"{server['api']}/deployments/name/alignment-pipeline/pipeline", timeout=30, auth=AUTH)
-    return found.raise_for_status().json()
+    deployments = {}
+    for flow_name, name in DEPLOYMENTS:
+        found = httpx.get(f"{server['api']}/deployments/name/{flow_name}/{name}", timeout=30, auth=AUTH)
+        deployments[name] = found.raise_for_status().json()
+    return deployments
+
+
+DEPLOYMENTS = [
+    ("alignment-pipeline", "pipeline"), ("alignment-sft", "sft"), ("alignment-reward", "reward"),
+    ("alignment-dpo", "dpo"), ("alignment-evaluate", "evaluate"), ("alignment-retrain", "retrain"),
+]  # fmt: skip
+
+
+def test_every_deployment_has_a_form_and_the_retrain_a_cron_schedule(server, deployment):
+    for name, found in deployment.items():
+        assert found["enforce_parameter_schema"], name
+        assert found["work_pool_name"] == "test-pool", name
+        assert found["parameters"]["cfg"]["store"]["root"] == str(server["home"] / "runs"), name
+        assert found["pull_steps"][0]["prefect.deployments.steps.git_clone"]["repository"] == str(ROOT)
+    properties = deployment["dpo"]["parameter_openapi_schema"]["properties"]
+    assert properties["sft"]["pattern"] == "^(latest|sft-[0-9a-f]{16})$" and properties["sft"]["default"] == "latest"
+    retrain = deployment["retrain"]
+    assert retrain["parameters"]["retrain"]["data_dir"] == str(server["home"] / "incoming")
+    [schedule] = retrain["schedules"]
+    assert schedule["schedule"]["cron"] == "0 3 * * *" and schedule["schedule"]["timezone"] == "UTC"
+    assert schedule["active"] is False
+    gates = retrain["parameter_openapi_schema"]["definitions"]["PromotionGates"]["properties"]
+    assert gates["min_gold_win_rate"]["maximum"] == 1 and gates["min_gold_win_rate"]["description"]
+
+
+def test_stage_deployment_refuses_another_stages_artifact_id(server, deployment):
+    response = httpx.post(
+        f"{server['api']}/deployments/{deployment['dpo']['id']}/create_flow_run",
+        json={"parameters": {"sft": "reward-0123456789abcdef"}},
+        timeout=30,
+        auth=AUTH,
+    )
+    assert response.status_code in (409, 422), response.text
 
 
 def _micro_parameters(store: Path) -> dict:
@@ -95,6 +135,7 @@ def _micro_parameters(store: Path) -> dict:
 
 
 def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment, tmp_path):
+    deployment = deployment["pipeline"]
     assert deployment["enforce_parameter_schema"]
     schema = deployment["parameter_openapi_schema"]
     assert "cfg" in schema["properties"]  # the UI builds its form from this
@@ -126,6 +167,7 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
 
 
 def test_invalid_parameter_is_rejected_before_any_run(server, deployment):
+    deployment = deployment["pipeline"]
     before = httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30, auth=AUTH).json()
     bad = {"cfg": {"dpo": {"beta": -1.0}}}
     response = httpx.post(

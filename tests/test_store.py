@@ -48,3 +48,18 @@ def test_code_version_is_per_module_set():
 
     assert code_version(("sft.py",)) != code_version(("dpo.py",))
     assert code_version(("sft.py",)) == code_version(("sft.py",))
+
+
+def test_latest_and_resolve_by_stage(tmp_path):
+    store = ArtifactStore(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no sft artifact"):
+        store.resolve("latest", "sft")
+    older, _ = store.materialize("sft", {"lr": 1}, {}, lambda out: {})
+    newer, _ = store.materialize("sft", {"lr": 2}, {}, lambda out: {})
+    manifest = older.path / "manifest.json"
+    data = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps(data | {"created_at": "2000-01-01T00:00:00Z"}))
+    assert store.resolve("latest", "sft").id == newer.id
+    assert store.resolve(older.id, "sft").id == older.id
+    with pytest.raises(ValueError, match="is a sft artifact, expected dpo"):
+        store.resolve(older.id, "dpo")
