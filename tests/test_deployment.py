@@ -2,6 +2,7 @@
 and a run triggered through the REST API exactly as the UI's Run button does (custom parameters)."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -134,16 +135,16 @@ def _micro_parameters(store: Path) -> dict:
     return {"cfg": section_dict(cfg)}
 
 
-def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment, tmp_path):
+@pytest.fixture(scope="module")
+def pipeline_run(server, deployment, tmp_path_factory):
+    """A run of the pipeline deployment, created as the UI's Run button does, executed by a process worker."""
     deployment = deployment["pipeline"]
-    assert deployment["enforce_parameter_schema"]
-    schema = deployment["parameter_openapi_schema"]
-    assert "cfg" in schema["properties"]  # the UI builds its form from this
-    worker = _start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], tmp_path / "worker.log")
+    work = tmp_path_factory.mktemp("ui-run")
+    worker = _start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], work / "worker.log")
     try:
         response = httpx.post(
             f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": _micro_parameters(tmp_path / "runs")},
+            json={"parameters": _micro_parameters(work / "runs")},
             timeout=30,
             auth=AUTH,
         )
@@ -153,17 +154,59 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
             state = httpx.get(f"{server['api']}/flow_runs/{flow_run['id']}", timeout=30, auth=AUTH).json()["state"]
             if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
                 break
-            assert time.time() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+            assert time.time() < deadline, (work / "worker.log").read_text()[-3000:]
             time.sleep(2)
-        assert state["type"] == "COMPLETED", (tmp_path / "worker.log").read_text()[-5000:]
     finally:
         _stop(worker)
-    body = {"artifacts": {"flow_run_id": {"any_": [flow_run["id"]]}}, "limit": 50, "offset": 0}
+    return {"flow_run": flow_run, "state": state, "store": work / "runs", "log": work / "worker.log"}
+
+
+def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment, pipeline_run):
+    schema = deployment["pipeline"]["parameter_openapi_schema"]
+    assert "cfg" in schema["properties"]  # the UI builds its form from this
+    assert pipeline_run["state"]["type"] == "COMPLETED", pipeline_run["log"].read_text()[-5000:]
+    body = {"artifacts": {"flow_run_id": {"any_": [pipeline_run["flow_run"]["id"]]}}, "limit": 50, "offset": 0}
     artifacts = (
         httpx.post(f"{server['api']}/artifacts/filter", json=body, timeout=30, auth=AUTH).raise_for_status().json()
     )
     assert {"alignment-report", "alignment-lineage"} <= {a["key"] for a in artifacts}
-    assert list((tmp_path / "runs" / "evaluate").glob("*/report.md"))
+    assert list((pipeline_run["store"] / "evaluate").glob("*/report.md"))
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = ROOT / "runs" / "screenshots"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
+def test_flow_run_page_shows_the_report_in_headless_chromium(server, pipeline_run):
+    """A person's path in a real browser: log in with the auth string, open the flow run, its Artifacts
+    tab, then the report. Screenshots of both pages go to runs/screenshots/."""
+    from playwright.sync_api import sync_playwright
+
+    assert pipeline_run["state"]["type"] == "COMPLETED"
+    ui = server["api"].removesuffix("/api")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{ui}/login")
+            page.fill("input[type=password]", AUTH_STRING)
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/dashboard", timeout=60_000)
+            page.goto(f"{ui}/runs/flow-run/{pipeline_run['flow_run']['id']}")
+            page.get_by_role("tab", name="Artifacts").click()
+            card = page.get_by_text("alignment-report", exact=True).first
+            card.wait_for(timeout=60_000)
+            page.screenshot(path=SCREENSHOTS / "flow-run-artifacts.png")
+            card.click()
+            page.get_by_text("What this run shows").first.wait_for(timeout=60_000)  # the rendered report
+            page.screenshot(path=SCREENSHOTS / "report-artifact.png", full_page=True)
+        finally:
+            browser.close()
+    assert (SCREENSHOTS / "report-artifact.png").stat().st_size > 10_000
 
 
 def test_invalid_parameter_is_rejected_before_any_run(server, deployment):
