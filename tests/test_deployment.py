@@ -197,7 +197,7 @@ def test_flow_run_page_shows_the_report_in_headless_chromium(server, pipeline_ru
             page.keyboard.press("Enter")
             page.wait_for_url("**/dashboard", timeout=60_000)
             page.goto(f"{ui}/runs/flow-run/{pipeline_run['flow_run']['id']}")
-            page.get_by_role("tab", name="Artifacts").click()
+            page.get_by_text("Artifacts", exact=True).first.click()  # the run page's Artifacts tab
             card = page.get_by_text("alignment-report", exact=True).first
             card.wait_for(timeout=60_000)
             page.screenshot(path=SCREENSHOTS / "flow-run-artifacts.png")
