@@ -203,7 +203,7 @@ def test_flow_run_page_shows_the_report_in_headless_chromium(server, pipeline_ru
             page.screenshot(path=SCREENSHOTS / "flow-run-artifacts.png")
             card.click()
             page.get_by_text("What this run shows").first.wait_for(timeout=60_000)  # the rendered report
-            page.screenshot(path=SCREENSHOTS / "report-artifact.png", full_page=True)
+            page.screenshot(path=SCREENSHOTS / "report-artifact.png")
         finally:
             browser.close()
     assert (SCREENSHOTS / "report-artifact.png").stat().st_size > 10_000
