@@ -23,13 +23,18 @@ class Node:
     children: list[Node] = field(default_factory=list)
 
 
-def _known_files(store: ArtifactStore) -> dict[str, list[str]]:
-    """sha256 -> paths of the dataset files held by the store's world, pairs and dataset artifacts."""
-    found: dict[str, list[str]] = {}
-    for stage in ("world", "pairs", "dataset"):
+# Stages whose artifacts are dataset files built from other inputs: a file of theirs links to its maker.
+_DERIVED = ("pairs", "dataset")
+
+
+def _known_files(store: ArtifactStore) -> dict[str, list[tuple[str, str]]]:
+    """sha256 -> (path, artifact id) of the dataset files held by the store's world, pairs and dataset
+    artifacts."""
+    found: dict[str, list[tuple[str, str]]] = {}
+    for stage in ("world", *_DERIVED):
         for path in sorted((store.root / stage).glob("*/*")):
             if path.is_file() and path.name != "manifest.json":
-                found.setdefault("sha256:" + file_sha256(path), []).append(str(path))
+                found.setdefault("sha256:" + file_sha256(path), []).append((str(path), path.parent.name))
     return found
 
 
@@ -41,7 +46,12 @@ def lineage(store: ArtifactStore, ref: str | Path) -> Node:
         node = Node(name, art.id, art)
         for input_name, value in sorted(art.manifest.get("inputs", {}).items()):
             if value.startswith("sha256:"):
-                node.children.append(Node(input_name, value, files=files.get(value, [])))
+                held = files.get(value, [])
+                file_node = Node(input_name, value, files=[path for path, _ in held])
+                makers = [store.get(holder) for _, holder in held if holder.rsplit("-", 1)[0] in _DERIVED]
+                if makers and makers[0] is not None:  # a merged or probe-built file: show what it came from
+                    file_node.children.append(walk("built by", makers[0]))
+                node.children.append(file_node)
             else:
                 child = store.get(value)
                 if child is None:
@@ -81,7 +91,8 @@ def render_text(node: Node, depth: int = 0, metrics: bool = True, seen: set[str]
     if node.artifact is None:
         more = f" (+{len(node.files) - 1} identical)" if len(node.files) > 1 else ""
         where = f" ({node.files[0]}{more})" if node.files else ""
-        return f"{pad}- {node.name}: {node.ref}{where}"
+        children = [render_text(c, depth + 1, metrics, seen) for c in node.children]
+        return "\n".join([f"{pad}- {node.name}: {node.ref}{where}", *children])
     art = node.artifact
     if art.id in seen:
         return f"{pad}- {node.name}: {art.id} (shown above)"
@@ -103,7 +114,8 @@ def render_markdown(node: Node, link: str = "file://", depth: int = 0, seen: set
     if node.artifact is None:
         target = node.files[0] if node.files else None
         ref = f"[`{node.ref[:19]}…`]({link}{Path(target).resolve()})" if target else f"`{node.ref}`"
-        return f"{pad}- **{node.name}** (dataset file): {ref}"
+        line = f"{pad}- **{node.name}** (dataset file): {ref}"
+        return "\n".join([line] + [render_markdown(c, link, depth + 1, seen) for c in node.children])
     art = node.artifact
     if art.id in seen:
         return f"{pad}- **{node.name}**: `{art.id}` (above)"

@@ -161,6 +161,7 @@ def apply_gates(comparison: dict, gates: PromotionGates) -> list[dict]:
 
 
 def _gate(name: str, value: float, op: str, threshold: float) -> dict:
+    threshold += 0.0  # no "-0" in the record
     passed = value >= threshold - 1e-12
     return {"gate": name, "value": round(value, 4), "threshold": f"{op} {threshold:g}", "passed": passed}
 

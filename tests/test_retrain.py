@@ -9,6 +9,7 @@ from prefect.testing.utilities import prefect_test_harness
 
 from alignment import retrain as lib
 from alignment.config import PromotionGates, RetrainConfig, load_config
+from alignment.lineage import lineage, render_text
 from alignment.records import DataError, read_jsonl
 from alignment.store import ArtifactStore
 
@@ -142,6 +143,8 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     assert promoted["promoted"] and promoted["stages_built"] == ["reward", "dpo", "evaluate"]
     assert log.champion()["artifacts"] == promoted["challenger"]["artifacts"]
     assert [d["promoted"] for d in log.decisions()] == [True, rejected["promoted"], True]
+    tree = render_text(lineage(ArtifactStore(runs), promoted["challenger"]["artifacts"]["dpo"]), metrics=False)
+    assert "built by: dataset-" in tree and "2026-11-01.jsonl" in tree and "2026-11-08.jsonl" in tree
 
     (incoming / "demonstrations" / "bad.jsonl").write_text('{"prompt": "q"}\n')
     before = _manifests(runs)
