@@ -99,7 +99,8 @@ class PromotionLog:
     def record(self, decision: dict) -> Path:
         """Write a decision record (atomically) and, if it promotes, move the pointer to its challenger."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        path = self.root / "decisions" / self.name / f"{stamp}-{uuid.uuid4().hex[:6]}.json"
+        number = len(list((self.root / "decisions" / self.name).glob("*.json"))) + 1  # orders same-second ones
+        path = self.root / "decisions" / self.name / f"{number:06d}-{stamp}-{uuid.uuid4().hex[:6]}.json"
         _write_atomic(path, decision)
         if decision["promoted"]:
             pointer = {**decision["challenger"], "promoted_at": decision["decided_at"], "decision": str(path)}

@@ -146,6 +146,16 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     tree = render_text(lineage(ArtifactStore(runs), promoted["challenger"]["artifacts"]["dpo"]), metrics=False)
     assert "built by: dataset-" in tree and "2026-11-01.jsonl" in tree and "2026-11-08.jsonl" in tree
 
+    import httpx
+    from prefect.settings import PREFECT_API_URL
+
+    body = {"artifacts": {"key": {"any_": ["retrain-decision"]}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
+    found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
+    texts = [a["data"] for a in reversed(found)]  # oldest first
+    assert len(texts) == 4 and "nothing to do" in texts[1]
+    assert ("# Retrain decision: PROMOTED" if rejected["promoted"] else "NOT PROMOTED") in texts[2]
+    assert "# Retrain decision: PROMOTED" in texts[3] and "| gate | value | threshold | passed |" in texts[3]
+
     (incoming / "demonstrations" / "bad.jsonl").write_text('{"prompt": "q"}\n')
     before = _manifests(runs)
     with pytest.raises(DataError, match=r"bad\.jsonl:1: missing field 'completion'"):
