@@ -103,7 +103,7 @@ class PromotionLog:
         path = self.root / "decisions" / self.name / f"{number:06d}-{stamp}-{uuid.uuid4().hex[:6]}.json"
         _write_atomic(path, decision)
         if decision["promoted"]:
-            pointer = {**decision["challenger"], "promoted_at": decision["decided_at"], "decision": str(path)}
+            pointer = {**decision["challenger"], "promoted_at": decision["decided_at"], "decision": str(path.resolve())}
             _write_atomic(self.pointer, pointer)
             with (self.root / f"{self.name}-history.jsonl").open("a", encoding="utf-8") as fh:
                 fh.write(json.dumps(pointer, sort_keys=True) + "\n")

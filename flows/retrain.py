@@ -41,7 +41,12 @@ def champion_task(cfg: RunConfig, champion: dict, world: Artifact) -> Artifact:
 
 @task(name="decide", cache_policy=NO_CACHE)
 def decide_task(
-    cfg: RunConfig, rcfg: RetrainConfig, arts: dict[str, Artifact], champion_eval: Artifact | None, fp: str
+    cfg: RunConfig,
+    rcfg: RetrainConfig,
+    arts: dict[str, Artifact],
+    champion: dict | None,
+    champion_eval: Artifact | None,
+    fp: str,
 ) -> dict:
     log = lib.PromotionLog(ArtifactStore(cfg.store.root), rcfg.name)
     this_run = str(flow_run.get_id())
@@ -49,7 +54,7 @@ def decide_task(
     comparison = None
     if champion_eval is not None:
         comparison = lib.compare(arts["evaluate"], champion_eval, cfg.eval.bootstrap_samples, cfg.eval.seed)
-    decision = lib.decide(rcfg, lib.policy_record(arts, fp), log.champion(), comparison, built)
+    decision = lib.decide(rcfg, lib.policy_record(arts, fp), champion, comparison, built)
     path = log.record(decision)
     decision["record"] = str(path)
     create_markdown_artifact(
@@ -82,4 +87,4 @@ def retrain_flow(cfg: RunConfig = RunConfig(), retrain: RetrainConfig = RetrainC
     champion_eval = None
     if champion is not None and champion["artifacts"]["evaluate"] != arts["evaluate"].id:
         champion_eval = champion_task(cfg, champion, arts["world"])
-    return decide_task(cfg, retrain, arts, champion_eval, fp)
+    return decide_task(cfg, retrain, arts, champion, champion_eval, fp)
