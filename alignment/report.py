@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 MODEL_METRICS = (
@@ -142,6 +143,11 @@ def render(metrics: dict, context: dict) -> str:
         "",
     ]
     return "\n".join(lines)
+
+
+def read_metrics(directory: Path) -> dict:
+    """The metrics an evaluation artifact wrote (``metrics.json`` in its directory)."""
+    return json.loads((Path(directory) / "metrics.json").read_text())
 
 
 def write_report(metrics: dict, path: Path, context: dict) -> None:

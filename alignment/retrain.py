@@ -18,6 +18,7 @@ from pathlib import Path
 from alignment.config import PromotionGates, RetrainConfig, RunConfig
 from alignment.metrics import win_rate_with_ci
 from alignment.records import DataError, load_demonstrations, load_preferences, read_jsonl
+from alignment.report import read_metrics
 from alignment.store import Artifact, ArtifactStore, file_sha256
 
 INCOMING_KINDS = {"demonstrations": load_demonstrations, "preferences": load_preferences}
@@ -35,9 +36,6 @@ class Incoming:
 
     def hashes(self) -> dict[str, dict[str, str]]:
         return {kind: {p.name: "sha256:" + file_sha256(p) for p in paths} for kind, paths in self.files.items()}
-
-    def count(self) -> int:
-        return sum(len(paths) for paths in self.files.values())
 
 
 def scan_incoming(data_dir: Path) -> Incoming:
@@ -88,18 +86,22 @@ class PromotionLog:
         """The promoted pointer, or None before the first promotion."""
         return json.loads(self.pointer.read_text()) if self.pointer.is_file() else None
 
+    def _records(self) -> list[Path]:
+        return sorted((self.root / "decisions" / self.name).glob("*.json"))
+
     def decisions(self) -> list[dict]:
         """Every recorded decision, oldest first."""
-        return [json.loads(p.read_text()) for p in sorted((self.root / "decisions" / self.name).glob("*.json"))]
+        return [json.loads(p.read_text()) for p in self._records()]
 
     def last_decision(self) -> dict | None:
-        found = self.decisions()
-        return found[-1] if found else None
+        """The newest decision (only its record is read)."""
+        records = self._records()
+        return json.loads(records[-1].read_text()) if records else None
 
     def record(self, decision: dict) -> Path:
         """Write a decision record (atomically) and, if it promotes, move the pointer to its challenger."""
         stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-        number = len(list((self.root / "decisions" / self.name).glob("*.json"))) + 1  # orders same-second ones
+        number = len(self._records()) + 1  # orders same-second ones
         path = self.root / "decisions" / self.name / f"{number:06d}-{stamp}-{uuid.uuid4().hex[:6]}.json"
         _write_atomic(path, decision)
         if decision["promoted"]:
@@ -120,7 +122,7 @@ def _write_atomic(path: Path, data: dict) -> None:
 def policy_record(artifacts: dict[str, Artifact], fingerprint_: str) -> dict:
     """What the pointer keeps of a policy: its artifact ids, its data fingerprint and its metrics."""
     evaluation = artifacts["evaluate"]
-    metrics = json.loads((evaluation.path / "metrics.json").read_text())
+    metrics = read_metrics(evaluation.path)
     policy = metrics["policy"]
     return {
         "artifacts": {stage: artifacts[stage].id for stage in POLICY_STAGES},
@@ -134,7 +136,7 @@ def compare(challenger: Artifact, champion: Artifact, bootstrap_samples: int = 1
     answers over the champion's (ties 0.5, 95% bootstrap interval) and each policy's behaviour metrics."""
     rows = {}
     for side, evaluation in (("challenger", challenger), ("champion", champion)):
-        metrics = json.loads((evaluation.path / "metrics.json").read_text())
+        metrics = read_metrics(evaluation.path)
         answers = read_jsonl(evaluation.path / "answers.jsonl", ("prompt", metrics["policy"]), nonempty=())
         rows[side] = (metrics, answers)
     (ch_metrics, ch_answers), (cp_metrics, cp_answers) = rows["challenger"], rows["champion"]

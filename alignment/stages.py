@@ -6,7 +6,6 @@ is reused instead of run again. No orchestration here: `flows/` wraps these in P
 
 from __future__ import annotations
 
-import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -360,7 +359,3 @@ def run_pipeline(ctx: StageContext) -> Artifact:
     dpo = dpo_stage(ctx, base, sft, files)
     probe = probe_stage(ctx, base, sft, files)
     return evaluate_stage(ctx, base, sft, dpo, reward, files, probe)
-
-
-def read_metrics(evaluation: Artifact) -> dict:
-    return json.loads((evaluation.path / "metrics.json").read_text())

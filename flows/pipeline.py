@@ -7,7 +7,6 @@ to the Prefect run logger; the report is published as Markdown and table artifac
 from __future__ import annotations
 
 import base64
-import json
 import os
 import re
 from pathlib import Path
@@ -27,6 +26,7 @@ from alignment import stages
 from alignment.ablation import RunResult, write_comparison
 from alignment.config import RunConfig
 from alignment.lineage import lineage, render_markdown
+from alignment.report import read_metrics
 from alignment.store import Artifact, ArtifactStore
 
 # A training task that fails (killed worker, OOM) is retried; the retry resumes from the stage's last
@@ -143,7 +143,7 @@ def _inline_images(markdown: str, directory: Path) -> str:
 
 def publish_report(evaluation: Artifact) -> None:
     """The evaluation's report (with its plots) as a Markdown artifact; metrics and sweep as tables."""
-    metrics = json.loads((evaluation.path / "metrics.json").read_text())
+    metrics = read_metrics(evaluation.path)
     report = _inline_images((evaluation.path / "report.md").read_text(), evaluation.path)
     create_markdown_artifact(key="alignment-report", markdown=report, description=f"evaluation {evaluation.id}")
     rows = []
@@ -198,7 +198,7 @@ def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") 
     runs = []
     for name, cfg in configs.items():
         evaluation = Path(alignment_pipeline.with_options(flow_run_name=f"ablation-{name}")(cfg))
-        metrics = json.loads((evaluation / "metrics.json").read_text())
+        metrics = read_metrics(evaluation)
         runs.append(RunResult(name, cfg.world.mismatch, metrics, str(evaluation)))
     text = write_comparison(runs, Path(out))
     create_markdown_artifact(key="alignment-ablation", markdown=text, description=", ".join(configs))
