@@ -3,10 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/tiny.yaml
-export HF_HUB_DISABLE_TELEMETRY := 1
-export HF_HUB_OFFLINE := 1
-export PREFECT_SERVER_ANALYTICS_ENABLED := false
-export TOKENIZERS_PARALLELISM := false
+# Environment defaults (offline hub, no telemetry, library logs in the run log) live in alignment/environment.py;
+# the Python entry points apply them themselves, the prefect CLI gets them here.
+ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.environment 2>/dev/null)
 
 .PHONY: demo ablation test lint format data install server deploy worker
 
@@ -56,14 +55,14 @@ RETRAIN_CRON ?= 0 3 * * *
 RETRAIN_ACTIVE ?= true
 
 server: $(BIN)/.installed
-	$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	$(ENV_DEFAULTS) $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: $(BIN)/.installed
 	PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || \
 		PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool create $(POOL) --type process
 	PREFECT_API_URL=$(API_URL) ALIGNMENT_REPO=$(ALIGNMENT_REPO) ALIGNMENT_REF=$(ALIGNMENT_REF) ALIGNMENT_POOL=$(POOL) \
 		ALIGNMENT_STORE=$(STORE) ALIGNMENT_INCOMING=$(INCOMING) ALIGNMENT_RETRAIN_CRON="$(RETRAIN_CRON)" \
-		ALIGNMENT_RETRAIN_ACTIVE=$(RETRAIN_ACTIVE) $(BIN)/prefect --no-prompt deploy --all
+		ALIGNMENT_RETRAIN_ACTIVE=$(RETRAIN_ACTIVE) $(ENV_DEFAULTS) $(BIN)/prefect --no-prompt deploy --all
 
 worker: $(BIN)/.installed
-	PREFECT_API_URL=$(API_URL) PATH=$(CURDIR)/$(BIN):$$PATH $(BIN)/prefect worker start --pool $(POOL)
+	PREFECT_API_URL=$(API_URL) PATH=$(CURDIR)/$(BIN):$$PATH $(ENV_DEFAULTS) $(BIN)/prefect worker start --pool $(POOL)

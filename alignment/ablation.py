@@ -10,14 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignment.report import fmt
+from alignment.metrics import METRICS, definitions, fmt
 
-COMPARED = (
-    ("hallucination_rate", "hallucination rate"),
-    ("prudence", "prudence"),
-    ("accuracy_known", "accuracy (known)"),
-    ("over_conservativeness", "over-conservativeness"),
-)
+# The rows of each per-stage table (names in ``METRICS``, which titles and defines them).
+COMPARED = ("hallucination_rate", "prudence", "accuracy_known", "over_conservativeness")
 
 
 @dataclass(frozen=True)
@@ -73,9 +69,9 @@ def render(runs: list[RunResult]) -> str:
         label = "SFT" if stage == "sft" else "policy (" + ", ".join(sorted({r.metrics["policy"] for r in runs})) + ")"
         lines += ["", f"## After {label}", "", "| metric | " + " | ".join(r.name for r in runs) + " |"]
         lines.append("|---" * (len(runs) + 1) + "|")
-        for key, title in COMPARED:
+        for key in COMPARED:
             cells = [fmt(r.metrics[r.metrics["policy"] if stage == "policy" else "sft"][key]) for r in runs]
-            lines.append(f"| {title} | " + " | ".join(cells) + " |")
+            lines.append(f"| {METRICS[key].title} | " + " | ".join(cells) + " |")
     found = claims(runs)
     lines += ["", "## What this comparison shows", ""]
     if not found:
@@ -84,9 +80,13 @@ def render(runs: list[RunResult]) -> str:
         lines.append(f"- {verdict if verdict == 'supported' else f'**{verdict}**'}: {text}: {numbers}.")
     lines += [
         "",
-        "Hallucination rate is the share of held-out unknown questions answered with a confident wrong answer; "
-        "intervals are 95% bootstrap intervals over questions. A run whose SFT never saw an 'I don't know' "
-        "demonstration already answers nearly every unknown question, so against it the mismatch has little room.",
+        "Metrics are measured on held-out questions; intervals are 95% bootstrap intervals over questions. A run "
+        "whose SFT never saw an 'I don't know' demonstration already answers nearly every unknown question, so "
+        "against it the mismatch has little room.",
+        "",
+        "## Definitions",
+        "",
+        *definitions(COMPARED),
     ]
     return "\n".join(lines) + "\n"
 

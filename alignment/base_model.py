@@ -1,16 +1,18 @@
-"""The tiny base model: a small Llama-style decoder pretrained from scratch on the world's corpus."""
+"""The base model: a small Llama-style decoder pretrained from scratch on the world's corpus, or a given
+Hugging Face causal LM used in place."""
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
+from alignment.config import ModelConfig, TinyBaseConfig
+from alignment.context import StageContext, TrainingRun
+from alignment.store import Artifact, file_sha256
 
-from alignment.config import TinyBaseConfig
+if TYPE_CHECKING:
+    import torch
+    from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
 CHINCHILLA_TOKENS_PER_PARAM = 20.0
 
@@ -21,13 +23,15 @@ def build_model(cfg: TinyBaseConfig, tokenizer: PreTrainedTokenizerFast) -> Llam
     Tied embeddings matter for the world: the output softmax pushes every never-seen token's row the
     same way, so unseen entity names end up alike, and unlike every name seen in pretraining.
     """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
     config = LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,
         intermediate_size=cfg.intermediate_size,
-        num_hidden_layers=cfg.num_layers,
-        num_attention_heads=cfg.num_heads,
-        num_key_value_heads=cfg.num_heads,
+        num_hidden_layers=cfg.num_hidden_layers,
+        num_attention_heads=cfg.num_attention_heads,
+        num_key_value_heads=cfg.num_attention_heads,
         max_position_embeddings=cfg.seq_len * 2,
         tie_word_embeddings=True,
         pad_token_id=tokenizer.pad_token_id,
@@ -39,6 +43,8 @@ def build_model(cfg: TinyBaseConfig, tokenizer: PreTrainedTokenizerFast) -> Llam
 
 def token_stream(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> torch.Tensor:
     """All documents as one token stream, each ended by the EOS token."""
+    import torch
+
     ids: list[int] = []
     for enc in tokenizer(documents, add_special_tokens=False)["input_ids"]:
         ids.extend(enc)
@@ -46,36 +52,26 @@ def token_stream(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> to
     return torch.tensor(ids, dtype=torch.long)
 
 
-def pretrain(
-    cfg: TinyBaseConfig,
-    tokenizer: PreTrainedTokenizerFast,
-    documents: list[str],
-    out_dir: Path,
-    device: str = "cpu",
-    seed: int = 0,
-    progress: Callable[[str], None] = print,
-) -> dict[str, float]:
-    """Pretrain the tiny base on random windows of the corpus and save it with ``save_pretrained``."""
-    torch.manual_seed(seed)
-    model = build_model(cfg, tokenizer).to(device)
+def pretrain(cfg: TinyBaseConfig, tokenizer: PreTrainedTokenizerFast, documents: list[str], run: TrainingRun) -> dict:
+    """Pretrain the tiny base on random windows of the corpus and save it with ``save_pretrained`` in
+    ``run.out_dir / "model"``: AdamW, linear warmup, cosine decay to 10% of the peak learning rate."""
+    import torch
+    from transformers import get_cosine_with_min_lr_schedule_with_warmup
+
+    torch.manual_seed(run.seed)
+    model = build_model(cfg, tokenizer).to(run.device.name)
     stream = token_stream(tokenizer, documents)
     if len(stream) <= cfg.seq_len:
         raise ValueError(f"pretraining corpus has {len(stream)} tokens, fewer than model.tiny.seq_len={cfg.seq_len}")
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=cfg.weight_decay, betas=(0.9, 0.95))
-
-    def lr_at(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        frac = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))
-
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
-    gen = torch.Generator().manual_seed(seed)
+    sched = get_cosine_with_min_lr_schedule_with_warmup(opt, cfg.warmup_steps, cfg.max_steps, min_lr_rate=0.1)
+    gen = torch.Generator().manual_seed(run.seed)
+    batch_size = cfg.per_device_train_batch_size
     model.train()
     start, loss_val = time.time(), float("nan")
-    for step in range(cfg.steps):
-        starts = torch.randint(0, len(stream) - cfg.seq_len, (cfg.batch_size,), generator=gen)
-        batch = torch.stack([stream[s : s + cfg.seq_len] for s in starts.tolist()]).to(device)
+    for step in range(1, cfg.max_steps + 1):
+        starts = torch.randint(0, len(stream) - cfg.seq_len, (batch_size,), generator=gen)
+        batch = torch.stack([stream[s : s + cfg.seq_len] for s in starts.tolist()]).to(run.device.name)
         loss = model(input_ids=batch, labels=batch).loss  # the model shifts labels itself
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -83,13 +79,13 @@ def pretrain(
         opt.step()
         sched.step()
         loss_val = loss.item()
-        if step % 50 == 0 or step == cfg.steps - 1:
-            progress(f"pretrain step {step + 1}/{cfg.steps} loss {loss_val:.3f} ({time.time() - start:.0f}s)")
+        if step % 25 == 0 or step == cfg.max_steps:
+            run.report(step=step, total=cfg.max_steps, loss=loss_val)
     model.eval()
-    model.save_pretrained(out_dir, safe_serialization=True)
-    tokenizer.save_pretrained(out_dir)
+    model.save_pretrained(run.out_dir / "model")
+    tokenizer.save_pretrained(run.out_dir / "model")
     n_params = sum(p.numel() for p in model.parameters())
-    tokens = cfg.steps * cfg.batch_size * cfg.seq_len
+    tokens = cfg.max_steps * batch_size * cfg.seq_len
     return {
         "parameters": n_params,
         "training_tokens": tokens,
@@ -100,3 +96,35 @@ def pretrain(
         "final_loss": loss_val,
         "seconds": time.time() - start,
     }
+
+
+def same_world(base: Artifact, world: Artifact) -> None:
+    """A tiny base knows one world's vocabulary and facts: using it with another world's data is an error."""
+    trained_on = base.manifest.get("inputs", {}).get("world.json")
+    if trained_on and trained_on != "sha256:" + file_sha256(world.path / "world.json"):
+        raise ValueError(
+            f"base {base.id} was pretrained on another world than this config's ({world.id}); "
+            "use the same world settings or pick a base artifact of this world"
+        )
+
+
+def base_stage(cfg: ModelConfig, ctx: StageContext, world: Artifact) -> Artifact:
+    """The base model: pretrain the tiny base on the world's corpus, or point at a given HF model."""
+    if cfg.name_or_path:
+        from transformers import AutoConfig
+
+        source = cfg.name_or_path
+        AutoConfig.from_pretrained(source)  # fail now, clearly, if it is not a model
+        return ctx.materialize("base", {"name_or_path": source}, {}, lambda tmp: {"source": source}, {"source": source})
+
+    inputs = {n: "sha256:" + file_sha256(world.path / n) for n in ("pretrain.txt", "reference.txt", "world.json")}
+
+    def fit(run: TrainingRun) -> dict:
+        from alignment.tokenizer import train_tokenizer
+        from alignment.world import tokenizer_texts
+
+        tok = train_tokenizer(tokenizer_texts(world.path))
+        docs = (world.path / "pretrain.txt").read_text().splitlines()
+        return pretrain(cfg.tiny, tok, docs, run)
+
+    return ctx.train("base", cfg.tiny.model_dump(mode="json"), inputs, fit)

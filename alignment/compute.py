@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import random
-
-import numpy as np
 import torch
+from transformers import set_seed
 
 from alignment.config import ComputeConfig
+from alignment.context import Device
 
 
 def resolve_device(cfg: ComputeConfig) -> str:
@@ -19,16 +18,11 @@ def resolve_device(cfg: ComputeConfig) -> str:
     return cfg.device
 
 
-def setup(cfg: ComputeConfig, seed: int) -> str:
-    """Seed every RNG, apply the thread count, and return the device."""
+def setup(cfg: ComputeConfig, seed: int) -> Device:
+    """Seed every RNG, apply the thread count, and return the device (bf16 only where asked for and on a GPU:
+    on CPU it is far slower, not faster)."""
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-    return resolve_device(cfg)
-
-
-def use_bf16(cfg: ComputeConfig, device: str) -> bool:
-    """bf16 only where asked for and on a GPU (on CPU it is far slower, not faster)."""
-    return cfg.bf16 and device == "cuda"
+    set_seed(seed)
+    name = resolve_device(cfg)
+    return Device(name, cfg.bf16 and name == "cuda")

@@ -1,15 +1,24 @@
 """Run configuration: pydantic models for every stage, loaded from YAML with dotted overrides.
 
-Unknown or mistyped keys are errors that name the key and the file they came from.
+The defaults here are the offline CPU demo (`configs/tiny.yaml` states only what it changes). Training
+sections use TRL's own argument names; any other TRL/transformers training argument may be given in the
+same section and is passed through after it is checked against the TRL class. LoRA settings use
+`peft.LoraConfig`'s names, with the same pass-through. Unknown or mistyped keys are errors that name the
+key and the file they came from.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
+import tempfile
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic_core import PydanticCustomError
 
 
 class ConfigError(ValueError):
@@ -18,6 +27,201 @@ class ConfigError(ValueError):
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@lru_cache(maxsize=8)
+def _fields_of(target: str) -> frozenset[str]:
+    """The argument names of a library config dataclass, e.g. ``trl.SFTConfig`` (imported on first use)."""
+    module, name = target.rsplit(".", 1)
+    return frozenset(f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name)))
+
+
+class _PassThrough(BaseModel):
+    """A section whose keys beyond its own fields are arguments of a library class (``target``).
+
+    Each extra key must be an argument of that class and not one the pipeline sets itself (``managed``);
+    the values are checked by building the class once, so a wrong value fails here, before any training.
+    """
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    target: ClassVar[str]
+    managed: ClassVar[dict[str, str]] = {}
+
+    def passthrough(self) -> dict[str, Any]:
+        """The extra arguments given for the library class."""
+        return dict(self.model_extra or {})
+
+    @model_validator(mode="after")
+    def _check_passthrough(self) -> _PassThrough:
+        extra = self.passthrough()
+        if not extra:
+            return self
+        accepted = _fields_of(self.target)
+        for key in sorted(extra):
+            if key in self.managed:
+                raise PydanticCustomError(
+                    "managed_argument",
+                    "'{key}' is set by the pipeline: {where}",
+                    {"key": key, "where": self.managed[key]},
+                )
+            if key not in accepted:
+                raise PydanticCustomError(
+                    "unknown_argument",
+                    "unknown key '{key}': neither a field of this section nor an argument of {target}",
+                    {"key": key, "target": self.target},
+                )
+        self._build_check(extra)
+        return self
+
+    def _build_check(self, extra: dict[str, Any]) -> None:
+        """Build the target class with the extra arguments, so their values are checked now."""
+
+
+_TRAINER_MANAGED = {
+    "output_dir": "artifacts go to the store (store.root)",
+    "save_strategy": "set compute.checkpoint_steps",
+    "save_steps": "set compute.checkpoint_steps",
+    "save_total_limit": "the stage keeps its newest checkpoint",
+    "use_cpu": "set compute.device",
+    "bf16": "set compute.bf16",
+    "fp16": "set compute.bf16",
+    "seed": "set the run's seed",
+    "data_seed": "set the run's seed",
+    "gradient_checkpointing": "set activation_checkpointing (its new name in transformers 5)",
+}
+
+
+class LoraSettings(_PassThrough):
+    """LoRA adapter settings, one to one onto ``peft.LoraConfig`` (any other LoraConfig argument passes through)."""
+
+    target: ClassVar[str] = "peft.LoraConfig"
+    managed: ClassVar[dict[str, str]] = {
+        "task_type": "set by the stage (causal LM or sequence classification)",
+        "modules_to_save": "set by the stage (the reward model's score head)",
+    }
+
+    r: int = Field(16, ge=1, description="LoRA rank: the inner dimension of each adapter's two matrices.")
+    lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator; the update is scaled by lora_alpha / r.")
+    lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter's input during training.")
+    target_modules: str | list[str] = Field(
+        "all-linear", description="Modules that get adapters: 'all-linear' or a list of module names."
+    )
+
+    def _build_check(self, extra: dict[str, Any]) -> None:
+        from peft import LoraConfig
+
+        try:
+            LoraConfig(**self.model_dump(), task_type="CAUSAL_LM")
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"peft.LoraConfig rejects these settings: {exc}") from None
+
+
+class TrainingSection(_PassThrough):
+    """Settings every TRL-trained stage shares, with TRL's names and meanings; other arguments of the TRL
+    config class pass through (e.g. ``report_to: [tensorboard]``)."""
+
+    managed: ClassVar[dict[str, str]] = _TRAINER_MANAGED
+
+    num_train_epochs: float = Field(3.0, gt=0, description="Passes over the training data.")
+    per_device_train_batch_size: int = Field(16, ge=1, description="Examples (or pairs) per device per step.")
+    gradient_accumulation_steps: int = Field(
+        1, ge=1, description="Steps whose gradients are summed before each optimizer step."
+    )
+    learning_rate: float = Field(1e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    lr_scheduler_type: Literal[
+        "linear",
+        "cosine",
+        "cosine_with_restarts",
+        "polynomial",
+        "constant",
+        "constant_with_warmup",
+        "inverse_sqrt",
+        "cosine_with_min_lr",
+        "cosine_warmup_with_min_lr",
+        "warmup_stable_decay",
+    ] = Field("cosine", description="transformers learning-rate schedule after warmup.")
+    warmup_steps: float = Field(
+        0.05,
+        ge=0,
+        description="Warmup: a number of steps (>= 1) or a ratio of all steps (< 1); transformers 5 folded "
+        "warmup_ratio into this argument.",
+    )
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+    max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this global norm.")
+    max_length: int | None = Field(
+        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
+    )
+    logging_steps: int = Field(10, ge=1, description="Log loss and learning rate (and report progress) every N steps.")
+    activation_checkpointing: bool = Field(
+        False, description="Recompute activations in the backward pass to save memory (about 20% slower)."
+    )
+    lora: LoraSettings = Field(LoraSettings(), description="The LoRA adapter this stage trains.")
+
+    def trainer_arguments(self) -> dict[str, Any]:
+        """This section as keyword arguments of its TRL config class (the LoRA settings excluded)."""
+        args = self.model_dump(exclude={"lora", *self.own_fields()})
+        args["gradient_checkpointing"] = args["activation_checkpointing"]  # TRL's default for it is True
+        return args
+
+    def own_fields(self) -> set[str]:
+        """Fields of this section that are ours, not arguments of the TRL class."""
+        return set()
+
+    def _build_check(self, extra: dict[str, Any]) -> None:
+        module, name = self.target.rsplit(".", 1)
+        cls = getattr(importlib.import_module(module), name)
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                cls(output_dir=tmp, use_cpu=True, bf16=False, **self.trainer_arguments())
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{self.target} rejects these settings: {exc}") from None
+
+
+class SFTSection(TrainingSection):
+    """Supervised finetuning (TRL ``SFTTrainer``) of a LoRA adapter on the demonstrations."""
+
+    target: ClassVar[str] = "trl.SFTConfig"
+
+    num_train_epochs: float = Field(8.0, gt=0, description="Passes over the demonstrations.")
+    learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    completion_only_loss: bool = Field(
+        True, description="Loss on the answer only, not the prompt (TRL's prompt/completion masking)."
+    )
+
+
+class RewardSection(TrainingSection):
+    """The reward model (TRL ``RewardTrainer``): LoRA plus a trained score head, on preference pairs."""
+
+    target: ClassVar[str] = "trl.RewardConfig"
+
+    num_train_epochs: float = Field(3.0, gt=0, description="Passes over the training pairs.")
+    learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    eval_fraction: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="Share of prompts held out (with all their pairs) for RewardTrainer's evaluation: the "
+        "held-out pairwise accuracy. 0: no held-out pairs.",
+    )
+
+    def own_fields(self) -> set[str]:
+        return {"eval_fraction"}
+
+
+class DPOSection(TrainingSection):
+    """Direct preference optimisation (TRL ``DPOTrainer``) of a LoRA adapter on the SFT model."""
+
+    target: ClassVar[str] = "trl.DPOConfig"
+
+    num_train_epochs: float = Field(4.0, gt=0, description="Passes over the preference pairs.")
+    learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    beta: float = Field(0.1, gt=0, description="Strength of the implicit KL penalty to the reference (SFT) model.")
+    loss_type: list[Literal["sigmoid", "ipo", "hinge", "robust", "sft"]] = Field(
+        ["sigmoid", "sft"],
+        description="TRL DPO losses, summed: 'sigmoid' is DPO; 'sft' adds NLL on the chosen answer (RPO). With "
+        "plain DPO the tiny model pushed rejected answers down without making 'I don't know' its top answer.",
+    )
+    loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
 
 
 class WorldConfig(_Section):
@@ -51,8 +255,8 @@ class WorldConfig(_Section):
 class DataConfig(_Section):
     """Optional user data files that replace the world's generated ones (JSONL)."""
 
-    demonstrations: Path | None = Field(None, description="JSONL with prompt, completion.")
-    preferences: Path | None = Field(None, description="JSONL with prompt, chosen, rejected.")
+    demonstrations: Path | None = Field(None, description="JSONL with prompt, completion; None: the world's.")
+    preferences: Path | None = Field(None, description="JSONL with prompt, chosen, rejected; None: the world's.")
     preference_source: Literal["construction", "probe"] = Field(
         "construction",
         description="'construction': the pairs file as given or built by the world. 'probe': build pairs from a "
@@ -73,82 +277,54 @@ class DataConfig(_Section):
 
 
 class TinyBaseConfig(_Section):
-    """The tiny Llama-style base model pretrained on the world's corpus."""
+    """The tiny Llama-style base model pretrained on the world's corpus (transformers' names)."""
 
-    hidden_size: int = Field(128, ge=8)
-    num_layers: int = Field(4, ge=1)
-    num_heads: int = Field(4, ge=1)
-    intermediate_size: int = Field(384, ge=8)
-    seq_len: int = Field(128, ge=16)
-    batch_size: int = Field(32, ge=1)
-    steps: int = Field(500, ge=1)
-    learning_rate: float = Field(3e-3, gt=0)
-    warmup_steps: int = Field(30, ge=0)
-    weight_decay: float = Field(0.0, ge=0)
+    hidden_size: int = Field(128, ge=8, description="Width of the residual stream.")
+    num_hidden_layers: int = Field(4, ge=1, description="Decoder layers.")
+    num_attention_heads: int = Field(4, ge=1, description="Attention heads per layer.")
+    intermediate_size: int = Field(384, ge=8, description="Width of each MLP's hidden layer.")
+    seq_len: int = Field(128, ge=16, description="Tokens per pretraining window.")
+    per_device_train_batch_size: int = Field(32, ge=1, description="Windows per optimizer step.")
+    max_steps: int = Field(500, ge=1, description="Optimizer steps of pretraining.")
+    learning_rate: float = Field(3e-3, gt=0, description="Peak AdamW learning rate.")
+    warmup_steps: int = Field(30, ge=0, description="Linear warmup steps, then cosine decay to 10% of the peak.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
 
 
 class ModelConfig(_Section):
     """The base model: a local HF causal-LM directory / hub id, or None for the tiny base we pretrain."""
 
     name_or_path: str | None = Field(None, description="Local HF causal-LM directory or hub id; None = tiny base.")
-    tiny: TinyBaseConfig = TinyBaseConfig()
-
-
-class LoraSection(_Section):
-    lora_r: int = Field(16, ge=1)
-    lora_alpha: int = Field(32, ge=1)
-    lora_dropout: float = Field(0.0, ge=0, lt=1)
-    target_modules: str | list[str] = Field("all-linear")
-
-
-class SFTConfig(LoraSection):
-    epochs: float = Field(8.0, gt=0)
-    learning_rate: float = Field(2e-3, gt=0)
-    batch_size: int = Field(16, ge=1)
-
-
-class RewardConfig(LoraSection):
-    epochs: float = Field(3.0, gt=0)
-    learning_rate: float = Field(2e-3, gt=0)
-    batch_size: int = Field(16, ge=1)
-    eval_fraction: float = Field(0.15, ge=0, lt=1, description="Held-out share of pairs for pairwise accuracy.")
-
-
-class DPOConfig(LoraSection):
-    beta: float = Field(0.1, gt=0)
-    loss_type: list[Literal["sigmoid", "ipo", "hinge", "robust", "sft"]] = Field(
-        ["sigmoid", "sft"],
-        description="TRL DPO losses, summed: 'sigmoid' is DPO; 'sft' adds NLL on the chosen answer (RPO).",
-    )
-    loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
-    epochs: float = Field(4.0, gt=0)
-    learning_rate: float = Field(5e-4, gt=0)
-    batch_size: int = Field(16, ge=1)
+    tiny: TinyBaseConfig = Field(TinyBaseConfig(), description="The tiny base (used when name_or_path is None).")
 
 
 class EvalConfig(_Section):
-    max_new_tokens: int = Field(8, ge=1)
+    """The evaluation on held-out data: generation, the sampling sweep and bootstrap intervals."""
+
+    max_new_tokens: int = Field(8, ge=1, description="Longest generated answer, in tokens.")
     sweep_temperatures: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="Sampling sweep temperatures.")
     sweep_top_ps: list[float] = Field([1.0, 0.9], description="Sampling sweep top-p values.")
     sweep_samples: int = Field(5, ge=1, description="Samples per question at each sampled sweep point.")
-    batch_size: int = Field(256, ge=1)
-    bootstrap_samples: int = Field(1000, ge=10)
-    seed: int = 0
+    batch_size: int = Field(256, ge=1, description="Questions per generation / scoring batch.")
+    bootstrap_samples: int = Field(1000, ge=10, description="Bootstrap resamples behind each 95% interval.")
+    seed: int = Field(0, description="Seed of the bootstrap and of sampled generations.")
 
 
 class ProbeConfig(_Section):
     """Knowledge probe: greedy plus ``samples`` answers at ``temperature`` per question."""
 
-    samples: int = Field(8, ge=1)
-    temperature: float = Field(1.0, gt=0)
-    max_new_tokens: int = Field(8, ge=1)
-    seed: int = 0
+    samples: int = Field(8, ge=1, description="Sampled answers per question (besides the greedy one).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the probe's samples.")
+    max_new_tokens: int = Field(8, ge=1, description="Longest probe answer, in tokens.")
+    seed: int = Field(0, description="Seed of the probe's samples.")
 
 
 class ComputeConfig(_Section):
-    device: Literal["auto", "cpu", "cuda"] = "auto"
+    """Where and how stages run."""
+
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto': CUDA when available, else CPU.")
     threads: int | None = Field(None, ge=1, description="torch CPU threads; None = torch's default.")
-    bf16: bool = Field(False, description="bf16 mixed precision (GPU only).")
+    bf16: bool = Field(False, description="bf16 mixed precision (GPU only; on CPU it is far slower).")
     checkpoint_steps: int | None = Field(
         50,
         ge=1,
@@ -158,6 +334,8 @@ class ComputeConfig(_Section):
 
 
 class StoreConfig(_Section):
+    """The artifact store."""
+
     root: Path = Field(Path("runs"), description="Directory of the artifact store.")
 
 
@@ -165,16 +343,16 @@ class RunConfig(_Section):
     """A whole pipeline run."""
 
     seed: int = Field(0, description="Training seed for every stage.")
-    world: WorldConfig = WorldConfig()
-    data: DataConfig = DataConfig()
-    model: ModelConfig = ModelConfig()
-    sft: SFTConfig = SFTConfig()
-    reward: RewardConfig = RewardConfig()
-    dpo: DPOConfig = DPOConfig()
-    eval: EvalConfig = EvalConfig()
-    probe: ProbeConfig = ProbeConfig()
-    compute: ComputeConfig = ComputeConfig()
-    store: StoreConfig = StoreConfig()
+    world: WorldConfig = Field(WorldConfig(), description="The synthetic world (the offline default data).")
+    data: DataConfig = Field(DataConfig(), description="User data files in place of the world's.")
+    model: ModelConfig = Field(ModelConfig(), description="The base model.")
+    sft: SFTSection = Field(SFTSection(), description="Supervised finetuning (TRL SFTConfig names).")
+    reward: RewardSection = Field(RewardSection(), description="Reward model (TRL RewardConfig names).")
+    dpo: DPOSection = Field(DPOSection(), description="DPO (TRL DPOConfig names).")
+    eval: EvalConfig = Field(EvalConfig(), description="Evaluation on held-out data.")
+    probe: ProbeConfig = Field(ProbeConfig(), description="Knowledge probe of the SFT model.")
+    compute: ComputeConfig = Field(ComputeConfig(), description="Device, precision, checkpoints.")
+    store: StoreConfig = Field(StoreConfig(), description="Artifact store.")
 
 
 class PromotionGates(_Section):
@@ -204,7 +382,7 @@ class RetrainConfig(_Section):
         pattern=r"^[a-z0-9][a-z0-9_-]*$",
         description="Name of the promoted pointer (<store>/promoted/<name>.json); one champion per name.",
     )
-    gates: PromotionGates = PromotionGates()
+    gates: PromotionGates = Field(PromotionGates(), description="What the challenger must show to be promoted.")
 
 
 def _parse_value(text: str) -> Any:
@@ -228,14 +406,26 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
 
 
 def format_errors(err: ValidationError, source: str) -> str:
+    """Pydantic's errors as one line each, naming the source (file and overrides) and the dotted key."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
+        elif e["type"] in ("unknown_argument", "managed_argument"):
+            full = f"{key}.{e['ctx']['key']}" if key else e["ctx"]["key"]
+            lines.append(f"{source}: " + e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1))
         else:
             lines.append(f"{source}: key '{key}': {e['msg']}")
     return "\n".join(lines)
+
+
+def validate(model: type[BaseModel], raw: Any, source: str) -> Any:
+    """``model.model_validate(raw)`` with errors as a ConfigError naming ``source`` and each key."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, source)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
@@ -258,12 +448,9 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         apply_override(raw, assignment)
     if overrides:
         source += " (with --set " + ", ".join(overrides) + ")"
-    try:
-        return RunConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, source)) from None
+    return validate(RunConfig, raw, source)
 
 
 def section_dict(section: BaseModel) -> dict[str, Any]:
-    """A config section as plain JSON-able data (for manifests and hashing)."""
+    """A config section as plain JSON-able data (for manifests and hashing), pass-through arguments included."""
     return section.model_dump(mode="json")

@@ -5,55 +5,37 @@ The reference model is the same network with the adapter disabled (no second cop
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from trl import DPOConfig as TRLDPOConfig
-from trl import DPOTrainer
-
-from alignment.config import DPOConfig
-from alignment.modeling import (
-    Checkpointing,
-    ProgressCallback,
-    fit,
-    load_causal_lm,
-    load_tokenizer,
-    lora_config,
-    trainer_args,
-)
-from alignment.reward import preference_dataset
+from alignment.config import DPOSection
+from alignment.context import StageContext, TrainingRun
+from alignment.data_files import DataFiles
+from alignment.model_refs import base_path
+from alignment.records import load_preferences
+from alignment.store import Artifact
 
 
 def train_dpo(
-    cfg: DPOConfig,
-    base: Path | str,
-    sft_adapters: Sequence[Path],
-    preferences: list[dict],
-    out_dir: Path,
-    device: str = "cpu",
-    bf16: bool = False,
-    seed: int = 0,
-    progress: Callable[[str], None] = print,
-    checkpointing: Checkpointing | None = None,
-) -> dict[str, float]:
-    """Train a DPO LoRA adapter on top of the (merged) SFT model; saves ``out_dir/adapter``."""
-    tok = load_tokenizer(base)
-    model = load_causal_lm(base, sft_adapters, device=device)
-    args = trainer_args(
-        TRLDPOConfig, out_dir / "trainer", cfg, device, bf16, seed, checkpointing, beta=cfg.beta, max_length=128,
-        loss_type=list(cfg.loss_type), loss_weights=cfg.loss_weights,
-    )  # fmt: skip
+    cfg: DPOSection, base: Path | str, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
+) -> dict:
+    """Train a DPO LoRA adapter on the SFT model (the base with ``sft_adapters`` merged in); saves
+    ``run.out_dir / "adapter"``."""
+    from trl import DPOConfig, DPOTrainer
+
+    from alignment.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
+    from alignment.trl_datasets import preference_dataset
+
     trainer = DPOTrainer(
-        model=model,
+        model=load_causal_lm(base, sft_adapters, device=run.device.name),
         ref_model=None,
-        args=args,
+        args=trainer_args(DPOConfig, cfg, run),
         train_dataset=preference_dataset(preferences),
-        processing_class=tok,
-        peft_config=lora_config(cfg, "CAUSAL_LM"),
-        callbacks=[ProgressCallback("dpo", progress)],
+        processing_class=load_tokenizer(base),
+        peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
-    result, resumed_from = fit(trainer, checkpointing, progress)
-    trainer.model.save_pretrained(out_dir / "adapter")
+    result, resumed_from = fit(trainer, run)
+    trainer.model.save_pretrained(run.out_dir / "adapter")
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
     metrics = {
         "train_loss": result.training_loss,
@@ -65,3 +47,14 @@ def train_dpo(
         metrics["final_reward_accuracy"] = logs[-1]["rewards/accuracies"]
         metrics["final_reward_margin"] = logs[-1].get("rewards/margins")
     return metrics
+
+
+def dpo_stage(cfg: DPOSection, ctx: StageContext, preferences: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
+    """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled)."""
+    rows = load_preferences(preferences.preferences)
+    inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
+
+    def fit(run: TrainingRun) -> dict:
+        return train_dpo(cfg, base_path(base), [sft.path / "adapter"], rows, run)
+
+    return ctx.train("dpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})

@@ -2,19 +2,21 @@
 
 Perplexity on the held-out reference text; accuracy, over-conservativeness, prudence, hallucination
 rate and honesty on held-out questions; win-rate of the policy vs SFT by the gold judge and by the
-trained reward model. Every number comes with a 95% bootstrap interval.
+trained reward model. Every number comes with a 95% bootstrap interval. The evaluation writes
+``metrics.json`` and ``answers.jsonl``; the report is rendered from them by its own stage.
 """
 
 from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from alignment.config import EvalConfig
-from alignment.generation import document_nll, generate_answers, mean_token_kl
+from alignment.context import StageContext
+from alignment.data_files import DataFiles
 from alignment.metrics import (
     GOLD_SCORE,
     WRONG,
@@ -25,12 +27,13 @@ from alignment.metrics import (
     self_consistency,
     win_rate_with_ci,
 )
-from alignment.modeling import load_causal_lm, load_tokenizer
-from alignment.plots import plot_summary, plot_sweep
-from alignment.probe import agreement
-from alignment.records import write_jsonl
-from alignment.report import write_report
-from alignment.reward import load_reward_model, score
+from alignment.model_refs import base_path
+from alignment.probe import agreement, load_probe
+from alignment.progress import Progress, ProgressEvent
+from alignment.records import load_questions, write_jsonl
+from alignment.store import Artifact
+
+SCHEMA_VERSION = 2  # metrics.json: 2 adds schema_version; the base/sft/<policy> {"value", "ci95"} objects are as in 1
 
 
 @dataclass(frozen=True)
@@ -41,71 +44,79 @@ class ModelSpec:
     adapters: Sequence[Path] = ()
 
 
-def evaluate(
-    cfg: EvalConfig,
-    base: Path | str,
-    models: Sequence[ModelSpec],
-    reward_adapter: Path,
-    questions: list[dict],
-    reference_docs: list[str],
-    out_dir: Path,
-    policy: str = "dpo",
-    device: str = "cpu",
-    idk: str = "I don't know.",
-    progress: Callable[[str], None] = print,
-    context: dict | None = None,
-    probe: list[dict] | None = None,
-) -> dict:
-    """Evaluate every model; write ``metrics.json``, ``answers.jsonl`` and ``report.md`` into out_dir."""
-    tok = load_tokenizer(base)
+@dataclass(frozen=True)
+class Evaluation:
+    """What is evaluated on what: the models (one named ``sft``, the reference), the reward model that
+    judges them, the held-out questions and reference documents, and optionally the probe's rows."""
+
+    base: str
+    models: Sequence[ModelSpec]
+    reward_adapter: Path
+    questions: list[dict]
+    reference_docs: list[str]
+    probe: list[dict] | None = None
+    policy: str = "dpo"
+
+
+def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progress: Progress) -> dict:
+    """Evaluate every model; write ``metrics.json`` and ``answers.jsonl`` into ``out_dir``."""
+    from alignment.generation import document_nll, generate_answers, generation_config, mean_token_kl, reward_scores
+    from alignment.modeling import load_causal_lm, load_reward_model, load_tokenizer
+
+    def say(message: str) -> None:
+        progress(ProgressEvent("evaluate", message))
+
+    tok = load_tokenizer(job.base)
+    questions = job.questions
     prompts = [q["prompt"] for q in questions]
     known = [q["known"] for q in questions]
     n_boot, seed = cfg.bootstrap_samples, cfg.seed
-    metrics: dict = {}
+    greedy = generation_config(tok, cfg.max_new_tokens)
+    metrics: dict = {"schema_version": SCHEMA_VERSION}
     answers: dict[str, list[str]] = {}
     sweep: list[dict] = []
-    reference = load_causal_lm(base, next(m.adapters for m in models if m.name == "sft"), device)
-    for spec in models:
-        progress(f"evaluate: {spec.name}: perplexity on {len(reference_docs)} reference documents")
-        model = reference if spec.name == "sft" else load_causal_lm(base, spec.adapters, device)
-        sums, counts = document_nll(model, tok, reference_docs)
-        progress(f"evaluate: {spec.name}: answering {len(prompts)} held-out questions")
-        answers[spec.name] = generate_answers(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size)
-        labels = [judge(a, q["answer"], idk) for a, q in zip(answers[spec.name], questions, strict=True)]
+    reference = load_causal_lm(job.base, next(m.adapters for m in job.models if m.name == "sft"), device)
+    for spec in job.models:
+        say(f"{spec.name}: perplexity on {len(job.reference_docs)} reference documents")
+        model = reference if spec.name == "sft" else load_causal_lm(job.base, spec.adapters, device)
+        sums, counts = document_nll(model, tok, job.reference_docs)
+        say(f"{spec.name}: answering {len(prompts)} held-out questions")
+        answers[spec.name] = generate_answers(model, tok, prompts, greedy, batch_size=cfg.batch_size)
+        labels = [judge(a, q["answer"]) for a, q in zip(answers[spec.name], questions, strict=True)]
         kl = mean_token_kl(model, reference, tok, prompts, answers[spec.name], cfg.batch_size)
         metrics[spec.name] = {
             "perplexity": perplexity_with_ci(sums, counts, n_boot, seed),
             **behaviour_metrics(labels, known, n_boot, seed),
             "kl_to_reference": kl_with_ci(kl, n_boot, seed),
         }
-        if probe is not None:
-            probed_known = [row["probed_known"] for row in probe]
+        if job.probe is not None:
+            probed_known = [row["probed_known"] for row in job.probe]
             metrics[spec.name]["by_probe"] = behaviour_metrics(labels, probed_known, n_boot, seed)
         if spec.name != "base":
-            progress(f"evaluate: {spec.name}: sampling sweep")
-            sweep += sampling_sweep(cfg, model, tok, questions, spec.name, idk)
+            say(f"{spec.name}: sampling sweep")
+            sweep += sampling_sweep(cfg, (model, tok), questions, spec.name)
         del model
 
     gold = {
-        name: [GOLD_SCORE[judge(a, q["answer"], idk)] for a, q in zip(ans, questions, strict=True)]
+        name: [GOLD_SCORE[judge(a, q["answer"])] for a, q in zip(ans, questions, strict=True)]
         for name, ans in answers.items()
     }
-    progress("evaluate: scoring answers with the reward model")
-    rm = load_reward_model(base, reward_adapter, device)
-    rm_scores = {name: score(rm, tok, prompts, ans, cfg.batch_size) for name, ans in answers.items()}
+    say("scoring answers with the reward model")
+    rm = load_reward_model(job.base, job.reward_adapter, device)
+    rm_scores = {name: reward_scores(rm, tok, prompts, ans, cfg.batch_size) for name, ans in answers.items()}
     win = {
-        "gold": win_rate_with_ci(gold[policy], gold["sft"], n_boot, seed),
-        "reward_model": win_rate_with_ci(rm_scores[policy], rm_scores["sft"], n_boot, seed),
+        "gold": win_rate_with_ci(gold[job.policy], gold["sft"], n_boot, seed),
+        "reward_model": win_rate_with_ci(rm_scores[job.policy], rm_scores["sft"], n_boot, seed),
     }
     win["judge_gap"] = win["reward_model"]["value"] - win["gold"]["value"]
     metrics["win_rate_vs_sft"] = win
     metrics["sampling_sweep"] = sweep
-    if probe is not None:
-        metrics["knowledge_probe"] = {"probed_model": "sft", **agreement(probe)}
-        metrics["knowledge_probe"]["categories"] = dict(Counter(r["category"] for r in probe))
-    metrics["policy"] = policy
+    if job.probe is not None:
+        metrics["knowledge_probe"] = {"probed_model": "sft", **agreement(job.probe)}
+        metrics["knowledge_probe"]["categories"] = dict(Counter(r["category"] for r in job.probe))
+    metrics["policy"] = job.policy
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
-    metrics["n_reference_documents"] = len(reference_docs)
+    metrics["n_reference_documents"] = len(job.reference_docs)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
@@ -116,28 +127,30 @@ def evaluate(
             row[name] = {"answer": answers[name][i], "gold_score": gold[name][i], "reward": rm_scores[name][i]}
         rows.append(row)
     write_jsonl(out_dir / "answers.jsonl", rows)
-    plot_summary(metrics, out_dir / "summary.png")
-    plot_sweep(sweep, out_dir / "sampling_sweep.png")
-    write_report(metrics, out_dir / "report.md", context or {})
     return metrics
 
 
-def sampling_sweep(cfg: EvalConfig, model, tok, questions: list[dict], name: str, idk: str) -> list[dict]:
+def sampling_sweep(cfg: EvalConfig, model_and_tok: tuple, questions: list[dict], name: str) -> list[dict]:
     """Hallucination rate (on unknown questions) and self-consistency across temperature x top-p."""
+    from alignment.generation import generate_answers, generation_config
+
+    model, tok = model_and_tok
     prompts = [q["prompt"] for q in questions]
     rows = []
     for temperature in cfg.sweep_temperatures:
         for top_p in cfg.sweep_top_ps if temperature > 0 else [1.0]:
             n = cfg.sweep_samples if temperature > 0 else 1  # greedy answers are all the same
+            settings = generation_config(tok, cfg.max_new_tokens, temperature, top_p)
             samples = [
-                generate_answers(model, tok, prompts, cfg.max_new_tokens, cfg.batch_size, temperature, top_p, seed=k)
-                for k in range(n)
+                generate_answers(model, tok, prompts, settings, batch_size=cfg.batch_size, seed=k) for k in range(n)
             ]
             per_question = list(zip(*samples, strict=True))
             unknown_labels = [
-                judge(a, q["answer"], idk) for q, answers in zip(questions, per_question, strict=True)
-                if not q["known"] for a in answers
-            ]  # fmt: skip
+                judge(a, q["answer"])
+                for q, answers in zip(questions, per_question, strict=True)
+                if not q["known"]
+                for a in answers
+            ]
             rows.append(
                 {
                     "model": name,
@@ -149,3 +162,41 @@ def sampling_sweep(cfg: EvalConfig, model, tok, questions: list[dict], name: str
                 }
             )
     return rows
+
+
+def evaluate_stage(
+    cfg: EvalConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact, *, reward, dpo, probe
+) -> Artifact:
+    """Evaluate base, SFT and the DPO policy on held-out data (``reward`` judges, ``probe`` splits by probed
+    knowledge); writes metrics.json and answers.jsonl."""
+    inputs = {
+        "base": base.id,
+        "sft": sft.id,
+        "dpo": dpo.id,
+        "reward": reward.id,
+        "probe": probe.id,
+        "questions": data.id("questions"),
+        "reference": data.id("reference"),
+    }
+    job = Evaluation(
+        base=base_path(base),
+        models=[
+            ModelSpec("base"),
+            ModelSpec("sft", [sft.path / "adapter"]),
+            ModelSpec("dpo", [sft.path / "adapter", dpo.path / "adapter"]),
+        ],
+        reward_adapter=reward.path / "adapter",
+        questions=load_questions(data.questions),
+        reference_docs=data.reference_documents(),
+        probe=load_probe(probe.path / "probe.jsonl"),
+    )
+
+    def build(tmp: Path) -> dict:
+        metrics = evaluate(cfg, job, tmp, ctx.device().name, ctx.progress)
+        return {m: {k: v["value"] for k, v in metrics[m].items() if "value" in v} for m in ("base", "sft", "dpo")} | {
+            "win_rate_vs_sft": {
+                k: v["value"] if isinstance(v, dict) else v for k, v in metrics["win_rate_vs_sft"].items()
+            }
+        }
+
+    return ctx.materialize("evaluate", cfg.model_dump(mode="json"), inputs, build, {"model_chain": [base.id]})

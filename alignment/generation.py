@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import torch
-from transformers import PreTrainedModel
+from transformers import GenerationConfig, PreTrainedModel
 
 from alignment.records import to_conversation
 
@@ -13,36 +13,54 @@ def chat_prompts(tok, questions: list[str]) -> list[str]:
     return [tok.apply_chat_template(to_conversation(q), tokenize=False, add_generation_prompt=True) for q in questions]
 
 
+def generation_config(tok, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0) -> GenerationConfig:
+    """Greedy decoding at temperature 0, else pure temperature / nucleus sampling (no top-k cut)."""
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {}
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        **({"do_sample": False} | sampling),
+    )
+
+
 @torch.no_grad()
 def generate_answers(
     model: PreTrainedModel,
     tok,
     questions: list[str],
-    max_new_tokens: int = 8,
+    settings: GenerationConfig,
+    *,
     batch_size: int = 64,
-    temperature: float = 0.0,
-    top_p: float = 1.0,
     seed: int = 0,
 ) -> list[str]:
-    """One answer per question: greedy at temperature 0, else sampled (seeded)."""
+    """One answer per question with ``settings`` (see ``generation_config``); sampled answers are seeded."""
     prompts = chat_prompts(tok, questions)
-    sample = temperature > 0
-    if sample:
+    if settings.do_sample:
         torch.manual_seed(seed)
     answers: list[str] = []
     for i in range(0, len(prompts), batch_size):
         enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(model.device) for k, v in enc.items()}
-        kwargs = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if sample else {}
-        out = model.generate(
-            **enc,
-            max_new_tokens=max_new_tokens,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-            **({"do_sample": False} if not sample else kwargs),
-        )
+        out = model.generate(**enc, generation_config=settings)
         answers.extend(tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
     return [a.strip() for a in answers]
+
+
+@torch.no_grad()
+def reward_scores(
+    model: PreTrainedModel, tok, questions: list[str], answers: list[str], batch_size: int = 64
+) -> list[float]:
+    """The reward model's score of each (question, answer), rendered with the chat template as in training."""
+    texts = [
+        tok.apply_chat_template(to_conversation(q, a), tokenize=False) for q, a in zip(questions, answers, strict=True)
+    ]
+    out: list[float] = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        out.extend(model(**enc).logits[:, 0].float().tolist())
+    return out
 
 
 @torch.no_grad()
@@ -52,11 +70,11 @@ def document_nll(model: PreTrainedModel, tok, documents: list[str], batch_size: 
     counts: list[int] = []
     side, tok.padding_side = tok.padding_side, "right"  # keep position ids as in training
     try:
+        batches = [documents[i : i + batch_size] for i in range(0, len(documents), batch_size)]
         encoded = [
-            tok([d + tok.eos_token for d in documents[i : i + batch_size]], return_tensors="pt", padding=True,
-                add_special_tokens=False)
-            for i in range(0, len(documents), batch_size)
-        ]  # fmt: skip
+            tok([d + tok.eos_token for d in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+            for batch in batches
+        ]
     finally:
         tok.padding_side = side
     for enc in encoded:
@@ -89,8 +107,8 @@ def mean_token_kl(
     try:
         for i in range(0, len(prompts), batch_size):
             ps, ans = prompts[i : i + batch_size], answers[i : i + batch_size]
-            enc = tok([p + " " + a + tok.eos_token for p, a in zip(ps, ans, strict=True)], return_tensors="pt",
-                      padding=True, add_special_tokens=False)  # fmt: skip
+            texts = [p + " " + a + tok.eos_token for p, a in zip(ps, ans, strict=True)]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
             plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in ps]
             ids, mask = enc["input_ids"].to(policy.device), enc["attention_mask"].to(policy.device)
             lp = policy(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)

@@ -1,18 +1,26 @@
-"""Loading models and tokenizers, LoRA configs, and the bridge from Trainer logs to our progress lines."""
+"""Loading models and tokenizers, LoRA configs, TRL trainer arguments, and running a Trainer with progress
+events and resume from the last checkpoint."""
 
 from __future__ import annotations
 
-import json
 import shutil
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from peft import LoraConfig, PeftModel
-from transformers import AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PrinterCallback, TrainerCallback
+from transformers import (
+    AutoModelForCausalLM,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    PreTrainedModel,
+    PrinterCallback,
+    TrainerCallback,
+)
 
-from alignment.config import LoraSection
+from alignment.checkpoints import checkpoint_step, last_complete_checkpoint
+from alignment.config import LoraSettings, TrainingSection
+from alignment.context import TrainingRun
 
 
 def load_tokenizer(path: str | Path):
@@ -34,101 +42,73 @@ def load_causal_lm(base: str | Path, adapters: Sequence[Path] = (), device: str 
     return model.to(device).eval()
 
 
-def lora_config(section: LoraSection, task_type: str, **extra) -> LoraConfig:
-    """A PEFT LoRA config from a config section."""
-    return LoraConfig(
-        r=section.lora_r,
-        lora_alpha=section.lora_alpha,
-        lora_dropout=section.lora_dropout,
-        target_modules=section.target_modules,
-        task_type=task_type,
-        **extra,
+def reward_backbone(base: str | Path) -> PreTrainedModel:
+    """The base as a one-output sequence classifier (a fresh score head), its pad token set for batching."""
+    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
+    model.config.pad_token_id = load_tokenizer(base).pad_token_id
+    return model
+
+
+def load_reward_model(base: str | Path, adapter: Path, device: str = "cpu") -> PreTrainedModel:
+    """The trained reward model: base weights with its LoRA and trained score head merged in."""
+    model = PeftModel.from_pretrained(reward_backbone(base), str(adapter), autocast_adapter_dtype=False)
+    return model.merge_and_unload().to(device).eval()
+
+
+def lora_config(settings: LoraSettings, task_type: str, **managed) -> LoraConfig:
+    """A PEFT LoRA config from the section's LoRA settings (names one to one)."""
+    return LoraConfig(**settings.model_dump(), task_type=task_type, **managed)
+
+
+def trainer_args(cls, section: TrainingSection, run: TrainingRun, **managed):
+    """The TRL config object ``cls`` of a stage: the section's TRL arguments (pass-through included) plus what
+    the pipeline sets: where checkpoints go (a resumable checkpoint every N steps with ``run.checkpointing``),
+    device, precision, seed, and no console progress bar (progress goes out as events)."""
+    ckpt = run.checkpointing
+    saving = (
+        {"save_strategy": "steps", "save_steps": ckpt.every_steps, "save_total_limit": 1}
+        if ckpt
+        else {"save_strategy": "no"}
+    )
+    return cls(
+        output_dir=str(ckpt.directory if ckpt else run.out_dir / "trainer"),
+        **saving,
+        **section.trainer_arguments(),
+        bf16=run.device.bf16,
+        use_cpu=run.device.name == "cpu",
+        seed=run.seed,
+        data_seed=run.seed,
+        **{"disable_tqdm": True, "dataloader_num_workers": 0} | managed,
     )
 
 
 class ProgressCallback(TrainerCallback):
-    """Forward Trainer log lines to a progress function as ``"<stage> step <n>/<total>: ..."`` (the flow turns
-    that prefix into a progress artifact), and a final ``done`` line."""
+    """Trainer log records as progress events: step, total steps, loss and the other logged values."""
 
-    def __init__(self, stage: str, progress: Callable[[str], None]) -> None:
-        self.stage, self.progress = stage, progress
+    def __init__(self, run: TrainingRun) -> None:
+        self.run = run
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if logs:
-            shown = ", ".join(f"{k} {v:.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in logs.items())
-            self.progress(f"{self.stage} step {state.global_step}/{state.max_steps}: {shown}")
+            logs = dict(logs)
+            loss = logs.pop("loss", None)
+            self.run.report(step=state.global_step, total=state.max_steps, loss=loss, logs=logs)
 
     def on_train_end(self, args, state, control, **kwargs):
-        self.progress(f"{self.stage} step {state.global_step}/{state.max_steps}: done")
+        self.run.report("done", step=state.global_step, total=state.max_steps)
 
 
-@dataclass(frozen=True)
-class Checkpointing:
-    """Where a training stage keeps resumable checkpoints, and every how many optimizer steps it saves one."""
-
-    directory: Path
-    every_steps: int
-
-
-def trainer_args(
-    cls, out_dir: Path, section, device: str, bf16: bool, seed: int, checkpointing: Checkpointing | None = None, **extra
-):
-    """TRL config objects with the settings every stage shares (no hub, CPU-safe); with ``checkpointing``,
-    the trainer saves a resumable checkpoint (weights, optimizer, scheduler, RNG) every N steps."""
-    saving = (
-        {"save_strategy": "steps", "save_steps": checkpointing.every_steps, "save_total_limit": 1}
-        if checkpointing
-        else {"save_strategy": "no"}
-    )
-    return cls(
-        output_dir=str(checkpointing.directory if checkpointing else out_dir),
-        **saving,
-        num_train_epochs=section.epochs,
-        per_device_train_batch_size=section.batch_size,
-        learning_rate=section.learning_rate,
-        lr_scheduler_type="cosine",
-        warmup_steps=0.05,
-        logging_steps=10,
-        report_to="none",
-        bf16=bf16,
-        gradient_checkpointing=False,
-        use_cpu=device == "cpu",
-        seed=seed,
-        data_seed=seed,
-        dataloader_num_workers=0,
-        disable_tqdm=True,
-        **extra,
-    )
-
-
-def checkpoint_step(checkpoint: Path) -> int:
-    """The optimizer step a Trainer checkpoint directory (``checkpoint-<step>``) was saved at."""
-    return int(checkpoint.name.rsplit("-", 1)[-1])
-
-
-def last_complete_checkpoint(directory: Path, progress: Callable[[str], None] = print) -> Path | None:
-    """The newest checkpoint a killed run left intact. The Trainer writes ``trainer_state.json`` after the
-    weights, optimizer and RNG state, so a checkpoint whose state file is missing or unreadable was cut off
-    mid-save: it is removed, and the one before it is used."""
-    if not directory.is_dir():
-        return None
-    found = sorted(directory.glob("checkpoint-*"), key=checkpoint_step, reverse=True)
-    for checkpoint in found:
-        try:
-            json.loads((checkpoint / "trainer_state.json").read_text())
-            return checkpoint
-        except (OSError, ValueError):
-            progress(f"removing incomplete checkpoint {checkpoint}")
-            shutil.rmtree(checkpoint, ignore_errors=True)
-    return None
-
-
-def fit(trainer, checkpointing: Checkpointing | None, progress: Callable[[str], None] = print):
-    """``trainer.train()``, resuming from the newest complete checkpoint in ``checkpointing.directory`` if a
-    previous attempt left one (killed worker, OOM, lost node). Returns (train output, step resumed from or 0)."""
-    last = last_complete_checkpoint(checkpointing.directory, progress) if checkpointing else None
+def fit(trainer, run: TrainingRun) -> tuple:
+    """``trainer.train()``, resuming from the newest complete checkpoint a previous attempt of this artifact
+    left (killed worker, OOM, lost node). Logs an integration wrote under the output directory (e.g.
+    TensorBoard's ``runs/``) are kept in the artifact as ``logs/``. Returns (train output, step resumed from)."""
+    last = last_complete_checkpoint(run.checkpointing.directory) if run.checkpointing else None
     if last:
-        progress(f"resuming from {last}")
-    trainer.remove_callback(PrinterCallback)  # ProgressCallback already reports each log line once
+        run.report(f"resuming from {last}")
+    trainer.remove_callback(PrinterCallback)
+    trainer.add_callback(ProgressCallback(run))
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    logs = Path(trainer.args.output_dir) / "runs"
+    if logs.is_dir():
+        shutil.copytree(logs, run.out_dir / "logs", dirs_exist_ok=True)
     return result, checkpoint_step(last) if last else 0

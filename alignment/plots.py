@@ -9,20 +9,18 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
-PANELS = (
-    ("perplexity", "perplexity (held-out text)"),
-    ("win_rate", "gold win-rate vs SFT"),
-    ("prudence", "prudence"),
-    ("over_conservativeness", "over-conservativeness"),
-)
+from alignment.metrics import METRICS  # noqa: E402
+
+# The summary figure's panels, left to right (names in ``METRICS``, which titles them).
+PANELS = ("perplexity", "win_rate", "prudence", "over_conservativeness")
 
 
 def plot_summary(metrics: dict, path: Path) -> None:
     """Perplexity, win-rate, prudence and over-conservativeness per model, with 95% intervals."""
     names = [n for n in ("base", "sft", metrics["policy"]) if n in metrics]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.4))
-    for ax, (key, title) in zip(axes, PANELS, strict=True):
-        if key == "win_rate":
+    for ax, key in zip(axes, PANELS, strict=True):
+        if key == "win_rate":  # stored once, vs SFT: SFT is 0.5 by definition, base is not compared
             shown = [n for n in names if n != "base"]
             vals = [
                 {"value": 0.5, "ci95": [0.5, 0.5]} if n == "sft" else metrics["win_rate_vs_sft"]["gold"] for n in shown
@@ -34,7 +32,7 @@ def plot_summary(metrics: dict, path: Path) -> None:
         v = [x["value"] for x in vals]
         err = [[x["value"] - x["ci95"][0] for x in vals], [x["ci95"][1] - x["value"] for x in vals]]
         ax.bar(shown, v, yerr=err, capsize=4, color=["#999999", "#4477aa", "#cc6677"][-len(shown) :])
-        ax.set_title(title, fontsize=10)
+        ax.set_title(METRICS[key].title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -52,7 +50,7 @@ def plot_sweep(rows: list[dict], path: Path) -> None:
         t = [r["temperature"] for r in pts]
         axes[0].plot(t, [r["hallucination_rate"] for r in pts], marker="o", label=f"{model}, top-p {top_p}")
         axes[1].plot(t, [r["self_consistency"] for r in pts], marker="o", label=f"{model}, top-p {top_p}")
-    axes[0].set(title="hallucination rate (unknown questions)", xlabel="temperature")
+    axes[0].set(title=f"{METRICS['hallucination_rate'].title} (unknown questions)", xlabel="temperature")
     axes[1].set(title="self-consistency (agreement with majority)", xlabel="temperature")
     axes[1].legend(fontsize=8)
     fig.tight_layout()

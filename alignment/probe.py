@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from alignment.config import ProbeConfig
-from alignment.generation import generate_answers
+from alignment.context import StageContext
+from alignment.data_files import DataFiles, merge
 from alignment.metrics import CORRECT, WRONG, judge
-from alignment.modeling import load_causal_lm, load_tokenizer
-from alignment.records import write_jsonl
+from alignment.model_refs import base_path
+from alignment.records import IDK, load_questions, write_jsonl
+from alignment.store import Artifact
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
 
@@ -30,18 +33,21 @@ def categorize(greedy_correct: bool, samples_correct: Sequence[bool]) -> str:
     return "weakly_known" if any(samples_correct) else "unknown"
 
 
-def probe(model, tok, questions: list[dict], cfg: ProbeConfig, idk: str, batch_size: int = 256) -> list[dict]:
+def probe(model, tok, questions: list[dict], cfg: ProbeConfig, batch_size: int = 256) -> list[dict]:
     """Probe every question; returns one row per question with its category and ``probed_known``."""
+    from alignment.generation import generate_answers, generation_config
+
     prompts = [q["prompt"] for q in questions]
-    greedy = generate_answers(model, tok, prompts, cfg.max_new_tokens, batch_size)
+    greedy = generate_answers(model, tok, prompts, generation_config(tok, cfg.max_new_tokens), batch_size=batch_size)
+    sampled = generation_config(tok, cfg.max_new_tokens, cfg.temperature)
     samples = [
-        generate_answers(model, tok, prompts, cfg.max_new_tokens, batch_size, cfg.temperature, 1.0, seed=cfg.seed + k)
+        generate_answers(model, tok, prompts, sampled, batch_size=batch_size, seed=cfg.seed + k)
         for k in range(cfg.samples)
     ]
     rows = []
     for i, q in enumerate(questions):
-        g_ok = judge(greedy[i], q["answer"], idk) == CORRECT
-        s_ok = [judge(s[i], q["answer"], idk) == CORRECT for s in samples]
+        g_ok = judge(greedy[i], q["answer"]) == CORRECT
+        s_ok = [judge(s[i], q["answer"]) == CORRECT for s in samples]
         category = categorize(g_ok, s_ok)
         rows.append(
             {
@@ -71,27 +77,11 @@ def agreement(rows: list[dict]) -> dict:
     }
 
 
-def run_probe(
-    cfg: ProbeConfig,
-    base: Path | str,
-    adapters: Sequence[Path],
-    questions: list[dict],
-    out_dir: Path,
-    device: str = "cpu",
-    idk: str = "I don't know.",
-    progress: Callable[[str], None] = print,
-) -> dict:
-    """Probe a model (base + adapters) on the questions; writes ``probe.jsonl``; returns a summary."""
-    return summarize(_probe_to_file(cfg, base, adapters, questions, out_dir, device, idk, progress))
+def probe_model(cfg: ProbeConfig, base: Path | str, adapters: Sequence[Path], questions: list[dict], device: str):
+    """Probe a model (base + adapters merged in order) on the questions; returns the probe's rows."""
+    from alignment.modeling import load_causal_lm, load_tokenizer
 
-
-def _probe_to_file(cfg, base, adapters, questions, out_dir, device, idk, progress) -> list[dict]:
-    tok = load_tokenizer(base)
-    model = load_causal_lm(base, adapters, device)
-    progress(f"probe: {len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
-    rows = probe(model, tok, questions, cfg, idk)
-    write_jsonl(out_dir / "probe.jsonl", rows)
-    return rows
+    return probe(load_causal_lm(base, adapters, device), load_tokenizer(base), questions, cfg)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -100,7 +90,7 @@ def summarize(rows: list[dict]) -> dict:
     return {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
 
 
-def preference_pairs(rows: list[dict], idk: str, max_rejected: int = 2) -> list[dict]:
+def preference_pairs(rows: list[dict], max_rejected: int = 2) -> list[dict]:
     """Model-aware preference pairs from probe rows (on-policy: the rejected answers are the model's own).
 
     Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
@@ -111,42 +101,64 @@ def preference_pairs(rows: list[dict], idk: str, max_rejected: int = 2) -> list[
     for r in rows:
         wrong: list[str] = []
         for text in [r["greedy"], *r.get("samples", [])]:
-            if text and judge(text, r["answer"], idk) == WRONG and text not in wrong:
+            if text and judge(text, r["answer"]) == WRONG and text not in wrong:
                 wrong.append(text)
         wrong = wrong[:max_rejected]
         if r["probed_known"]:
             pairs.append(
-                {"prompt": r["prompt"], "chosen": r["answer"], "rejected": idk, "kind": "probe_known_correct>idk"}
+                {"prompt": r["prompt"], "chosen": r["answer"], "rejected": IDK, "kind": "probe_known_correct>idk"}
             )
             kind, chosen = "probe_known_correct>own_wrong", r["answer"]
         else:
-            kind, chosen = "probe_unknown_idk>own_wrong", idk
+            kind, chosen = "probe_unknown_idk>own_wrong", IDK
         pairs += [{"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": kind} for w in wrong]
     return pairs
-
-
-def build_probe_pairs(
-    cfg: ProbeConfig,
-    base: Path | str,
-    adapters: Sequence[Path],
-    questions: list[dict],
-    out_dir: Path,
-    device: str = "cpu",
-    idk: str = "I don't know.",
-    max_rejected: int = 2,
-    progress: Callable[[str], None] = print,
-) -> dict:
-    """Probe the model on the preference questions and write ``preferences.jsonl`` built from it."""
-    rows = _probe_to_file(cfg, base, adapters, questions, out_dir, device, idk, progress)
-    pairs = preference_pairs(rows, idk, max_rejected)
-    if not pairs:
-        raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
-    write_jsonl(out_dir / "preferences.jsonl", pairs, sort_keys=True)
-    kinds = Counter(p["kind"] for p in pairs)
-    progress(f"probe pairs: {len(pairs)} pairs {dict(kinds)}")
-    return {"probe": summarize(rows), "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
 
 
 def load_probe(path: Path) -> list[dict]:
     """The rows a probe artifact wrote."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
+    """Knowledge probe of the SFT model on the held-out questions.
+
+    The SFT model is probed, not the base: the base has never seen the question format, and LoRA SFT
+    on other entities teaches the format, not these facts (the held-out entities are in no SFT data).
+    """
+    questions = load_questions(data.questions)
+    inputs = {"base": base.id, "sft": sft.id, "questions": data.id("questions")}
+
+    def build(tmp: Path) -> dict:
+        ctx.report("probe", f"{len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
+        rows = probe_model(cfg, base_path(base), [sft.path / "adapter"], questions, ctx.device().name)
+        write_jsonl(tmp / "probe.jsonl", rows)
+        return summarize(rows)
+
+    return ctx.materialize("probe", cfg.model_dump(mode="json"), inputs, build, {"probed_model": sft.id})
+
+
+def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact) -> DataFiles:
+    """Model-aware preference pairs: probe the SFT model on the preference questions and pair its own wrong
+    answers against "I don't know" (probed unknown) or the gold answer (probed known). Returns the data files
+    with ``preferences`` pointing at the pairs it wrote (and the retrain's new pairs appended)."""
+    if data.preference_questions is None:
+        raise ValueError("probe-built pairs need preference questions (data.preference_source: probe)")
+    questions = load_questions(data.preference_questions)
+    max_rejected = ctx.cfg.data.max_rejected_per_question
+    inputs = {"base": base.id, "sft": sft.id, "preference_questions": data.id("preference_questions")}
+    section = {"probe": cfg.model_dump(mode="json"), "max_rejected_per_question": max_rejected}
+
+    def build(tmp: Path) -> dict:
+        rows = probe_model(cfg, base_path(base), [sft.path / "adapter"], questions, ctx.device().name)
+        write_jsonl(tmp / "probe.jsonl", rows)
+        pairs = preference_pairs(rows, max_rejected)
+        if not pairs:
+            raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
+        write_jsonl(tmp / "preferences.jsonl", pairs, sort_keys=True)
+        kinds = Counter(p["kind"] for p in pairs)
+        ctx.report("pairs", f"{len(pairs)} pairs {dict(kinds)}")
+        return {"probe": summarize(rows), "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
+
+    art = ctx.materialize("pairs", section, inputs, build, {"probed_model": sft.id})
+    return merge(ctx, replace(data, preferences=art.path / "preferences.jsonl"), "preferences")

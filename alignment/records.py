@@ -12,6 +12,7 @@ from pathlib import Path
 DEMONSTRATION_FIELDS = ("prompt", "completion")
 PREFERENCE_FIELDS = ("prompt", "chosen", "rejected")
 QUESTION_FIELDS = ("prompt", "answer", "known")
+IDK = "I don't know."  # the abstention answer: in the world's data, probe-built pairs and the gold judge
 
 
 class DataError(ValueError):

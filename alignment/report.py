@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
-MODEL_METRICS = (
-    ("perplexity", "perplexity (held-out text)"),
-    ("accuracy_known", "accuracy (known)"),
-    ("over_conservativeness", "over-conservativeness"),
-    ("prudence", "prudence"),
-    ("hallucination_rate", "hallucination rate"),
-    ("honesty", "honesty"),
-    ("kl_to_reference", "KL to SFT (per token)"),
-)
+from alignment.context import StageContext
+from alignment.metrics import BEHAVIOUR, METRICS, PER_MODEL, better, definitions, fmt
+from alignment.store import Artifact
 
-
-def fmt(m: dict | float) -> str:
-    """'value [lo, hi]' for a metric with an interval."""
-    if isinstance(m, dict):
-        lo, hi = m["ci95"]
-        return f"{m['value']:.3f} [{lo:.3f}, {hi:.3f}]"
-    return f"{m:.3f}"
+# Metric names (keys of ``METRICS``): rows of the per-model table, rows of the table split by the knowledge
+# probe, and every metric the report shows (listed under "Definitions").
+MODEL_METRICS = PER_MODEL
+PROBE_METRICS = BEHAVIOUR
+SHOWN = (*MODEL_METRICS, "win_rate")
 
 
 def claims(metrics: dict) -> list[tuple[str, bool, str]]:
@@ -43,12 +36,12 @@ def claims(metrics: dict) -> list[tuple[str, bool, str]]:
         ),
         (
             f"{policy} abstains more on unknown questions than SFT (prudence up)",
-            pol["prudence"]["value"] > sft["prudence"]["value"],
+            better("prudence", pol["prudence"]["value"], sft["prudence"]["value"]),
             f"SFT {fmt(sft['prudence'])} -> {policy} {fmt(pol['prudence'])}",
         ),
         (
             f"{policy} hallucinates less than SFT on unknown questions",
-            pol["hallucination_rate"]["value"] < sft["hallucination_rate"]["value"],
+            better("hallucination_rate", pol["hallucination_rate"]["value"], sft["hallucination_rate"]["value"]),
             f"SFT {fmt(sft['hallucination_rate'])} -> {policy} {fmt(pol['hallucination_rate'])}",
         ),
         (
@@ -60,11 +53,11 @@ def claims(metrics: dict) -> list[tuple[str, bool, str]]:
     return out
 
 
-def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], rows) -> list[str]:
-    """A Markdown table: one row per (key, title) in ``rows``, one column per model."""
+def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], rows: Sequence[str]) -> list[str]:
+    """A Markdown table: one row per metric named in ``rows`` (titled from ``METRICS``), one column per model."""
     lines = [f"| {header} | " + " | ".join(columns) + " |", "| --- | " + " | ".join("---" for _ in columns) + " |"]
-    for key, title in rows:
-        lines.append(f"| {title} | " + " | ".join(fmt(per_column[c][key]) for c in columns) + " |")
+    for name in rows:
+        lines.append(f"| {METRICS[name].title} | " + " | ".join(fmt(per_column[c][name]) for c in columns) + " |")
     return lines
 
 
@@ -125,8 +118,7 @@ def render(metrics: dict, context: dict) -> str:
             "unseen entities are probed known (lucky guesses among the samples).",
             "",
         ]
-        behaviour = [(k, t) for k, t in MODEL_METRICS if k not in ("perplexity", "kl_to_reference")]
-        lines += _metric_table("metric (probed labels)", by, {m: metrics[m]["by_probe"] for m in by}, behaviour)
+        lines += _metric_table("metric (probed labels)", by, {m: metrics[m]["by_probe"] for m in by}, PROBE_METRICS)
         lines.append("")
     lines += [
         "## What this run shows",
@@ -141,6 +133,10 @@ def render(metrics: dict, context: dict) -> str:
         "The base model has never seen the chat format, so its answers to chat prompts are not meaningful; "
         "it is listed for perplexity.",
         "",
+        "## Definitions",
+        "",
+        *definitions(SHOWN),
+        "",
     ]
     return "\n".join(lines)
 
@@ -151,4 +147,37 @@ def read_metrics(directory: Path) -> dict:
 
 
 def write_report(metrics: dict, path: Path, context: dict) -> None:
+    """Write the report Markdown to ``path``."""
     path.write_text(render(metrics, context))
+
+
+def report_context(ctx: StageContext, evaluation: Artifact) -> dict[str, str]:
+    """The lines above the report's tables: which artifacts were evaluated, read from the store."""
+    from alignment.model_refs import describe
+
+    inputs = evaluation.manifest["inputs"]
+    base, reward = ctx.store.load(inputs["base"]), ctx.store.load(inputs["reward"])
+    accuracy = reward.metrics.get("heldout_pairwise_accuracy", float("nan"))
+    return {
+        "evaluation": evaluation.id,
+        "base model": f"{base.id} ({describe(base)})",
+        "SFT": inputs["sft"],
+        "DPO": inputs["dpo"],
+        "reward model": f"{reward.id} (held-out pairwise accuracy {accuracy:.3f})",
+    }
+
+
+def report_stage(section: None, ctx: StageContext, evaluate: Artifact) -> Artifact:
+    """Render the evaluation's metrics as ``report.md`` with its plots. The evaluation runs the models; this
+    stage only renders, so changing the report's wording or plots never re-runs a model."""
+    metrics = read_metrics(evaluate.path)
+
+    def build(tmp: Path) -> dict:
+        from alignment.plots import plot_summary, plot_sweep
+
+        plot_summary(metrics, tmp / "summary.png")
+        plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png")
+        write_report(metrics, tmp / "report.md", report_context(ctx, evaluate))
+        return {"claims_supported": sum(ok for _, ok, _ in claims(metrics)), "claims": len(claims(metrics))}
+
+    return ctx.materialize("report", {}, {"evaluate": evaluate.id}, build)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alignment.config import PromotionGates, RetrainConfig, RunConfig
-from alignment.metrics import win_rate_with_ci
+from alignment.metrics import METRICS, fmt, win_rate_with_ci
 from alignment.records import DataError, load_demonstrations, load_preferences, read_jsonl
 from alignment.report import read_metrics
 from alignment.store import Artifact, ArtifactStore, file_sha256
@@ -24,7 +24,10 @@ from alignment.store import Artifact, ArtifactStore, file_sha256
 INCOMING_KINDS = {"demonstrations": load_demonstrations, "preferences": load_preferences}
 # The stages whose artifacts make up a policy; the pointer records each id.
 POLICY_STAGES = ("base", "sft", "reward", "dpo", "probe", "evaluate")
+# The policy metrics a challenger and the champion are compared on (names in ``METRICS``), and the gated ones:
+# metric -> the PromotionGates field holding how far it may drop below the champion's (all higher is better).
 COMPARED = ("accuracy_known", "prudence", "over_conservativeness", "hallucination_rate")
+DROP_GATES = {"prudence": "max_prudence_drop", "accuracy_known": "max_accuracy_drop"}
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,15 @@ class Incoming:
 
     def hashes(self) -> dict[str, dict[str, str]]:
         return {kind: {p.name: "sha256:" + file_sha256(p) for p in paths} for kind, paths in self.files.items()}
+
+
+@dataclass(frozen=True)
+class Champion:
+    """The promoted policy a challenger is compared with: its pointer, and its evaluation on the challenger's
+    held-out questions (None when the challenger is the champion itself)."""
+
+    pointer: dict
+    evaluation: Artifact | None
 
 
 def scan_incoming(data_dir: Path) -> Incoming:
@@ -156,11 +168,10 @@ def compare(challenger: Artifact, champion: Artifact, bootstrap_samples: int = 1
 def apply_gates(comparison: dict, gates: PromotionGates) -> list[dict]:
     """Each gate with its measured value, threshold and verdict."""
     ch, cp = comparison["challenger"], comparison["champion"]
-    return [
-        _gate("gold win-rate vs champion", comparison["gold_win_rate"]["value"], ">=", gates.min_gold_win_rate),
-        _gate("prudence change", ch["prudence"] - cp["prudence"], ">=", -gates.max_prudence_drop),
-        _gate("accuracy (known) change", ch["accuracy_known"] - cp["accuracy_known"], ">=", -gates.max_accuracy_drop),
-    ]
+    out = [_gate("gold win-rate vs champion", comparison["gold_win_rate"]["value"], ">=", gates.min_gold_win_rate)]
+    for name, field in DROP_GATES.items():
+        out.append(_gate(f"{METRICS[name].title} change", ch[name] - cp[name], ">=", -getattr(gates, field)))
+    return out
 
 
 def _gate(name: str, value: float, op: str, threshold: float) -> dict:
@@ -223,12 +234,15 @@ def render_decision(decision: dict) -> str:
         lines += [
             "",
             f"Gold win-rate of the challenger vs the champion on {comparison['n_questions']} held-out questions: "
-            f"{w['value']:.3f} [{w['ci95'][0]:.3f}, {w['ci95'][1]:.3f}]",
+            f"{fmt(w)}",
             "",
             "| metric | challenger | champion |",
             "|---|---|---|",
         ]
-        lines += [f"| {k} | {comparison['challenger'][k]:.3f} | {comparison['champion'][k]:.3f} |" for k in COMPARED]
+        lines += [
+            f"| {METRICS[k].title} | {comparison['challenger'][k]:.3f} | {comparison['champion'][k]:.3f} |"
+            for k in COMPARED
+        ]
     return "\n".join(lines) + "\n"
 
 

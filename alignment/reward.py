@@ -1,35 +1,20 @@
-"""The reward model: TRL's RewardTrainer on preference pairs, LoRA plus a trained score head."""
+"""The reward model: TRL's RewardTrainer on preference pairs, LoRA plus a trained score head.
+
+A share of the prompts (with all their pairs) is held out; RewardTrainer's own evaluation on them gives
+the held-out pairwise accuracy.
+"""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
 from pathlib import Path
 
-import torch
-from datasets import Dataset
-from peft import PeftModel
-from transformers import AutoModelForSequenceClassification, PreTrainedModel
-from trl import RewardConfig as TRLRewardConfig
-from trl import RewardTrainer
-
-from alignment.config import RewardConfig
-from alignment.modeling import Checkpointing, ProgressCallback, fit, load_tokenizer, lora_config, trainer_args
-from alignment.records import to_conversation
-
-
-def preference_dataset(rows: list[dict]) -> Dataset:
-    """Preference rows as conversational prompt/chosen/rejected (the format TRL's trainers take)."""
-    return Dataset.from_list(
-        [
-            {
-                "prompt": to_conversation(r["prompt"]),
-                "chosen": [{"role": "assistant", "content": r["chosen"]}],
-                "rejected": [{"role": "assistant", "content": r["rejected"]}],
-            }
-            for r in rows
-        ]
-    )
+from alignment.config import RewardSection
+from alignment.context import StageContext, TrainingRun
+from alignment.data_files import DataFiles
+from alignment.model_refs import base_path
+from alignment.records import load_preferences
+from alignment.store import Artifact
 
 
 def split_pairs(rows: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -40,72 +25,44 @@ def split_pairs(rows: list[dict], eval_fraction: float, seed: int) -> tuple[list
     return [r for r in rows if r["prompt"] not in held], [r for r in rows if r["prompt"] in held]
 
 
-def load_reward_model(base: Path | str, adapter: Path, device: str = "cpu") -> PreTrainedModel:
-    """The reward model: base weights, LoRA merged, trained score head."""
-    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
-    tok = load_tokenizer(base)
-    model.config.pad_token_id = tok.pad_token_id
-    model = PeftModel.from_pretrained(model, str(adapter), autocast_adapter_dtype=False).merge_and_unload()
-    return model.to(device).eval()
+def train_reward(cfg: RewardSection, base: Path | str, preferences: list[dict], run: TrainingRun) -> dict:
+    """Train the reward model (LoRA + score head) from the base; saves ``run.out_dir / "adapter"``."""
+    from trl import RewardConfig, RewardTrainer
 
+    from alignment.modeling import fit, load_tokenizer, lora_config, reward_backbone, trainer_args
+    from alignment.trl_datasets import preference_dataset
 
-@torch.no_grad()
-def score(model: PreTrainedModel, tok, prompts: list[str], answers: list[str], batch_size: int = 64) -> list[float]:
-    """Reward of each (prompt, answer), rendered with the chat template as in training."""
-    texts = [
-        tok.apply_chat_template(to_conversation(p, a), tokenize=False) for p, a in zip(prompts, answers, strict=True)
-    ]
-    out: list[float] = []
-    for i in range(0, len(texts), batch_size):
-        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
-        enc = {k: v.to(model.device) for k, v in enc.items()}
-        out.extend(model(**enc).logits[:, 0].float().tolist())
-    return out
-
-
-def pairwise_accuracy(model: PreTrainedModel, tok, rows: list[dict]) -> float:
-    """Share of pairs whose chosen answer the model scores above the rejected one."""
-    prompts = [r["prompt"] for r in rows]
-    chosen = score(model, tok, prompts, [r["chosen"] for r in rows])
-    rejected = score(model, tok, prompts, [r["rejected"] for r in rows])
-    return sum(c > r for c, r in zip(chosen, rejected, strict=True)) / len(rows)
-
-
-def train_reward(
-    cfg: RewardConfig,
-    base: Path | str,
-    preferences: list[dict],
-    out_dir: Path,
-    device: str = "cpu",
-    bf16: bool = False,
-    seed: int = 0,
-    progress: Callable[[str], None] = print,
-    checkpointing: Checkpointing | None = None,
-) -> dict[str, float]:
-    """Train the reward model (LoRA + score head) from the base; saves ``out_dir/adapter``."""
-    tok = load_tokenizer(base)
-    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
-    model.config.pad_token_id = tok.pad_token_id
-    train_rows, held_rows = split_pairs(preferences, cfg.eval_fraction, seed)
-    args = trainer_args(TRLRewardConfig, out_dir / "trainer", cfg, device, bf16, seed, checkpointing, max_length=128)
+    train_rows, held_rows = split_pairs(preferences, cfg.eval_fraction, run.seed)
     trainer = RewardTrainer(
-        model=model.to(device),
-        args=args,
+        model=reward_backbone(base).to(run.device.name),
+        args=trainer_args(RewardConfig, cfg, run, eval_strategy="no", per_device_eval_batch_size=64),
         train_dataset=preference_dataset(train_rows),
-        processing_class=tok,
-        peft_config=lora_config(cfg, "SEQ_CLS", modules_to_save=["score"]),
-        callbacks=[ProgressCallback("reward", progress)],
+        eval_dataset=preference_dataset(held_rows) if held_rows else None,
+        processing_class=load_tokenizer(base),
+        peft_config=lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
     )
-    result, resumed_from = fit(trainer, checkpointing, progress)
-    trainer.model.save_pretrained(out_dir / "adapter")
+    result, resumed_from = fit(trainer, run)
+    trainer.model.save_pretrained(run.out_dir / "adapter")
     metrics = {
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "resumed_from_step": resumed_from,
-        "train_pairs": len(train_rows),
+        "train_pairs": len(trainer.train_dataset),
     }
     if held_rows:
-        trained = load_reward_model(base, out_dir / "adapter", device)
-        metrics["heldout_pairs"] = len(held_rows)
-        metrics["heldout_pairwise_accuracy"] = pairwise_accuracy(trained, tok, held_rows)
+        held_out = trainer.evaluate()
+        metrics["heldout_pairs"] = len(trainer.eval_dataset)
+        metrics["heldout_pairwise_accuracy"] = held_out["eval_accuracy"]
+        metrics["heldout_margin"] = held_out["eval_margin"]
     return metrics
+
+
+def reward_stage(cfg: RewardSection, ctx: StageContext, preferences: DataFiles, base: Artifact) -> Artifact:
+    """Reward model (LoRA + score head) on the preference pairs."""
+    rows = load_preferences(preferences.preferences)
+    inputs = {"base": base.id, "preferences": preferences.id("preferences")}
+
+    def fit(run: TrainingRun) -> dict:
+        return train_reward(cfg, base_path(base), rows, run)
+
+    return ctx.train("reward", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id]})

@@ -2,71 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
-from datasets import Dataset
-from trl import SFTConfig as TRLSFTConfig
-from trl import SFTTrainer
-
-from alignment.config import SFTConfig
-from alignment.modeling import (
-    Checkpointing,
-    ProgressCallback,
-    fit,
-    load_causal_lm,
-    load_tokenizer,
-    lora_config,
-    trainer_args,
-)
-from alignment.records import to_conversation
+from alignment.config import SFTSection
+from alignment.context import StageContext, TrainingRun
+from alignment.data_files import DataFiles
+from alignment.model_refs import base_path
+from alignment.records import load_demonstrations
+from alignment.store import Artifact
 
 
-def sft_dataset(rows: list[dict]) -> Dataset:
-    """Demonstrations as conversational prompt/completion rows (TRL masks the prompt from the loss)."""
-    return Dataset.from_list(
-        [
-            {"prompt": to_conversation(r["prompt"]), "completion": [{"role": "assistant", "content": r["completion"]}]}
-            for r in rows
-        ]
-    )
+def train_sft(cfg: SFTSection, base: Path | str, demonstrations: list[dict], run: TrainingRun) -> dict:
+    """Train a LoRA adapter on the demonstrations; saves it to ``run.out_dir / "adapter"``."""
+    from trl import SFTConfig, SFTTrainer
 
+    from alignment.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
+    from alignment.trl_datasets import sft_dataset
 
-def train_sft(
-    cfg: SFTConfig,
-    base: Path | str,
-    demonstrations: list[dict],
-    out_dir: Path,
-    device: str = "cpu",
-    bf16: bool = False,
-    seed: int = 0,
-    progress: Callable[[str], None] = print,
-    checkpointing: Checkpointing | None = None,
-) -> dict[str, float]:
-    """Train a LoRA adapter on the demonstrations; saves it to ``out_dir/adapter``."""
-    tok = load_tokenizer(base)
-    model = load_causal_lm(base, device=device)
-    args = trainer_args(
-        TRLSFTConfig,
-        out_dir / "trainer",
-        cfg,
-        device,
-        bf16,
-        seed,
-        checkpointing,
-        completion_only_loss=True,
-        max_length=128,
-    )
     trainer = SFTTrainer(
-        model=model,
-        args=args,
+        model=load_causal_lm(base, device=run.device.name),
+        args=trainer_args(SFTConfig, cfg, run),
         train_dataset=sft_dataset(demonstrations),
-        processing_class=tok,
-        peft_config=lora_config(cfg, "CAUSAL_LM"),
-        callbacks=[ProgressCallback("sft", progress)],
+        processing_class=load_tokenizer(base),
+        peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
-    result, resumed_from = fit(trainer, checkpointing, progress)
-    trainer.model.save_pretrained(out_dir / "adapter")
+    result, resumed_from = fit(trainer, run)
+    trainer.model.save_pretrained(run.out_dir / "adapter")
     return {
         "train_loss": result.training_loss,
         "steps": result.global_step,
@@ -74,3 +35,14 @@ def train_sft(
         "examples": len(demonstrations),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
+
+
+def sft_stage(cfg: SFTSection, ctx: StageContext, data: DataFiles, base: Artifact) -> Artifact:
+    """LoRA SFT of the base on the demonstrations."""
+    rows = load_demonstrations(data.demonstrations)
+    inputs = {"base": base.id, "demonstrations": data.id("demonstrations")}
+
+    def fit(run: TrainingRun) -> dict:
+        return train_sft(cfg, base_path(base), rows, run)
+
+    return ctx.train("sft", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id]})

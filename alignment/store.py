@@ -6,6 +6,7 @@ stage finds its artifact and reuses it instead of training again.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import os
@@ -23,14 +24,37 @@ import alignment
 MANIFEST = "manifest.json"
 
 
-@lru_cache(maxsize=32)
-def code_version(modules: tuple[str, ...] = ()) -> str:
-    """Package version plus a hash of the library source a stage runs (``modules``, file names in
-    ``alignment/``; all of it when empty), so changing that code invalidates the stage's artifacts."""
+def import_closure(module: str) -> list[Path]:
+    """The source files of the ``alignment`` modules that ``module`` (e.g. ``"alignment.sft"``) imports,
+    directly or through each other, itself included; imports inside functions count too."""
+    root = Path(alignment.__file__).parent
+    seen: dict[str, Path] = {}
+    todo = [module]
+    while todo:
+        name = todo.pop()
+        path = root / (name.split(".", 1)[1].replace(".", "/") + ".py")
+        if name in seen or not path.is_file():
+            continue
+        seen[name] = path
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                todo += [a.name for a in node.names if a.name.startswith("alignment.")]
+            elif isinstance(node, ast.ImportFrom) and node.module == "alignment":
+                todo += [f"alignment.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("alignment."):
+                todo.append(node.module)
+    return sorted(seen.values())
+
+
+@lru_cache(maxsize=64)
+def code_version(module: str | None = None) -> str:
+    """Package version plus a hash of the library source ``module`` runs (its import closure; all of
+    ``alignment/`` when None), so changing that code invalidates the artifacts built with it, and
+    changing an unrelated module does not."""
     digest = hashlib.sha256()
     root = Path(alignment.__file__).parent
-    paths = [root / m for m in modules] if modules else root.rglob("*.py")
-    for path in sorted(paths):
+    paths = import_closure(module) if module else sorted(root.rglob("*.py"))
+    for path in paths:
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
     return f"{alignment.__version__}+{digest.hexdigest()[:12]}"

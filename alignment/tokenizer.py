@@ -27,10 +27,8 @@ def train_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     tok.decoder = decoders.WordPiece(prefix="##", cleanup=True)  # joins words with spaces, tidies punctuation
     trainer = trainers.WordLevelTrainer(special_tokens=[PAD, UNK, EOS, USER, ASSISTANT], min_frequency=1)
     tok.train_from_iterator(texts, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok, pad_token=PAD, unk_token=UNK, eos_token=EOS, bos_token=None,
-        additional_special_tokens=[USER, ASSISTANT],
-    )  # fmt: skip
+    special = {"pad_token": PAD, "unk_token": UNK, "eos_token": EOS, "bos_token": None}
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, additional_special_tokens=[USER, ASSISTANT], **special)
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
     return fast

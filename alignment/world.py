@@ -15,21 +15,19 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alignment.config import WorldConfig
-
-IDK = "I don't know."
+from alignment.context import StageContext
+from alignment.records import IDK
+from alignment.store import Artifact
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "th", "br", "kr", "st", "dr", "gl"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "y"]
 _CODAS = ["", "", "n", "r", "l", "s", "th", "m", "x"]
 
-JOBS = [
-    "baker", "sailor", "weaver", "miner", "potter", "farmer", "scribe", "hunter", "healer", "smith",
-    "tailor", "mason", "fisher", "brewer", "painter", "singer", "carpenter", "shepherd", "jeweler", "archer",
-]  # fmt: skip
-PETS = [
-    "cat", "dog", "owl", "goat", "horse", "parrot", "rabbit", "tortoise", "falcon", "ferret",
-    "donkey", "lizard", "raven", "hedgehog", "pony", "snake",
-]  # fmt: skip
+JOBS = (
+    "baker sailor weaver miner potter farmer scribe hunter healer smith "
+    "tailor mason fisher brewer painter singer carpenter shepherd jeweler archer"
+).split()
+PETS = "cat dog owl goat horse parrot rabbit tortoise falcon ferret donkey lizard raven hedgehog pony snake".split()
 N_CITIES = 20
 
 
@@ -292,3 +290,12 @@ def tokenizer_texts(data_dir: Path) -> list[str]:
     texts += [q.format(name=e["name"]) for e in world["entities"] for a in ATTRIBUTES for q in a.questions]
     texts += [answer(v) for pool in world["values"].values() for v in pool] + [world["idk"]]
     return texts
+
+
+def world_stage(cfg: WorldConfig, ctx: StageContext) -> Artifact:
+    """Generate the synthetic world's files (corpus, reference text, demos, pairs, questions)."""
+
+    def build(tmp: Path) -> dict:
+        return {"rows": write_world(cfg, tmp)}
+
+    return ctx.materialize("world", cfg.model_dump(mode="json"), {}, build)

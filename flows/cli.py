@@ -3,26 +3,20 @@
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-# Before Prefect is imported: records of these libraries' loggers go to the Prefect run log too.
-os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "transformers,trl,peft,accelerate")
-os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")  # outside a flow: console only
-
-from pydantic import ValidationError
-
-from alignment.config import ConfigError, RunConfig, format_errors, load_config
+from alignment.config import ConfigError, RunConfig, load_config
 from alignment.records import DataError
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="configs/tiny.yaml", help="run config YAML (default: %(default)s)")
-    p.add_argument(
-        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a config value with a dotted key, e.g. --set dpo.beta=0.2 (repeatable)",
-    )  # fmt: skip
+    _override_arg(p, "override a config value with a dotted key, e.g. --set dpo.beta=0.2 (repeatable)")
+
+
+def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
 def _check_user_data(cfg: RunConfig) -> None:
@@ -36,15 +30,23 @@ def _check_user_data(cfg: RunConfig) -> None:
         load_questions(cfg.data.preference_questions)
 
 
+def _show_progress() -> None:
+    """A progress bar per training stage on this terminal (besides the Prefect run log)."""
+    from alignment.progress import ProgressBars
+    from flows.pipeline import LOCAL_SINKS
+
+    LOCAL_SINKS.append(ProgressBars())
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     _check_user_data(cfg)  # before Prefect or any model starts
-    from flows.pipeline import alignment_pipeline, configure_environment
+    from flows.pipeline import alignment_pipeline
 
-    configure_environment()
+    _show_progress()
     out = alignment_pipeline(cfg)
-    print(f"evaluation artifact: {out}")
-    print(out)
+    print(f"evaluation: {out['evaluate']}")
+    print(f"report: {Path(out['report']) / 'report.md'}")
     return 0
 
 
@@ -57,34 +59,30 @@ def cmd_ablation(args: argparse.Namespace) -> int:
         if name in configs:
             raise ConfigError(f"{path}: two configs named {name!r}; rename one")
         configs[name] = cfg
-    from flows.pipeline import ablation_flow, configure_environment
+    from flows.pipeline import ablation_flow
 
-    configure_environment()
+    _show_progress()
     out = ablation_flow(configs, args.out)
     print(f"comparison: {out}")
     return 0
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from alignment.config import PromotionGates, RetrainConfig
+    from alignment.config import RetrainConfig, validate
     from alignment.retrain import scan_incoming
 
     cfg = load_config(args.config, args.overrides)
     _check_user_data(cfg)
-    gates = {
-        "min_gold_win_rate": args.min_win_rate,
-        "max_prudence_drop": args.max_prudence_drop,
-        "max_accuracy_drop": args.max_accuracy_drop,
-    }
-    try:
-        rcfg = RetrainConfig(data_dir=args.data_dir, name=args.name, gates=PromotionGates(**gates))
-    except ValidationError as exc:
-        raise ConfigError(format_errors(exc, "retrain options")) from None
+    options = {"data_dir": args.data_dir, "name": args.name}
+    gates = {"min_gold_win_rate": args.min_win_rate, "max_prudence_drop": args.max_prudence_drop}
+    gates["max_accuracy_drop"] = args.max_accuracy_drop
+    given = {key: value for key, value in options.items() if value is not None}
+    given["gates"] = {key: value for key, value in gates.items() if value is not None}
+    rcfg = validate(RetrainConfig, given, "retrain options")  # defaults: RetrainConfig's, nowhere else
     scan_incoming(rcfg.data_dir)  # bad files are reported before Prefect or any model starts
-    from flows.pipeline import configure_environment
     from flows.retrain import retrain_flow
 
-    configure_environment()
+    _show_progress()
     decision = retrain_flow(cfg, rcfg)
     print(f"{'promoted' if decision['promoted'] else 'not promoted'}: {decision['reason']}")
     if decision.get("record"):
@@ -107,8 +105,8 @@ def cmd_promoted(args: argparse.Namespace) -> int:
         print("  metrics  " + ", ".join(f"{k} {v:.3f}" for k, v in champion["metrics"].items()))
     for decision in log.decisions()[-args.last :]:
         outcome = "promoted" if decision["promoted"] else "kept champion"
-        print(f"{decision['decided_at']}  {decision['challenger']['artifacts']['evaluate']}  {outcome}: "
-              f"{decision['reason']}")  # fmt: skip
+        challenger = decision["challenger"]["artifacts"]["evaluate"]
+        print(f"{decision['decided_at']}  {challenger}  {outcome}: {decision['reason']}")
     return 0
 
 
@@ -145,7 +143,7 @@ def cmd_world(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alignment", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("run", help="run the whole pipeline as a Prefect flow", description=cmd_run.__doc__)
+    p = sub.add_parser("run", help="run the whole pipeline as a Prefect flow")
     _config_args(p)
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("ablation", help="run several configs and compare them (mismatched knowledge)")
@@ -154,27 +152,18 @@ def build_parser() -> argparse.ArgumentParser:
         nargs="+",
         help="run configs, e.g. configs/tiny.yaml configs/tiny-idk.yaml configs/tiny-mismatch.yaml",
     )
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override applied to every config (repeatable)")  # fmt: skip
+    _override_arg(p, "override applied to every config (repeatable)")
     p.add_argument("--out", default="runs/ablation.md", help="comparison page (default: %(default)s)")
     p.set_defaults(func=cmd_ablation)
     p = sub.add_parser("retrain", help="champion/challenger retraining on new data files (the scheduled flow)")
     _config_args(p)
     p.add_argument(
-        "--data-dir",
-        default="data/incoming",
-        type=Path,
-        help="where new demonstrations/*.jsonl and preferences/*.jsonl land (default: %(default)s)",
+        "--data-dir", type=Path, help="where new demonstrations/*.jsonl and preferences/*.jsonl land (retrain.data_dir)"
     )
-    p.add_argument("--name", default="policy", help="promoted pointer name (default: %(default)s)")
-    p.add_argument(
-        "--min-win-rate",
-        type=float,
-        default=0.5,
-        help="gate: gold win-rate vs the champion at least (default: %(default)s)",
-    )
-    p.add_argument("--max-prudence-drop", type=float, default=0.0, help="gate (default: %(default)s)")
-    p.add_argument("--max-accuracy-drop", type=float, default=0.05, help="gate (default: %(default)s)")
+    p.add_argument("--name", help="promoted pointer name (retrain.name)")
+    p.add_argument("--min-win-rate", type=float, help="gate: gold win-rate vs the champion at least this")
+    p.add_argument("--max-prudence-drop", type=float, help="gate: prudence may fall by at most this")
+    p.add_argument("--max-accuracy-drop", type=float, help="gate: accuracy on known may fall by at most this")
     p.set_defaults(func=cmd_retrain)
     p = sub.add_parser("promoted", help="show the promoted policy and the latest retrain decisions")
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")

@@ -13,10 +13,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from alignment import retrain as lib
-from alignment import stages
 from alignment.config import RetrainConfig, RunConfig
 from alignment.store import Artifact, ArtifactStore
-from flows.pipeline import _context, run_stages
+from flows.pipeline import run_stages
 
 
 @task(name="scan-incoming", cache_policy=NO_CACHE)
@@ -27,34 +26,24 @@ def scan_task(rcfg: RetrainConfig) -> lib.Incoming:
     return incoming
 
 
-@task(name="evaluate-champion", cache_policy=NO_CACHE)
-def champion_task(cfg: RunConfig, champion: dict, world: Artifact) -> Artifact:
+def evaluate_champion(cfg: RunConfig, champion: dict) -> Artifact:
     """The champion evaluated on this run's held-out data (reused when it already was)."""
     store = ArtifactStore(cfg.store.root)
-    ids = champion["artifacts"]
-    arts = {stage: store.load(ids[stage]) for stage in ("base", "sft", "reward", "dpo", "probe")}
-    files = stages.data_files(cfg, world)
-    return stages.evaluate_stage(
-        _context(cfg), arts["base"], arts["sft"], arts["dpo"], arts["reward"], files, arts["probe"]
-    )
+    given = {stage: store.load(champion["artifacts"][stage]) for stage in lib.POLICY_STAGES if stage != "evaluate"}
+    return run_stages(cfg, ("evaluate",), given)["evaluate"]
 
 
 @task(name="decide", cache_policy=NO_CACHE)
-def decide_task(
-    cfg: RunConfig,
-    rcfg: RetrainConfig,
-    arts: dict[str, Artifact],
-    champion: dict | None,
-    champion_eval: Artifact | None,
-    fp: str,
-) -> dict:
+def decide_task(cfg: RunConfig, rcfg: RetrainConfig, challenger: dict, champion: lib.Champion | None) -> dict:
+    """Compare the challenger with the champion, apply the gates, record the decision and publish it."""
     log = lib.PromotionLog(ArtifactStore(cfg.store.root), rcfg.name)
+    arts, fp = challenger["artifacts"], challenger["fingerprint"]
     this_run = str(flow_run.get_id())
     built = [s for s in lib.POLICY_STAGES if arts[s].manifest.get("flow_run_id") == this_run]
     comparison = None
-    if champion_eval is not None:
-        comparison = lib.compare(arts["evaluate"], champion_eval, cfg.eval.bootstrap_samples, cfg.eval.seed)
-    decision = lib.decide(rcfg, lib.policy_record(arts, fp), champion, comparison, built)
+    if champion is not None and champion.evaluation is not None:
+        comparison = lib.compare(arts["evaluate"], champion.evaluation, cfg.eval.bootstrap_samples, cfg.eval.seed)
+    decision = lib.decide(rcfg, lib.policy_record(arts, fp), champion.pointer if champion else None, comparison, built)
     path = log.record(decision)
     decision["record"] = str(path)
     create_markdown_artifact(
@@ -82,9 +71,10 @@ def retrain_flow(cfg: RunConfig = RunConfig(), retrain: RetrainConfig = RetrainC
         create_markdown_artifact(key="retrain-decision", markdown=markdown, description=reason)
         get_run_logger().info(f"retrain: {reason}")
         return {"promoted": False, "reason": reason, "stages_built": [], "record": None}
-    arts = run_stages(cfg, incoming.files)
-    champion = log.champion()
-    champion_eval = None
-    if champion is not None and champion["artifacts"]["evaluate"] != arts["evaluate"].id:
-        champion_eval = champion_task(cfg, champion, arts["world"])
-    return decide_task(cfg, retrain, arts, champion, champion_eval, fp)
+    pointer = log.champion()  # read once, at the start: the decision is made against this champion
+    arts = run_stages(cfg, incoming=incoming.files)
+    champion = None
+    if pointer is not None:
+        same = pointer["artifacts"]["evaluate"] == arts["evaluate"].id
+        champion = lib.Champion(pointer, None if same else evaluate_champion(cfg, pointer))
+    return decide_task(cfg, retrain, {"artifacts": arts, "fingerprint": fp}, champion)

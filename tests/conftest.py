@@ -1,15 +1,36 @@
-import os
+from alignment import environment
 
-import pytest
+environment.apply()  # before any test imports Prefect or transformers
 
-os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MICRO = ROOT / "configs/micro.yaml"
 
 
 @pytest.fixture(autouse=True)
 def _isolated_prefect_home(tmp_path, monkeypatch):
     """Prefect state (and any cached results) never leaks between tests or into ~/.prefect."""
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+
+
+@pytest.fixture(scope="module")
+def harness():
+    """A Prefect test server for the module's flow runs."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture
+def micro(tmp_path):
+    """The micro config (seconds-long runs), storing artifacts under this test's temporary directory."""
+    from alignment.config import load_config
+
+    def load(*overrides: str):
+        return load_config(MICRO, [f"store.root={tmp_path / 'runs'}", *overrides])
+
+    return load

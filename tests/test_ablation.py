@@ -26,6 +26,21 @@ def test_mismatch_claims_are_checked_against_every_other_run():
     assert [verdict for _, verdict, _ in found] == ["not established (intervals overlap)", "supported", "supported"]
     page = render(runs)
     assert "## After SFT" in page and "| hallucination rate | 0.940 [0.920, 0.960] | 0.000" in page
+    lines = page.splitlines()
+    start = lines.index("| metric | default | idk | mismatch |")
+    assert [row.split(" | ")[0] for row in lines[start + 2 : start + 6]] == [
+        "| hallucination rate",
+        "| prudence",
+        "| accuracy (known)",
+        "| over-conservativeness",
+    ]
+    assert lines[lines.index("## Definitions") + 2 :] == [
+        "- **hallucination rate** (lower is better): "
+        "share of unknown questions answered with a confident wrong answer.",
+        '- **prudence** (higher is better): share of unknown questions answered "I don\'t know".',
+        "- **accuracy (known)** (higher is better): exact match on questions the model knows.",
+        '- **over-conservativeness** (lower is better): share of known questions answered "I don\'t know".',
+    ]
 
 
 def test_a_mismatch_that_does_not_raise_hallucination_is_reported_as_not_supported():

@@ -16,10 +16,10 @@ def test_default_config_loads_and_overrides_apply():
 
 def test_unknown_key_in_file_names_key_and_file(tmp_path):
     path = tmp_path / "bad.yaml"
-    path.write_text("sft:\n  epochz: 3\n")
+    path.write_text("eval:\n  epochz: 3\n")
     with pytest.raises(ConfigError) as err:
         load_config(path)
-    assert "sft.epochz" in str(err.value) and str(path) in str(err.value)
+    assert str(err.value) == f"{path}: unknown key 'eval.epochz'"
 
 
 def test_unknown_override_key_is_an_error():
@@ -46,3 +46,70 @@ def test_probe_pairs_and_a_pairs_file_exclude_each_other(tmp_path):
 def test_every_shipped_config_loads():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         load_config(path)
+
+
+def test_training_sections_use_trl_names_and_old_names_are_rejected():
+    cfg = load_config(ROOT / "configs/tiny.yaml", ["sft.max_length=96", "sft.report_to=[tensorboard]"])
+    assert cfg.sft.max_length == 96 and cfg.sft.passthrough() == {"report_to": ["tensorboard"]}
+    args = cfg.sft.trainer_arguments()
+    assert args["max_length"] == 96 and args["report_to"] == ["tensorboard"] and args["num_train_epochs"] == 8.0
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs/tiny.yaml", ["sft.epochs=3"])
+    assert str(err.value) == (
+        f"{ROOT / 'configs/tiny.yaml'} (with --set sft.epochs=3): unknown key 'sft.epochs': neither a field of this "
+        "section nor an argument of trl.SFTConfig"
+    )
+
+
+def test_passthrough_values_are_checked_by_the_trl_class_before_training():
+    with pytest.raises(ConfigError, match=r"key 'dpo': .*trl\.DPOConfig rejects these settings: .*not-an-optimizer"):
+        load_config(None, ["dpo.optim=not-an-optimizer"])
+    assert load_config(None, ["dpo.optim=adamw_torch"]).dpo.trainer_arguments()["optim"] == "adamw_torch"
+
+
+def test_settings_the_pipeline_owns_cannot_be_passed_through():
+    with pytest.raises(ConfigError, match=r"'reward.bf16' is set by the pipeline: set compute.bf16"):
+        load_config(None, ["reward.bf16=true"])
+    with pytest.raises(ConfigError, match=r"'sft.output_dir' is set by the pipeline"):
+        load_config(None, ["sft.output_dir=/tmp/x"])
+
+
+def test_lora_settings_map_onto_peft_lora_config():
+    from alignment.modeling import lora_config
+
+    cfg = load_config(None, ["sft.lora.r=4", "sft.lora.use_rslora=true", "sft.lora.lora_dropout=0.1"])
+    lora = lora_config(cfg.sft.lora, "CAUSAL_LM")
+    assert (lora.r, lora.lora_alpha, lora.lora_dropout, lora.use_rslora, lora.task_type) == (
+        4,
+        32,
+        0.1,
+        True,
+        "CAUSAL_LM",
+    )
+    with pytest.raises(ConfigError, match=r"unknown key 'sft.lora.rank': .* peft.LoraConfig"):
+        load_config(None, ["sft.lora.rank=4"])
+
+
+def test_every_field_has_a_description():
+    from pydantic import BaseModel
+
+    from alignment.config import RetrainConfig, RunConfig
+
+    def walk(model: type[BaseModel], prefix: str) -> list[str]:
+        missing = []
+        for name, field in model.model_fields.items():
+            if not field.description:
+                missing.append(prefix + name)
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                missing += walk(annotation, f"{prefix}{name}.")
+        return missing
+
+    assert walk(RunConfig, "") + walk(RetrainConfig, "retrain.") == []
+
+
+def test_the_default_config_file_states_no_default_again():
+    import yaml
+
+    assert yaml.safe_load((ROOT / "configs/tiny.yaml").read_text()) == {}
+    assert load_config(ROOT / "configs/tiny.yaml") == load_config(None)

@@ -170,7 +170,7 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
         httpx.post(f"{server['api']}/artifacts/filter", json=body, timeout=30, auth=AUTH).raise_for_status().json()
     )
     assert {"alignment-report", "alignment-lineage"} <= {a["key"] for a in artifacts}
-    assert list((pipeline_run["store"] / "evaluate").glob("*/report.md"))
+    assert list((pipeline_run["store"] / "report").glob("*/report.md"))
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -4,8 +4,9 @@ import json
 from pathlib import Path
 
 from alignment.config import load_config
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.lineage import lineage, render_markdown
-from alignment.stages import StageContext, run_pipeline
 from alignment.store import ArtifactStore
 from flows.cli import main
 
@@ -15,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_lineage_follows_every_input_back_to_the_base_and_the_data(tmp_path, capsys):
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path}"])
     store = ArtifactStore(tmp_path)
-    evaluation = run_pipeline(StageContext(cfg, store, progress=lambda _: None))
+    evaluation = run_local(StageContext(cfg, store, progress=lambda _: None), ("evaluate",))["evaluate"]
     dpo_id = evaluation.manifest["inputs"]["dpo"]
 
     tree = lineage(store, dpo_id)

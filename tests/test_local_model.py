@@ -5,17 +5,18 @@ from pathlib import Path
 
 from alignment.base_model import build_model
 from alignment.config import load_config
-from alignment.stages import StageContext, run_pipeline, world_stage
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.store import ArtifactStore
 from alignment.tokenizer import train_tokenizer
-from alignment.world import tokenizer_texts
+from alignment.world import tokenizer_texts, world_stage
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_pipeline_runs_on_a_local_model_directory(tmp_path):
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path / 'runs'}"])
-    world = world_stage(StageContext(cfg, ArtifactStore(cfg.store.root)))
+    world = world_stage(cfg.world, StageContext(cfg, ArtifactStore(cfg.store.root)))
     tok = train_tokenizer(tokenizer_texts(world.path))
     model_dir = tmp_path / "my-model"
     build_model(cfg.model.tiny, tok).save_pretrained(model_dir)
@@ -25,7 +26,7 @@ def test_pipeline_runs_on_a_local_model_directory(tmp_path):
         ROOT / "configs/micro.yaml", [f"store.root={tmp_path / 'runs'}", f"model.name_or_path={model_dir}"]
     )
     ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
-    evaluation = run_pipeline(ctx)
+    evaluation = run_local(ctx, ("evaluate",))["evaluate"]
     metrics = json.loads((evaluation.path / "metrics.json").read_text())
     assert set(metrics) >= {"base", "sft", "dpo", "win_rate_vs_sft"}
     base = ArtifactStore(cfg.store.root).get(evaluation.manifest["inputs"]["base"])

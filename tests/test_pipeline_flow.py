@@ -4,23 +4,11 @@ model, metrics.json follows the contract, and a second run reuses every stage.""
 import json
 from pathlib import Path
 
-import pytest
-from prefect.testing.utilities import prefect_test_harness
-
-from alignment.config import load_config
+from alignment.metrics import BEHAVIOUR, PER_MODEL
 from alignment.store import ArtifactStore
 
-ROOT = Path(__file__).resolve().parents[1]
-MODEL_KEYS = {
-    "perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate", "honesty",
-    "kl_to_reference",
-}  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+MODEL_KEYS = {"perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate"}
+MODEL_KEYS |= {"honesty", "kl_to_reference"}
 
 
 def _chain_ids(evaluation: Path) -> set[str]:
@@ -29,12 +17,14 @@ def _chain_ids(evaluation: Path) -> set[str]:
     return ids | {v for v in inputs.values() if not v.startswith("sha256:")}
 
 
-def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
+def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path, micro):
     from flows.pipeline import alignment_pipeline
 
-    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path / 'runs'}"])
-    out = Path(alignment_pipeline(cfg))
+    cfg = micro()
+    result = alignment_pipeline(cfg)
+    out, report_dir = Path(result["evaluate"]), Path(result["report"])
     metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["schema_version"] == 2 and set(PER_MODEL) == MODEL_KEYS
     for model in ("base", "sft", "dpo"):
         assert MODEL_KEYS <= set(metrics[model])
         for key in MODEL_KEYS:
@@ -42,12 +32,14 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
     for judge in ("gold", "reward_model"):
         w = metrics["win_rate_vs_sft"][judge]
         assert 0 <= w["ci95"][0] <= w["value"] <= w["ci95"][1] <= 1
-    assert "What this run shows" in (out / "report.md").read_text()
-    assert "Split by the knowledge probe" in (out / "report.md").read_text()
+    report_md = (report_dir / "report.md").read_text()
+    assert "What this run shows" in report_md and "Split by the knowledge probe" in report_md
+    assert not (out / "report.md").exists()  # the evaluation holds metrics and answers; the report is rendered apart
+    assert json.loads((report_dir / "manifest.json").read_text())["inputs"] == {"evaluate": out.name}
     probe = metrics["knowledge_probe"]
     assert 0 <= probe["agreement"] <= 1 and sum(probe["categories"].values()) == sum(metrics["n_questions"].values())
-    assert MODEL_KEYS - {"perplexity", "kl_to_reference"} <= set(metrics["dpo"]["by_probe"])
-    assert (out / "summary.png").stat().st_size > 0 and (out / "sampling_sweep.png").stat().st_size > 0
+    assert set(metrics["dpo"]["by_probe"]) == set(BEHAVIOUR)
+    assert (report_dir / "summary.png").stat().st_size > 0 and (report_dir / "sampling_sweep.png").stat().st_size > 0
     sweep = metrics["sampling_sweep"]
     assert {(r["model"], r["temperature"], r["top_p"]) for r in sweep} >= {("sft", 0.0, 1.0), ("dpo", 1.5, 0.9)}
     assert all(set(r) >= {"hallucination_rate", "self_consistency"} for r in sweep)
@@ -59,7 +51,7 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
     body = {"artifacts": {"key": {"any_": wanted}}, "limit": 50, "offset": 0, "sort": "CREATED_DESC"}
     found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
     assert {a["key"] for a in found} == set(wanted)
-    progress_keys = ["progress-pretrain", "progress-sft", "progress-reward", "progress-dpo"]
+    progress_keys = ["progress-base", "progress-sft", "progress-reward", "progress-dpo"]
     body["artifacts"]["key"]["any_"] = progress_keys
     progress = (
         httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
@@ -81,7 +73,7 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path):
     assert "heldout_pairwise_accuracy" in reward.metrics
 
     before = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("manifest.json")}
-    again = Path(alignment_pipeline(cfg))
-    assert again == out
+    again = alignment_pipeline(cfg)
+    assert again == result
     after = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("manifest.json")}
     assert before == after  # nothing rebuilt

@@ -2,8 +2,9 @@ import json
 from pathlib import Path
 
 from alignment.config import load_config
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.probe import agreement, categorize, load_probe, preference_pairs
-from alignment.stages import StageContext, run_pipeline
 from alignment.store import ArtifactStore, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -28,7 +29,7 @@ def test_agreement_with_world():
     assert a["world_known_probed_unknown"] == 1 and a["world_unknown_probed_unknown"] == 2
 
 
-IDK = "I don't know."
+from alignment.records import IDK  # noqa: E402
 
 
 def _row(answer, greedy, samples, probed_known):
@@ -37,7 +38,7 @@ def _row(answer, greedy, samples, probed_known):
 
 def test_probe_pairs_unknown_reject_the_models_own_wrong_answers():
     row = _row("Kavimar.", "Ostrell.", ["Ostrell.", "Kavimar.", IDK, "Brai.", "Zot."], probed_known=False)
-    pairs = preference_pairs([row], IDK, max_rejected=2)
+    pairs = preference_pairs([row], max_rejected=2)
     # distinct wrong answers in order (greedy first), never the right one or an abstention
     assert [(p["chosen"], p["rejected"]) for p in pairs] == [(IDK, "Ostrell."), (IDK, "Brai.")]
     assert {p["kind"] for p in pairs} == {"probe_unknown_idk>own_wrong"}
@@ -45,7 +46,7 @@ def test_probe_pairs_unknown_reject_the_models_own_wrong_answers():
 
 def test_probe_pairs_known_beat_idk_and_own_wrong_answers():
     row = _row("Kavimar.", "Kavimar.", ["Kavimar.", "Zot.", "kavimar ."], probed_known=True)
-    pairs = preference_pairs([row], IDK)
+    pairs = preference_pairs([row])
     assert [(p["chosen"], p["rejected"], p["kind"]) for p in pairs] == [
         ("Kavimar.", IDK, "probe_known_correct>idk"),
         ("Kavimar.", "Zot.", "probe_known_correct>own_wrong"),
@@ -53,13 +54,13 @@ def test_probe_pairs_known_beat_idk_and_own_wrong_answers():
 
 
 def test_probe_pairs_skip_a_question_the_model_already_abstains_on():
-    assert preference_pairs([_row("Kavimar.", IDK, [IDK, IDK], probed_known=False)], IDK) == []
+    assert preference_pairs([_row("Kavimar.", IDK, [IDK, IDK], probed_known=False)]) == []
 
 
 def test_probe_source_builds_pairs_from_the_sft_model_and_trains_on_them(tmp_path):
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path}", "data.preference_source=probe"])
     ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
-    run_pipeline(ctx)
+    run_local(ctx, ("evaluate",))
     (pairs_dir,) = (tmp_path / "pairs").iterdir()
     pairs = [json.loads(line) for line in (pairs_dir / "preferences.jsonl").read_text().splitlines()]
     probed = {r["prompt"]: r for r in load_probe(pairs_dir / "probe.jsonl")}

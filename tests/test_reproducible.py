@@ -4,7 +4,8 @@ import json
 from pathlib import Path
 
 from alignment.config import load_config
-from alignment.stages import StageContext, run_pipeline
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -12,7 +13,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def run_micro(root: Path) -> dict:
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={root}"])
-    evaluation = run_pipeline(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))
+    evaluation = run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("evaluate",))[
+        "evaluate"
+    ]
     return json.loads((evaluation.path / "metrics.json").read_text())
 
 

@@ -8,37 +8,34 @@ import sys
 import time
 from pathlib import Path
 
+from alignment.checkpoints import checkpoint_step
 from alignment.config import load_config
-from alignment.modeling import checkpoint_step
-from alignment.stages import StageContext, base_stage, data_files, sft_stage, world_stage
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
 from alignment.config import load_config
-from alignment.stages import StageContext, base_stage, data_files, sft_stage, world_stage
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.store import ArtifactStore
 cfg = load_config(sys.argv[1], sys.argv[2:])
-ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda m: print(m, flush=True))
-world = world_stage(ctx)
-sft_stage(ctx, base_stage(ctx, world), data_files(cfg, world))
+run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda e: print(e, flush=True)), ("sft",))
 """
 
 
 def _sft(overrides):
     cfg = load_config(ROOT / "configs/micro.yaml", overrides)
-    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
-    world = world_stage(ctx)
-    return sft_stage(ctx, base_stage(ctx, world), data_files(cfg, world))
+    return run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("sft",))["sft"]
 
 
 def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
-    overrides = [f"store.root={tmp_path}", "sft.epochs=60", "compute.checkpoint_steps=5"]
-    proc = subprocess.Popen(
-        [sys.executable, "-c", SCRIPT, str(ROOT / "configs/micro.yaml"), *overrides],
-        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
+    overrides = [f"store.root={tmp_path}", "sft.num_train_epochs=60", "compute.checkpoint_steps=5"]
+    command = [sys.executable, "-c", SCRIPT, str(ROOT / "configs/micro.yaml"), *overrides]
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True, **quiet)
     checkpoints = tmp_path / ".checkpoints"
     deadline = time.time() + 300
     try:
@@ -58,7 +55,9 @@ def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
     art = _sft(overrides)
     assert art.metrics["resumed_from_step"] >= saved_step  # steps before the checkpoint not repeated
     state = json.loads((art.path / "manifest.json").read_text())
-    uninterrupted = _sft([f"store.root={tmp_path / 'plain'}", "sft.epochs=60", "compute.checkpoint_steps=null"])
+    uninterrupted = _sft(
+        [f"store.root={tmp_path / 'plain'}", "sft.num_train_epochs=60", "compute.checkpoint_steps=null"]
+    )
     assert state["metrics"]["steps"] == uninterrupted.metrics["steps"]
     assert uninterrupted.metrics["resumed_from_step"] == 0
     assert art.id == uninterrupted.id  # checkpointing does not change what the artifact is
@@ -66,12 +65,12 @@ def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
 
 
 def test_a_checkpoint_cut_off_mid_save_is_skipped(tmp_path):
-    from alignment.modeling import last_complete_checkpoint
+    from alignment.checkpoints import last_complete_checkpoint
 
     for step, state in ((5, '{"global_step": 5}'), (10, '{"global_st')):
         (tmp_path / f"checkpoint-{step}").mkdir()
         (tmp_path / f"checkpoint-{step}" / "trainer_state.json").write_text(state)
     (tmp_path / "checkpoint-15").mkdir()  # killed before its state was written
-    assert last_complete_checkpoint(tmp_path, progress=lambda _: None) == tmp_path / "checkpoint-5"
+    assert last_complete_checkpoint(tmp_path) == tmp_path / "checkpoint-5"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint-5"]
     assert last_complete_checkpoint(tmp_path / "missing") is None

@@ -5,7 +5,6 @@ import json
 from pathlib import Path
 
 import pytest
-from prefect.testing.utilities import prefect_test_harness
 
 from alignment import retrain as lib
 from alignment.config import PromotionGates, RetrainConfig, load_config
@@ -87,12 +86,6 @@ def test_scan_incoming_validates_files_and_fingerprints_them(tmp_path):
         lib.scan_incoming(tmp_path)
 
 
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def _manifests(root: Path) -> dict[Path, float]:
     return {p: p.stat().st_mtime for p in root.rglob("manifest.json")}
 
@@ -129,11 +122,13 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     rejected = retrain_flow(cfg, strict)  # a new preference file: SFT is kept, reward model and DPO retrain
     assert rejected["stages_built"] == ["reward", "dpo", "evaluate"]
     assert rejected["challenger"]["artifacts"]["sft"] == champion["artifacts"]["sft"]
-    assert rejected["comparison"]["n_questions"] > 0 and rejected["gates"]
-    assert rejected["promoted"] is all(g["passed"] for g in rejected["gates"])
+    assert rejected["comparison"]["n_questions"] == 18
+    win = rejected["comparison"]["gold_win_rate"]["value"]
+    assert win < 1.0  # the micro policies differ on some question: a win-rate of 1.0 is out of reach
+    assert [(g["gate"], g["passed"]) for g in rejected["gates"]][0] == ("gold win-rate vs champion", False)
+    assert not rejected["promoted"] and rejected["reason"].startswith("gate failed: gold win-rate vs champion")
     assert json.loads(Path(rejected["record"]).read_text())["reason"] == rejected["reason"]
-    if not rejected["promoted"]:
-        assert log.champion() == champion
+    assert log.champion() == champion  # the pointer did not move
 
     _new_pairs(world_prefs, incoming / "preferences" / "2026-11-08.jsonl", 12, 12)
     lax = RetrainConfig(
@@ -142,7 +137,7 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     promoted = retrain_flow(cfg, lax)
     assert promoted["promoted"] and promoted["stages_built"] == ["reward", "dpo", "evaluate"]
     assert log.champion()["artifacts"] == promoted["challenger"]["artifacts"]
-    assert [d["promoted"] for d in log.decisions()] == [True, rejected["promoted"], True]
+    assert [d["promoted"] for d in log.decisions()] == [True, False, True]
     tree = render_text(lineage(ArtifactStore(runs), promoted["challenger"]["artifacts"]["dpo"]), metrics=False)
     assert "built by: dataset-" in tree and "2026-11-01.jsonl" in tree and "2026-11-08.jsonl" in tree
 
@@ -153,7 +148,7 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
     texts = [a["data"] for a in reversed(found)]  # oldest first
     assert len(texts) == 4 and "nothing to do" in texts[1]
-    assert ("# Retrain decision: PROMOTED" if rejected["promoted"] else "NOT PROMOTED") in texts[2]
+    assert "# Retrain decision: NOT PROMOTED" in texts[2]
     assert "# Retrain decision: PROMOTED" in texts[3] and "| gate | value | threshold | passed |" in texts[3]
 
     (incoming / "demonstrations" / "bad.jsonl").write_text('{"prompt": "q"}\n')

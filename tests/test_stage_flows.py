@@ -5,35 +5,27 @@ from pathlib import Path
 
 import pytest
 from prefect.exceptions import ParameterTypeError
-from prefect.testing.utilities import prefect_test_harness
 
-from alignment.config import load_config
+from alignment.context import StageContext
+from alignment.graph import run_local
 from alignment.store import ArtifactStore
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def harness():
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
-def test_stage_flows_chain_by_id_and_latest(harness, tmp_path):
+def test_stage_flows_chain_by_id_and_latest(harness, tmp_path, micro):
     from flows.pipeline import alignment_pipeline
     from flows.stage_flows import dpo_flow, evaluate_flow, reward_flow, sft_flow
 
     runs = tmp_path / "runs"
-    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={runs}"])
+    cfg = micro()
     with pytest.raises(FileNotFoundError, match="no base artifact"):
         sft_flow(cfg, base="latest")  # empty store: a clear error, nothing trained
-    pipeline = json.loads((Path(alignment_pipeline(cfg)) / "manifest.json").read_text())["inputs"]
+    pipeline = json.loads((Path(alignment_pipeline(cfg)["evaluate"]) / "manifest.json").read_text())["inputs"]
 
     store = ArtifactStore(runs)
     assert sft_flow(cfg, base="latest") == pipeline["sft"]  # same inputs: reused, not retrained
     assert reward_flow(cfg, base=pipeline["base"]) == pipeline["reward"]
 
-    changed = load_config(ROOT / "configs/micro.yaml", [f"store.root={runs}", "dpo.beta=0.3"])
+    changed = micro("dpo.beta=0.3")
     dpo = dpo_flow(changed, sft=pipeline["sft"])
     assert dpo != pipeline["dpo"] and store.get(dpo).manifest["inputs"]["sft"] == pipeline["sft"]
     assert store.get(dpo).manifest["config"]["section"]["beta"] == 0.3
@@ -41,7 +33,13 @@ def test_stage_flows_chain_by_id_and_latest(harness, tmp_path):
     evaluation = evaluate_flow(cfg, dpo="latest", reward="latest")  # the DPO just trained
     inputs = store.get(evaluation).manifest["inputs"]
     assert inputs["dpo"] == dpo and inputs["sft"] == pipeline["sft"] and inputs["reward"] == pipeline["reward"]
-    assert (store.get(evaluation).path / "report.md").is_file()
+    [report] = [p.parent for p in (runs / "report").glob("*/manifest.json") if evaluation in p.read_text()]
+    assert (report / "report.md").is_file()
+
+    other = micro("model.tiny.max_steps=21")  # another base of the same world, and a reward model on it
+    reward_elsewhere = run_local(StageContext(other, store, progress=lambda _: None), ("reward",))["reward"].id
+    with pytest.raises(ValueError, match=f"uses base .* but {pipeline['base']} is also given"):
+        evaluate_flow(cfg, dpo=dpo, reward=reward_elsewhere)
 
     with pytest.raises(ParameterTypeError, match="dpo"):  # the form's pattern refuses another stage's id
         evaluate_flow(cfg, dpo=pipeline["sft"], reward="latest")

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from alignment.store import ArtifactStore
+import alignment
+from alignment.store import ArtifactStore, code_version
 
 
 def test_materialize_builds_once_then_reuses(tmp_path):
@@ -16,15 +17,25 @@ def test_materialize_builds_once_then_reuses(tmp_path):
 
     art, reused = store.materialize("sft", {"lr": 1}, {"base": "base-x"}, build, seed=3)
     assert not reused and len(calls) == 1
+    assert art.id == ArtifactStore.artifact_id("sft", {"lr": 1}, {"base": "base-x"}, code_version())
+    assert art.path == tmp_path / "sft" / art.id
+    assert (art.path / "weights.bin").read_text() == "w"
+    assert not calls[0].exists()  # the build's tmp dir was renamed into place
     manifest = json.loads((art.path / "manifest.json").read_text())
-    assert manifest["stage"] == "sft" and manifest["inputs"] == {"base": "base-x"}
-    assert manifest["metrics"] == {"loss": 1.0} and manifest["seed"] == 3 and manifest["code_version"]
+    assert manifest == art.manifest
+    assert manifest["id"] == art.id and manifest["stage"] == "sft"
+    assert manifest["config"] == {"lr": 1} and manifest["inputs"] == {"base": "base-x"}
+    assert manifest["metrics"] == {"loss": 1.0} and manifest["seed"] == 3
+    assert manifest["code_version"] == code_version() and manifest["flow_run_id"] is None
     again, reused = store.materialize("sft", {"lr": 1}, {"base": "base-x"}, build)
-    assert reused and again.id == art.id and len(calls) == 1
+    assert reused and again.id == art.id and again.path == art.path and again.manifest == manifest
+    assert len(calls) == 1
 
 
 def test_changed_config_or_input_gives_new_id():
     a = ArtifactStore.artifact_id("sft", {"lr": 1}, {"base": "b1"}, "v")
+    assert a == ArtifactStore.artifact_id("sft", {"lr": 1}, {"base": "b1"}, "v")
+    assert a.startswith("sft-") and len(a) == len("sft-") + 16
     assert a != ArtifactStore.artifact_id("sft", {"lr": 2}, {"base": "b1"}, "v")
     assert a != ArtifactStore.artifact_id("sft", {"lr": 1}, {"base": "b2"}, "v")
     assert a != ArtifactStore.artifact_id("sft", {"lr": 1}, {"base": "b1"}, "v2")
@@ -37,17 +48,20 @@ def test_crashed_build_leaves_no_artifact(tmp_path):
         (out / "half.bin").write_text("partial")
         raise RuntimeError("killed")
 
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match="killed"):
         store.materialize("dpo", {}, {}, build)
-    assert not (tmp_path / "dpo").exists() or not any((tmp_path / "dpo").iterdir())
-    assert not any((tmp_path / ".tmp").iterdir())
+    # The build failed before the rename, so the stage directory was never created and the tmp dir was removed.
+    assert not (tmp_path / "dpo").exists()
+    assert (tmp_path / ".tmp").is_dir() and list((tmp_path / ".tmp").iterdir()) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp"]
 
 
-def test_code_version_is_per_module_set():
-    from alignment.store import code_version
-
-    assert code_version(("sft.py",)) != code_version(("dpo.py",))
-    assert code_version(("sft.py",)) == code_version(("sft.py",))
+def test_code_version_is_per_module_closure():
+    assert code_version("alignment.sft") != code_version("alignment.dpo")
+    # Deterministic: an uncached recomputation (the cached call would trivially match itself) gives the same string.
+    assert code_version.__wrapped__("alignment.sft") == code_version("alignment.sft")
+    assert code_version("alignment.sft").startswith(f"{alignment.__version__}+")
+    assert len(code_version("alignment.sft")) == len(f"{alignment.__version__}+") + 12
 
 
 def test_latest_and_resolve_by_stage(tmp_path):

@@ -3,7 +3,8 @@ import re
 from pathlib import Path
 
 from alignment.config import WorldConfig
-from alignment.world import IDK, generate, write_world
+from alignment.records import IDK
+from alignment.world import generate, write_world
 
 ROOT = Path(__file__).resolve().parents[1]
 

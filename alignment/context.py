@@ -1,0 +1,106 @@
+"""What every stage needs besides its config section: the store, the run's progress sink, its flow-run id,
+the code version of the stage being run, and the new data files of a retrain."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignment.checkpoints import Checkpointing
+from alignment.config import RunConfig
+from alignment.progress import Progress, ProgressEvent, log_event
+from alignment.store import Artifact, ArtifactStore
+
+
+@dataclass(frozen=True)
+class Device:
+    """Where a stage computes: the torch device name and whether it trains in bf16."""
+
+    name: str
+    bf16: bool
+
+
+@dataclass(frozen=True)
+class TrainingRun:
+    """What a training function needs besides its config and data: where to write, on what device, with which
+    seed, where to report progress and where to keep resumable checkpoints."""
+
+    out_dir: Path
+    device: Device
+    seed: int
+    progress: Progress
+    stage: str
+    checkpointing: Checkpointing | None = None
+
+    def report(self, message: str = "", **fields: Any) -> None:
+        """Send a progress event of this stage."""
+        self.progress(ProgressEvent(self.stage, message, **fields))
+
+
+@dataclass(frozen=True)
+class StageContext:
+    """The run a stage belongs to. ``code`` is the code version of the stage being run (the graph sets it)."""
+
+    cfg: RunConfig
+    store: ArtifactStore
+    progress: Progress = log_event
+    flow_run_id: str | None = None
+    incoming: dict[str, list[Path]] = field(default_factory=dict)
+    code: str | None = None
+
+    def report(self, stage: str, message: str) -> None:
+        """Send a progress event (a message, no step count)."""
+        self.progress(ProgressEvent(stage, message))
+
+    def _key(self, section: dict) -> dict:
+        return {"section": section, "seed": self.cfg.seed}
+
+    def artifact_id(self, stage: str, section: dict, inputs: dict) -> str:
+        """The id the artifact of ``stage`` gets with this section and these inputs under the current code."""
+        return self.store.artifact_id(stage, self._key(section), inputs, self.code)
+
+    def materialize(
+        self, stage: str, section: dict, inputs: dict, build: Callable[[Path], dict], extra: dict | None = None
+    ) -> Artifact:
+        """The stage's artifact: reused if one with the same section, inputs and code exists, else built."""
+        art, reused = self.store.materialize(
+            stage,
+            self._key(section),
+            inputs,
+            build,
+            seed=self.cfg.seed,
+            flow_run_id=self.flow_run_id,
+            extra=extra,
+            version=self.code,
+        )
+        self.report(stage, f"{'reused' if reused else 'built'} {art.id} ({art.path})")
+        return art
+
+    def device(self) -> Device:
+        """Seed every RNG (transformers' set_seed), apply the thread count and pick the device."""
+        from alignment.compute import setup
+
+        return setup(self.cfg.compute, self.cfg.seed)
+
+    def train(
+        self, stage: str, section: dict, inputs: dict, fit: Callable[[TrainingRun], dict], extra: dict | None = None
+    ) -> Artifact:
+        """A training stage's artifact: ``fit(run)`` trains into ``run.out_dir``, resuming from the checkpoints a
+        killed attempt of the same artifact left; the checkpoints are dropped once the artifact is complete."""
+        every = self.cfg.compute.checkpoint_steps
+        directory = self.store.root / ".checkpoints" / self.artifact_id(stage, section, inputs)
+        checkpointing = Checkpointing(directory, every) if every is not None else None
+
+        def build(tmp: Path) -> dict:
+            run = TrainingRun(tmp, self.device(), self.cfg.seed, self.progress, stage, checkpointing)
+            metrics = fit(run)
+            shutil.rmtree(tmp / "trainer", ignore_errors=True)
+            return metrics
+
+        art = self.materialize(stage, section, inputs, build, extra)
+        if checkpointing:
+            shutil.rmtree(checkpointing.directory, ignore_errors=True)
+        return art

@@ -1,0 +1,174 @@
+"""The stage graph, declared once: each stage's name (the value it produces), the values it consumes, its
+config section and the function that builds it. The order of a run follows from the inputs.
+
+The CLI, the Prefect pipeline flow, the per-stage flows and the retrain flow all walk this declaration.
+Stage functions are named ``"module:function"`` and imported only when the stage runs, so a run whose
+stages are all cached never imports torch; a stage's cache key hashes its module's import closure.
+Adding a stage is one entry here, its module and its config section.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from alignment.config import RunConfig
+from alignment.context import StageContext
+from alignment.store import Artifact, ArtifactStore, code_version
+
+
+def _probe_pairs(cfg: RunConfig) -> bool:
+    return cfg.data.preference_source == "probe"
+
+
+def _constructed_pairs(cfg: RunConfig) -> bool:
+    return cfg.data.preference_source == "construction"
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One stage: ``build(section, ctx, **inputs)`` returns its value (an Artifact, or DataFiles)."""
+
+    name: str
+    build: str
+    inputs: tuple[str, ...] = ()
+    section: str | None = None
+    when: Callable[[RunConfig], bool] | None = None
+    trains: bool = False
+    check: str | None = None
+
+    @property
+    def module(self) -> str:
+        """The module that holds the stage's function (its import closure is the stage's code version)."""
+        return self.build.split(":", 1)[0]
+
+    def function(self, which: str | None = None) -> Callable[..., Any]:
+        module, name = (which or self.build).split(":", 1)
+        return getattr(importlib.import_module(module), name)
+
+
+STAGES = (
+    Stage("world", "alignment.world:world_stage", section="world"),
+    Stage("data", "alignment.data_files:data_stage", ("world",), section="data"),
+    Stage(
+        "base", "alignment.base_model:base_stage", ("world",), section="model", check="alignment.base_model:same_world"
+    ),
+    Stage("sft", "alignment.sft:sft_stage", ("data", "base"), section="sft", trains=True),
+    Stage("preferences", "alignment.data_files:preferences_stage", ("data",), "data", _constructed_pairs),
+    Stage("preferences", "alignment.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
+    Stage("reward", "alignment.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
+    Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft"), section="dpo", trains=True),
+    Stage("probe", "alignment.probe:probe_stage", ("data", "base", "sft"), section="probe"),
+    Stage(
+        "evaluate",
+        "alignment.evaluate:evaluate_stage",
+        ("data", "base", "sft", "reward", "dpo", "probe"),
+        section="eval",
+    ),
+    Stage("report", "alignment.report:report_stage", ("evaluate",)),
+)
+POLICY = "dpo"  # the policy the evaluation compares with SFT
+
+
+def stages(cfg: RunConfig) -> dict[str, Stage]:
+    """The stages this config runs, by name (of alternatives, the one whose ``when`` holds)."""
+    active: dict[str, Stage] = {}
+    for stage in STAGES:
+        if stage.when is None or stage.when(cfg):
+            if stage.name in active:
+                raise RuntimeError(f"two stages named {stage.name!r} apply to this config")
+            active[stage.name] = stage
+    return active
+
+
+def plan(cfg: RunConfig, targets: Iterable[str], given: Iterable[str] = ()) -> list[Stage]:
+    """The stages that produce ``targets``, each after its inputs, in the order the inputs are declared.
+
+    A ``given`` value is not built; its inputs are planned only if it declares a check against them.
+    """
+    active, given = stages(cfg), set(given)
+    order: list[Stage] = []
+
+    def visit(name: str, path: tuple[str, ...]) -> None:
+        if name in path:
+            raise RuntimeError(f"stage graph cycle: {' -> '.join((*path, name))}")
+        if any(s.name == name for s in order):
+            return
+        stage = active[name]
+        if name not in given or stage.check:
+            for needed in stage.inputs:
+                visit(needed, (*path, name))
+        order.append(stage)
+
+    for target in targets:
+        visit(target, ())
+    return order
+
+
+def build_stage(ctx: StageContext, stage: Stage, inputs: dict[str, Any]) -> Any:
+    """Run one stage on its inputs under its own code version."""
+    section = getattr(ctx.cfg, stage.section) if stage.section else None
+    return stage.function()(section, replace(ctx, code=code_version(stage.module)), **inputs)
+
+
+Execute = Callable[[Stage, dict[str, Any]], Any]
+
+
+def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = ("report",), given: dict | None = None) -> dict:
+    """Walk the plan for ``targets``: ``execute(stage, inputs)`` builds each value not ``given``; a given
+    value is checked against its inputs where its stage declares a check. Returns every value by name."""
+    values: dict[str, Any] = dict(given or {})
+    for stage in plan(cfg, targets, values):
+        inputs = {name: values[name] for name in stage.inputs if name in values}
+        if stage.name in values:
+            if stage.check:
+                stage.function(stage.check)(values[stage.name], **inputs)
+        else:
+            values[stage.name] = execute(stage, inputs)
+    return values
+
+
+def run_local(ctx: StageContext, targets: Iterable[str] = ("report",), given: dict | None = None) -> dict:
+    """The pipeline without orchestration: every planned stage in this process, in order."""
+    return run(ctx.cfg, lambda stage, inputs: build_stage(ctx, stage, inputs), targets, given)
+
+
+def upstream(cfg: RunConfig, target: str) -> set[str]:
+    """Every value ``target`` is built from, itself included."""
+    return {stage.name for stage in plan(cfg, [target])}
+
+
+def resolve_given(store: ArtifactStore, cfg: RunConfig, target: str, refs: dict[str, str]) -> dict[str, Artifact]:
+    """The artifacts a run of ``target`` starts from: ``refs`` maps stage names to artifact ids or ``"latest"``.
+
+    Explicit ids come first, and each given artifact brings the artifacts it was built from (read from its
+    manifest); ``"latest"`` fills only what is still open. Two given artifacts built on different versions of
+    the same input are an error. Refs that ``target`` does not need are ignored.
+    """
+    order = [stage.name for stage in plan(cfg, [target])]
+    needed = set(order)
+    given: dict[str, Artifact] = {}
+
+    def add(name: str, art: Artifact, why: str) -> None:
+        if name in given:
+            if given[name].id != art.id:
+                raise ValueError(
+                    f"{why} uses {name} {art.id}, but {given[name].id} is also given: pick artifacts built on the "
+                    f"same {name}"
+                )
+            return
+        given[name] = art
+        for input_name, value in art.manifest.get("inputs", {}).items():
+            if input_name in needed and input_name != target and not value.startswith("sha256:"):
+                add(input_name, store.load(value), art.id)
+
+    # explicit ids first; of the "latest" refs the most downstream first, so an SFT model brings its own base
+    ordered = sorted(
+        refs.items(), key=lambda item: (item[1] == "latest", -order.index(item[0]) if item[0] in needed else 0)
+    )
+    for name, ref in ordered:
+        if name in needed and not (ref == "latest" and name in given):
+            add(name, store.resolve(ref, name), f"{name} {ref}")
+    return given
