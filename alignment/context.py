@@ -15,6 +15,10 @@ from alignment.progress import Progress, ProgressEvent, log_event
 from alignment.store import Artifact, ArtifactStore
 
 
+class NotInStore(LookupError):
+    """A stage's artifact is not in the store and the context may not build it (``build=False``)."""
+
+
 @dataclass(frozen=True)
 class Device:
     """Where a stage computes: the torch device name and whether it trains in bf16."""
@@ -42,7 +46,8 @@ class TrainingRun:
 
 @dataclass(frozen=True)
 class StageContext:
-    """The run a stage belongs to. ``code`` is the code version of the stage being run (the graph sets it)."""
+    """The run a stage belongs to. ``code`` is the code version of the stage being run (the graph sets it); with
+    ``build`` False a missing artifact raises NotInStore instead of being built."""
 
     cfg: RunConfig
     store: ArtifactStore
@@ -50,6 +55,7 @@ class StageContext:
     flow_run_id: str | None = None
     incoming: dict[str, list[Path]] = field(default_factory=dict)
     code: str | None = None
+    build: bool = True
 
     def report(self, stage: str, message: str) -> None:
         """Send a progress event (a message, no step count)."""
@@ -66,6 +72,8 @@ class StageContext:
         self, stage: str, section: dict, inputs: dict, build: Callable[[Path], dict], extra: dict | None = None
     ) -> Artifact:
         """The stage's artifact: reused if one with the same section, inputs and code exists, else built."""
+        if not self.build and self.store.get(self.artifact_id(stage, section, inputs)) is None:
+            raise NotInStore(stage)
         art, reused = self.store.materialize(
             stage,
             self._key(section),

@@ -8,6 +8,8 @@ import os
 DEFAULTS = {
     "HF_HUB_DISABLE_TELEMETRY": "1",  # no usage pings from huggingface_hub
     "HF_HUB_OFFLINE": "1",  # the default run needs no hub; set HF_HUB_OFFLINE=0 to load hub models and datasets
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no download / weight-loading bars: stages report progress as events
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # no bar per dataset map in TRL's preprocessing
     "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from the Rust tokenizers
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from a local Prefect server
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a 2-core machine starts the temporary server slowly

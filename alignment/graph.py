@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from alignment.config import RunConfig
-from alignment.context import StageContext
+from alignment.context import NotInStore, StageContext
 from alignment.store import Artifact, ArtifactStore, code_version
 
 
@@ -133,6 +133,14 @@ def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = ("report",), 
 def run_local(ctx: StageContext, targets: Iterable[str] = ("report",), given: dict | None = None) -> dict:
     """The pipeline without orchestration: every planned stage in this process, in order."""
     return run(ctx.cfg, lambda stage, inputs: build_stage(ctx, stage, inputs), targets, given)
+
+
+def up_to_date(ctx: StageContext, targets: Iterable[str] = ("report",)) -> dict | None:
+    """Every value of the plan when all its artifacts are already in the store (nothing would run), else None."""
+    try:
+        return run_local(replace(ctx, build=False, progress=lambda event: None), targets)
+    except NotInStore:
+        return None
 
 
 def upstream(cfg: RunConfig, target: str) -> set[str]:

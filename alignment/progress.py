@@ -66,10 +66,11 @@ def fan_out(*sinks: Progress) -> Progress:
 
 
 class ProgressBars:
-    """A tqdm bar per stage that counts steps (shown on a terminal; silent when stderr is not one)."""
+    """A tqdm bar per stage that counts steps; by default shown only when stderr is a terminal."""
 
-    def __init__(self) -> None:
+    def __init__(self, enabled: bool | None = None, file: Any = None) -> None:
         self.bars: dict[str, Any] = {}
+        self.options = {"disable": None if enabled is None else not enabled, "file": file}
 
     def __call__(self, event: ProgressEvent) -> None:
         if event.step is None or not event.total:
@@ -78,7 +79,7 @@ class ProgressBars:
 
         bar = self.bars.get(event.stage)
         if bar is None:
-            bar = self.bars[event.stage] = tqdm(total=event.total, desc=event.stage, unit="step", disable=None)
+            bar = self.bars[event.stage] = tqdm(total=event.total, desc=event.stage, unit="step", **self.options)
         bar.update(max(event.step - bar.n, 0))
         if event.loss is not None:
             bar.set_postfix(loss=f"{event.loss:.4g}", refresh=False)

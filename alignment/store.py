@@ -24,10 +24,11 @@ import alignment
 MANIFEST = "manifest.json"
 
 
-def import_closure(module: str) -> list[Path]:
+def import_closure(module: str, root: Path | None = None) -> list[Path]:
     """The source files of the ``alignment`` modules that ``module`` (e.g. ``"alignment.sft"``) imports,
-    directly or through each other, itself included; imports inside functions count too."""
-    root = Path(alignment.__file__).parent
+    directly or through each other, itself included; imports inside functions count too. ``root``: the
+    package directory (default: this package's)."""
+    root = root or Path(alignment.__file__).parent
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
@@ -46,18 +47,21 @@ def import_closure(module: str) -> list[Path]:
     return sorted(seen.values())
 
 
-@lru_cache(maxsize=64)
-def code_version(module: str | None = None) -> str:
-    """Package version plus a hash of the library source ``module`` runs (its import closure; all of
-    ``alignment/`` when None), so changing that code invalidates the artifacts built with it, and
-    changing an unrelated module does not."""
+def source_hash(module: str | None = None, root: Path | None = None) -> str:
+    """A hash of the library source ``module`` runs (its import closure; every module when None)."""
+    root = root or Path(alignment.__file__).parent
     digest = hashlib.sha256()
-    root = Path(alignment.__file__).parent
-    paths = import_closure(module) if module else sorted(root.rglob("*.py"))
-    for path in paths:
+    for path in import_closure(module, root) if module else sorted(root.rglob("*.py")):
         digest.update(path.relative_to(root).as_posix().encode())
         digest.update(path.read_bytes())
-    return f"{alignment.__version__}+{digest.hexdigest()[:12]}"
+    return digest.hexdigest()[:12]
+
+
+@lru_cache(maxsize=64)
+def code_version(module: str | None = None) -> str:
+    """Package version plus the hash of the source ``module`` runs, so changing that code invalidates the
+    artifacts built with it, and changing a module it does not import does not."""
+    return f"{alignment.__version__}+{source_hash(module)}"
 
 
 def file_sha256(path: Path) -> str:
@@ -144,6 +148,7 @@ class ArtifactStore:
         config: Any,
         inputs: dict[str, str],
         build: Callable[[Path], dict[str, Any]],
+        *,
         seed: int | None = None,
         flow_run_id: str | None = None,
         extra: dict[str, Any] | None = None,

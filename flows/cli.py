@@ -38,13 +38,27 @@ def _show_progress() -> None:
     LOCAL_SINKS.append(ProgressBars())
 
 
+def _up_to_date(cfg: RunConfig) -> dict[str, str] | None:
+    """The run's outcome when every artifact it needs is already in the store (nothing to run)."""
+    from alignment import graph
+    from alignment.context import StageContext
+    from alignment.store import ArtifactStore
+
+    values = graph.up_to_date(StageContext(cfg, ArtifactStore(cfg.store.root)))
+    return {name: str(values[name].path.resolve()) for name in ("evaluate", "report")} if values else None
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     _check_user_data(cfg)  # before Prefect or any model starts
-    from flows.pipeline import alignment_pipeline
+    out = None if args.always_run_flow else _up_to_date(cfg)
+    if out is not None:
+        print(f"up to date: every artifact is already in {cfg.store.root}; nothing to run (--always-run-flow runs it)")
+    else:
+        from flows.pipeline import alignment_pipeline
 
-    _show_progress()
-    out = alignment_pipeline(cfg)
+        _show_progress()
+        out = alignment_pipeline(cfg)
     print(f"evaluation: {out['evaluate']}")
     print(f"report: {Path(out['report']) / 'report.md'}")
     return 0
@@ -145,6 +159,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the whole pipeline as a Prefect flow")
     _config_args(p)
+    p.add_argument(
+        "--always-run-flow",
+        action="store_true",
+        help="start the Prefect flow (and publish its run artifacts) even when every artifact is already built",
+    )
     p.set_defaults(func=cmd_run)
     p = sub.add_parser("ablation", help="run several configs and compare them (mismatched knowledge)")
     p.add_argument(

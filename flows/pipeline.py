@@ -138,14 +138,14 @@ def outcome(values: dict[str, Any]) -> dict[str, str]:
     return {name: str(Path(values[name].path).resolve()) for name in ("evaluate", "report")}
 
 
-@flow(name="alignment-pipeline", log_prints=True)
+@flow(name="alignment-pipeline")
 def alignment_pipeline(cfg: RunConfig = RunConfig()) -> dict[str, str]:  # noqa: B008 - frozen model, the UI form's default
     """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation -> report; returns the
     evaluation's and the report's directories."""
     return outcome(run_stages(cfg))
 
 
-@flow(name="alignment-ablation", log_prints=True)
+@flow(name="alignment-ablation")
 def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") -> str:
     """Run the pipeline once per named config (stages they share are reused) and compare them."""
     runs = []

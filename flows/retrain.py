@@ -55,7 +55,7 @@ def decide_task(cfg: RunConfig, rcfg: RetrainConfig, challenger: dict, champion:
     return decision
 
 
-@flow(name="alignment-retrain", log_prints=True)
+@flow(name="alignment-retrain")
 def retrain_flow(cfg: RunConfig = RunConfig(), retrain: RetrainConfig = RetrainConfig()) -> dict:  # noqa: B008
     """Retrain on new data in ``retrain.data_dir`` and promote the challenger if it beats the champion.
 

@@ -38,26 +38,26 @@ def run_target(cfg: RunConfig, target: str, refs: dict[str, str], publish: bool 
     return values[target].id
 
 
-@flow(name="alignment-sft", log_prints=True)
+@flow(name="alignment-sft")
 def sft_flow(cfg: RunConfig = RunConfig(), base: BaseRef = "latest") -> str:  # noqa: B008
     """LoRA SFT of a base model on the run's demonstrations."""
     return run_target(cfg, "sft", {"base": base})
 
 
-@flow(name="alignment-reward", log_prints=True)
+@flow(name="alignment-reward")
 def reward_flow(cfg: RunConfig = RunConfig(), base: BaseRef = "latest", sft: SFTRef = "latest") -> str:  # noqa: B008
     """Reward model on the run's preference pairs. With ``data.preference_source: probe`` the pairs are
     built by probing ``sft`` (and the base is the SFT model's); otherwise ``sft`` is not used."""
     return run_target(cfg, "reward", {"base": base, "sft": sft})
 
 
-@flow(name="alignment-dpo", log_prints=True)
+@flow(name="alignment-dpo")
 def dpo_flow(cfg: RunConfig = RunConfig(), sft: SFTRef = "latest") -> str:  # noqa: B008
     """DPO on an SFT model (its base is read from the SFT artifact) with the run's preference pairs."""
     return run_target(cfg, "dpo", {"sft": sft})
 
 
-@flow(name="alignment-evaluate", log_prints=True)
+@flow(name="alignment-evaluate")
 def evaluate_flow(cfg: RunConfig = RunConfig(), dpo: DPORef = "latest", reward: RewardRef = "latest") -> str:  # noqa: B008
     """Evaluate a DPO policy (with its SFT model and base, read from its manifest), judged by ``reward`` (a
     reward model on the same base), and publish the report and lineage; returns the evaluation's id."""

@@ -1,0 +1,107 @@
+"""The stage graph: declared once, order from the inputs, cache keys from real imports, light to import."""
+
+import ast
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from alignment import graph
+from alignment.config import load_config
+from alignment.store import source_hash
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGE = ROOT / "alignment"
+
+
+def test_order_follows_from_the_inputs():
+    order = [s.name for s in graph.plan(load_config(None), ["report"])]
+    assert order == ["world", "data", "base", "sft", "preferences", "reward", "dpo", "probe", "evaluate", "report"]
+    for i, stage in enumerate(graph.plan(load_config(None), ["report"])):
+        assert all(order.index(needed) < i for needed in stage.inputs)
+    probe_pairs = load_config(ROOT / "configs/tiny-probe-pairs.yaml")
+    assert graph.stages(probe_pairs)["preferences"].build == "alignment.probe:pairs_stage"
+    assert [s.name for s in graph.plan(probe_pairs, ["reward"])] == [
+        "world",
+        "data",
+        "base",
+        "sft",
+        "preferences",
+        "reward",
+    ]
+    assert [s.name for s in graph.plan(load_config(None), ["reward"])] == [
+        "world",
+        "data",
+        "preferences",
+        "base",
+        "reward",
+    ]
+
+
+def test_a_given_artifact_is_not_rebuilt_and_only_a_checks_inputs_are_planned_for_it():
+    cfg = load_config(None)
+    plan = [s.name for s in graph.plan(cfg, ["dpo"], given=["sft", "base"])]
+    assert plan == ["world", "data", "preferences", "base", "sft", "dpo"]  # world: the base's check needs it
+    plan = [s.name for s in graph.plan(cfg, ["dpo"], given=["sft", "base", "preferences"])]
+    assert plan == ["preferences", "world", "base", "sft", "dpo"]
+
+
+def _copy_package(tmp_path: Path) -> Path:
+    copy = tmp_path / "alignment"
+    shutil.copytree(PACKAGE, copy, ignore=shutil.ignore_patterns("__pycache__"))
+    return copy
+
+
+def test_a_stages_code_version_changes_with_what_it_imports_and_only_that(tmp_path):
+    copy = _copy_package(tmp_path)
+    before = {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
+
+    def edit(module: str) -> dict[str, str]:
+        with (copy / module).open("a") as fh:
+            fh.write("\n# edited\n")
+        return {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
+
+    def changed(after: dict[str, str], was: dict[str, str]) -> set[str]:
+        return {build.split(":")[1] for build in was if after[build] != was[build]}
+
+    after_modeling = edit("modeling.py")  # imported (inside functions) by every stage that loads a model
+    expected = {"sft_stage", "reward_stage", "dpo_stage", "probe_stage", "pairs_stage", "evaluate_stage"}
+    assert changed(after_modeling, before) == expected
+    after_plots = edit("plots.py")  # only the report draws plots: a plot change re-runs no model
+    assert changed(after_plots, after_modeling) == {"report_stage"}
+    after_probe = edit("probe.py")  # the evaluation imports the probe's agreement
+    assert changed(after_probe, after_plots) == {"probe_stage", "pairs_stage", "evaluate_stage"}
+
+
+def test_no_hand_kept_list_of_stage_modules_or_stage_order_remains():
+    sources = {p: p.read_text() for p in [*PACKAGE.glob("*.py"), *(ROOT / "flows").glob("*.py")]}
+    assert not [p.name for p, text in sources.items() if "STAGE_CODE" in text]
+    declared = [p.name for p, text in sources.items() if '"alignment.sft:sft_stage"' in text]
+    assert declared == ["graph.py"]
+
+
+def test_stage_modules_import_no_torch_so_a_cached_run_stays_fast():
+    code = (
+        "import sys; from alignment import graph; [s.function() for s in graph.STAGES]; import flows.pipeline; "
+        "heavy = sorted(m for m in ('torch', 'transformers', 'trl', 'peft', 'datasets') if m in sys.modules); "
+        "print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def _positional(fn: ast.FunctionDef) -> int:
+    args = fn.args
+    return len(args.posonlyargs) + len(args.args) - (1 if args.args and args.args[0].arg in ("self", "cls") else 0)
+
+
+@pytest.mark.parametrize("package", ["alignment", "flows"])
+def test_functions_take_few_positional_parameters_and_need_no_fmt_skip(package):
+    for path in sorted((ROOT / package).glob("*.py")):
+        text = path.read_text()
+        assert "fmt: skip" not in text, path.name
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                assert _positional(node) <= 6, f"{path.name}:{node.lineno} {node.name}"
