@@ -69,7 +69,6 @@ STAGES = (
     ),
     Stage("report", "alignment.report:report_stage", ("evaluate",)),
 )
-POLICY = "dpo"  # the policy the evaluation compares with SFT
 
 
 def stages(cfg: RunConfig) -> dict[str, Stage]:
@@ -141,11 +140,6 @@ def up_to_date(ctx: StageContext, targets: Iterable[str] = ("report",)) -> dict 
         return run_local(replace(ctx, build=False, progress=lambda event: None), targets)
     except NotInStore:
         return None
-
-
-def upstream(cfg: RunConfig, target: str) -> set[str]:
-    """Every value ``target`` is built from, itself included."""
-    return {stage.name for stage in plan(cfg, [target])}
 
 
 def resolve_given(store: ArtifactStore, cfg: RunConfig, target: str, refs: dict[str, str]) -> dict[str, Artifact]:
