@@ -27,3 +27,32 @@ def test_validate_accepts_default_config(capsys):
 def test_world_command_writes_files(tmp_path):
     assert main(["world", str(ROOT / "configs/micro.yaml"), "--out", str(tmp_path)]) == 0
     assert (tmp_path / "preferences.jsonl").is_file()
+
+
+def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
+    from alignment.config import load_config
+    from alignment.context import StageContext
+    from alignment.graph import run_local
+    from alignment.store import ArtifactStore
+
+    store = tmp_path / "runs"
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
+    values = run_local(StageContext(cfg, ArtifactStore(store), progress=lambda _: None))
+    before = sorted(p.name for p in store.rglob("manifest.json"))
+    assert main(["run", str(ROOT / "configs/micro.yaml"), "--set", f"store.root={store}"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith(f"up to date: every artifact is already in {store}")
+    assert out[1:] == [
+        f"evaluation: {values['evaluate'].path.resolve()}",
+        f"report: {values['report'].path.resolve()}/report.md",
+    ]
+    assert sorted(p.name for p in store.rglob("manifest.json")) == before
+
+
+def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):
+    args = ["retrain", str(ROOT / "configs/micro.yaml"), "--data-dir", str(tmp_path), "--min-win-rate", "2"]
+    assert main(args) == 2
+    assert (
+        "retrain options: key 'gates.min_gold_win_rate': Input should be less than or equal to 1"
+        in capsys.readouterr().err
+    )
