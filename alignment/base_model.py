@@ -54,11 +54,11 @@ def token_stream(tokenizer: PreTrainedTokenizerFast, documents: list[str]) -> to
 
 def pretrain(cfg: TinyBaseConfig, tokenizer: PreTrainedTokenizerFast, documents: list[str], run: TrainingRun) -> dict:
     """Pretrain the tiny base on random windows of the corpus and save it with ``save_pretrained`` in
-    ``run.out_dir / "model"``: AdamW, linear warmup, cosine decay to 10% of the peak learning rate."""
+    ``run.out_dir / "model"``: AdamW, linear warmup, cosine decay to 10% of the peak learning rate. The RNGs
+    were seeded when the stage picked its device (``StageContext.device``)."""
     import torch
     from transformers import get_cosine_with_min_lr_schedule_with_warmup
 
-    torch.manual_seed(run.seed)
     model = build_model(cfg, tokenizer).to(run.device.name)
     stream = token_stream(tokenizer, documents)
     if len(stream) <= cfg.seq_len:
