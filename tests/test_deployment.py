@@ -97,10 +97,7 @@ def deployment(server):
     return deployments
 
 
-DEPLOYMENTS = [
-    ("alignment-pipeline", "pipeline"), ("alignment-sft", "sft"), ("alignment-reward", "reward"),
-    ("alignment-dpo", "dpo"), ("alignment-evaluate", "evaluate"), ("alignment-retrain", "retrain"),
-]  # fmt: skip
+DEPLOYMENTS = [(f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "evaluate", "retrain")]
 
 
 def test_every_deployment_has_a_form_and_the_retrain_a_cron_schedule(server, deployment):
@@ -186,8 +183,8 @@ def test_flow_run_page_shows_the_report_in_headless_chromium(server, pipeline_ru
     assert pipeline_run["state"]["type"] == "COMPLETED"
     ui = server["api"].removesuffix("/api")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    flags = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-             "--disable-component-update", "--disable-sync"]  # fmt: skip
+    flags = "--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
+    flags = [*flags.split(), "--disable-component-update", "--disable-sync"]
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
         try:
