@@ -1,5 +1,4 @@
-"""The base model: a small Llama-style decoder pretrained from scratch on the world's corpus, or a given
-Hugging Face causal LM used in place."""
+"""The tiny base model: a small Llama-style decoder pretrained from scratch on the world's corpus."""
 
 from __future__ import annotations
 
@@ -109,13 +108,7 @@ def same_world(base: Artifact, world: Artifact) -> None:
 
 
 def base_stage(cfg: ModelConfig, ctx: StageContext, world: Artifact) -> Artifact:
-    """The base model: pretrain the tiny base on the world's corpus, or point at a given HF model."""
-    if cfg.name_or_path:
-        from transformers import AutoConfig
-
-        source = cfg.name_or_path
-        AutoConfig.from_pretrained(source)  # fail now, clearly, if it is not a model
-        return ctx.materialize("base", {"name_or_path": source}, {}, lambda tmp: {"source": source}, {"source": source})
+    """The tiny base: a tokenizer and a small decoder pretrained on the world's corpus."""
 
     inputs = {n: "sha256:" + file_sha256(world.path / n) for n in ("pretrain.txt", "reference.txt", "world.json")}
 

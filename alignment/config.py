@@ -252,18 +252,57 @@ class WorldConfig(_Section):
     wrong_answers_per_unknown: int = Field(2, ge=1, description="'I don't know' > wrong pairs per unknown question.")
 
 
-class DataConfig(_Section):
-    """Optional user data files that replace the world's generated ones (JSONL)."""
+class DataSource(_Section):
+    """One dataset, loaded with ``datasets.load_dataset``: a local .jsonl/.json/.parquet/.csv/.txt file or
+    directory, or a hub dataset id. A bare path string is read as ``{path: ...}``."""
 
-    demonstrations: Path | None = Field(None, description="JSONL with prompt, completion; None: the world's.")
-    preferences: Path | None = Field(None, description="JSONL with prompt, chosen, rejected; None: the world's.")
+    path: str = Field(
+        description="Local file or directory, or a hub dataset id (e.g. trl-lib/ultrafeedback_binarized)."
+    )
+    name: str | None = Field(None, description="Dataset configuration name (hub datasets with several).")
+    split: str = Field("train", description="Split to load, e.g. 'train' or 'test[:200]'.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); None: the default branch.")
+    columns: dict[str, str] = Field(
+        {},
+        description="Column mapping, expected name -> name in this dataset, e.g. {question: query, answers: aliases}.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, value: Any) -> Any:
+        return {"path": str(value)} if isinstance(value, str | Path) else value
+
+
+class DataConfig(_Section):
+    """The run's data sources; any not given comes from the synthetic world. With ``sft``, ``preferences`` (or
+    probe-built pairs from ``preference_questions``), ``eval_questions`` and ``reference_text`` all given, no
+    world is built."""
+
+    sft: DataSource | None = Field(
+        None,
+        description="Demonstrations in a TRL SFT format: text; prompt/completion; conversational messages; "
+        "conversational prompt/completion. None: the world's.",
+    )
+    preferences: DataSource | None = Field(
+        None,
+        description="Preference pairs in a TRL preference format: prompt/chosen/rejected or implicit prompt "
+        "(chosen/rejected), standard or conversational. None: the world's.",
+    )
+    eval_questions: DataSource | None = Field(
+        None,
+        description="Held-out QA set: question and answers (a list of accepted aliases, as in TriviaQA); an "
+        "optional boolean known. None: the world's.",
+    )
+    reference_text: DataSource | None = Field(
+        None, description="Held-out text for perplexity: a .txt file (a document per line) or a text column."
+    )
     preference_source: Literal["construction", "probe"] = Field(
         "construction",
-        description="'construction': the pairs file as given or built by the world. 'probe': build pairs from a "
+        description="'construction': the pairs as given or built by the world. 'probe': build pairs from a "
         "knowledge probe of the SFT model on preference questions (its own sampled wrong answers are rejected).",
     )
-    preference_questions: Path | None = Field(
-        None, description="JSONL with prompt, answer, known: the questions probe-built pairs are made from."
+    preference_questions: DataSource | None = Field(
+        None, description="QA set (question, answers) the probe-built pairs are made from. None: the world's."
     )
     max_rejected_per_question: int = Field(2, ge=1, description="Probe-built pairs: sampled wrong answers kept.")
 
@@ -274,6 +313,11 @@ class DataConfig(_Section):
         if self.preference_source == "construction" and self.preference_questions is not None:
             raise ValueError("'preference_questions' is only used with preference_source 'probe'")
         return self
+
+    def needs_world(self) -> bool:
+        """Whether some source must come from the synthetic world."""
+        pairs = self.preference_questions if self.preference_source == "probe" else self.preferences
+        return any(s is None for s in (self.sft, pairs, self.eval_questions, self.reference_text))
 
 
 class TinyBaseConfig(_Section):
@@ -292,10 +336,47 @@ class TinyBaseConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The base model: a local HF causal-LM directory / hub id, or None for the tiny base we pretrain."""
+    """The base model: a local HF causal-LM directory or hub id, or None for the tiny base we pretrain."""
 
     name_or_path: str | None = Field(None, description="Local HF causal-LM directory or hub id; None = tiny base.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); None: the default branch.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "float32",
+        description="Weights' dtype when loading: 'auto' keeps the checkpoint's; bf16 / fp16 on a GPU. The tiny "
+        "base trains in float32.",
+    )
+    attn_implementation: str = Field(
+        "sdpa", description="Attention kernel: 'sdpa', 'eager', or 'flash_attention_2' where flash-attn is installed."
+    )
+    trust_remote_code: bool = Field(False, description="Run modelling code from the model's repository (off).")
+    chat_template: str | None = Field(
+        None,
+        description="A Jinja chat template (or a path to a .jinja file) for a tokenizer that has none, or to "
+        "replace its own. None: the tokenizer's template; a model without one is an error.",
+    )
     tiny: TinyBaseConfig = Field(TinyBaseConfig(), description="The tiny base (used when name_or_path is None).")
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``from_pretrained`` for the base model."""
+        options: dict[str, Any] = {"dtype": self.dtype, "attn_implementation": self.attn_implementation}
+        if self.revision:
+            options["revision"] = self.revision
+        if self.trust_remote_code:
+            options["trust_remote_code"] = True
+        return options
+
+
+class JudgeConfig(_Section):
+    """How an answer is judged against a question's accepted answers (the gold judge)."""
+
+    abstain_phrases: list[str] = Field(
+        ["I don't know", "I do not know", "I'm not sure", "I am not sure", "I cannot answer"],
+        description="An answer that starts with one of these (or the 'I don't know' answer of the data) "
+        "abstains. Compared after normalisation.",
+    )
+    first_sentence: bool = Field(
+        True, description="Judge only the answer's first sentence (real models add explanations)."
+    )
 
 
 class EvalConfig(_Section):
@@ -350,6 +431,7 @@ class RunConfig(_Section):
     reward: RewardSection = Field(RewardSection(), description="Reward model (TRL RewardConfig names).")
     dpo: DPOSection = Field(DPOSection(), description="DPO (TRL DPOConfig names).")
     eval: EvalConfig = Field(EvalConfig(), description="Evaluation on held-out data.")
+    judge: JudgeConfig = Field(JudgeConfig(), description="How answers are judged against the accepted answers.")
     probe: ProbeConfig = Field(ProbeConfig(), description="Knowledge probe of the SFT model.")
     compute: ComputeConfig = Field(ComputeConfig(), description="Device, precision, checkpoints.")
     store: StoreConfig = Field(StoreConfig(), description="Artifact store.")

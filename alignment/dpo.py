@@ -11,26 +11,25 @@ from pathlib import Path
 from alignment.config import DPOSection
 from alignment.context import StageContext, TrainingRun
 from alignment.data_files import DataFiles
-from alignment.model_refs import base_path
-from alignment.records import load_preferences
+from alignment.model_refs import BaseRef, base_ref
 from alignment.store import Artifact
 
 
 def train_dpo(
-    cfg: DPOSection, base: Path | str, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
+    cfg: DPOSection, base: BaseRef, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
 ) -> dict:
     """Train a DPO LoRA adapter on the SFT model (the base with ``sft_adapters`` merged in); saves
     ``run.out_dir / "adapter"``."""
+    from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from alignment.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
-    from alignment.trl_datasets import preference_dataset
 
     trainer = DPOTrainer(
         model=load_causal_lm(base, sft_adapters, device=run.device.name),
         ref_model=None,
         args=trainer_args(DPOConfig, cfg, run),
-        train_dataset=preference_dataset(preferences),
+        train_dataset=Dataset.from_list(preferences),
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
@@ -51,10 +50,10 @@ def train_dpo(
 
 def dpo_stage(cfg: DPOSection, ctx: StageContext, preferences: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
     """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled)."""
-    rows = load_preferences(preferences.preferences)
+    rows = preferences.rows("preferences")
     inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
 
     def fit(run: TrainingRun) -> dict:
-        return train_dpo(cfg, base_path(base), [sft.path / "adapter"], rows, run)
+        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run)
 
     return ctx.train("dpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})

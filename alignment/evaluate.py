@@ -20,17 +20,18 @@ from alignment.data_files import DataFiles
 from alignment.metrics import (
     GOLD_SCORE,
     WRONG,
+    Judge,
     behaviour_metrics,
-    judge,
     kl_with_ci,
+    make_judge,
     perplexity_with_ci,
     self_consistency,
     win_rate_with_ci,
 )
-from alignment.model_refs import base_path
+from alignment.model_refs import BaseRef, base_ref
 from alignment.probe import agreement, load_probe
 from alignment.progress import Progress, ProgressEvent
-from alignment.records import load_questions, write_jsonl
+from alignment.records import write_jsonl
 from alignment.store import Artifact
 
 SCHEMA_VERSION = 2  # metrics.json: 2 adds schema_version; the base/sft/<policy> {"value", "ci95"} objects are as in 1
@@ -47,15 +48,26 @@ class ModelSpec:
 @dataclass(frozen=True)
 class Evaluation:
     """What is evaluated on what: the models (one named ``sft``, the reference), the reward model that
-    judges them, the held-out questions and reference documents, and optionally the probe's rows."""
+    judges them, the held-out questions (``question``, ``answers``, optional ``known``) and reference
+    documents, the gold judge, and the probe's rows. Known vs unknown is the questions' own ``known`` where
+    every question has one (the world's construction), else the probe's measurement."""
 
-    base: str
+    base: BaseRef
     models: Sequence[ModelSpec]
     reward_adapter: Path
     questions: list[dict]
     reference_docs: list[str]
+    judge: Judge
     probe: list[dict] | None = None
     policy: str = "dpo"
+
+    def known(self) -> tuple[list[bool], str]:
+        """Which questions count as known, and by what: "construction" or "probe"."""
+        if all(q["known"] is not None for q in self.questions):
+            return [q["known"] for q in self.questions], "construction"
+        if self.probe is None:
+            raise ValueError("the questions say nothing of what the model knows, and no probe measured it")
+        return [row["probed_known"] for row in self.probe], "probe"
 
 
 def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progress: Progress) -> dict:
@@ -68,8 +80,8 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
 
     tok = load_tokenizer(job.base)
     questions = job.questions
-    prompts = [q["prompt"] for q in questions]
-    known = [q["known"] for q in questions]
+    prompts = [q["question"] for q in questions]
+    known, known_from = job.known()
     n_boot, seed = cfg.bootstrap_samples, cfg.seed
     greedy = generation_config(tok, cfg.max_new_tokens)
     metrics: dict = {"schema_version": SCHEMA_VERSION}
@@ -82,23 +94,23 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         sums, counts = document_nll(model, tok, job.reference_docs)
         say(f"{spec.name}: answering {len(prompts)} held-out questions")
         answers[spec.name] = generate_answers(model, tok, prompts, greedy, batch_size=cfg.batch_size)
-        labels = [judge(a, q["answer"]) for a, q in zip(answers[spec.name], questions, strict=True)]
+        labels = [job.judge(a, q["answers"]) for a, q in zip(answers[spec.name], questions, strict=True)]
         kl = mean_token_kl(model, reference, tok, prompts, answers[spec.name], cfg.batch_size)
         metrics[spec.name] = {
             "perplexity": perplexity_with_ci(sums, counts, n_boot, seed),
             **behaviour_metrics(labels, known, n_boot, seed),
             "kl_to_reference": kl_with_ci(kl, n_boot, seed),
         }
-        if job.probe is not None:
+        if job.probe is not None and known_from == "construction":
             probed_known = [row["probed_known"] for row in job.probe]
             metrics[spec.name]["by_probe"] = behaviour_metrics(labels, probed_known, n_boot, seed)
         if spec.name != "base":
             say(f"{spec.name}: sampling sweep")
-            sweep += sampling_sweep(cfg, (model, tok), questions, spec.name)
+            sweep += sampling_sweep(cfg, job, (model, tok), spec.name, known)
         del model
 
     gold = {
-        name: [GOLD_SCORE[judge(a, q["answer"])] for a, q in zip(ans, questions, strict=True)]
+        name: [GOLD_SCORE[job.judge(a, q["answers"])] for a, q in zip(ans, questions, strict=True)]
         for name, ans in answers.items()
     }
     say("scoring answers with the reward model")
@@ -115,6 +127,7 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         metrics["knowledge_probe"] = {"probed_model": "sft", **agreement(job.probe)}
         metrics["knowledge_probe"]["categories"] = dict(Counter(r["category"] for r in job.probe))
     metrics["policy"] = job.policy
+    metrics["known_from"] = known_from
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
     metrics["n_reference_documents"] = len(job.reference_docs)
 
@@ -122,7 +135,7 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
     rows = []
     for i, q in enumerate(questions):
-        row = {"prompt": q["prompt"], "gold": q["answer"], "known": q["known"]}
+        row = {"prompt": q["question"], "gold": q["answers"], "known": known[i]}
         for name in answers:
             row[name] = {"answer": answers[name][i], "gold_score": gold[name][i], "reward": rm_scores[name][i]}
         rows.append(row)
@@ -130,12 +143,13 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     return metrics
 
 
-def sampling_sweep(cfg: EvalConfig, model_and_tok: tuple, questions: list[dict], name: str) -> list[dict]:
+def sampling_sweep(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, name: str, known: list[bool]) -> list[dict]:
     """Hallucination rate (on unknown questions) and self-consistency across temperature x top-p."""
     from alignment.generation import generate_answers, generation_config
 
     model, tok = model_and_tok
-    prompts = [q["prompt"] for q in questions]
+    questions = job.questions
+    prompts = [q["question"] for q in questions]
     rows = []
     for temperature in cfg.sweep_temperatures:
         for top_p in cfg.sweep_top_ps if temperature > 0 else [1.0]:
@@ -146,9 +160,9 @@ def sampling_sweep(cfg: EvalConfig, model_and_tok: tuple, questions: list[dict],
             ]
             per_question = list(zip(*samples, strict=True))
             unknown_labels = [
-                judge(a, q["answer"])
-                for q, answers in zip(questions, per_question, strict=True)
-                if not q["known"]
+                job.judge(a, q["answers"])
+                for q, is_known, answers in zip(questions, known, per_question, strict=True)
+                if not is_known
                 for a in answers
             ]
             rows.append(
@@ -179,15 +193,16 @@ def evaluate_stage(
         "reference": data.id("reference"),
     }
     job = Evaluation(
-        base=base_path(base),
+        base=base_ref(base, ctx.cfg.model),
         models=[
             ModelSpec("base"),
             ModelSpec("sft", [sft.path / "adapter"]),
             ModelSpec("dpo", [sft.path / "adapter", dpo.path / "adapter"]),
         ],
         reward_adapter=reward.path / "adapter",
-        questions=load_questions(data.questions),
+        questions=data.rows("questions"),
         reference_docs=data.reference_documents(),
+        judge=make_judge(ctx.cfg.judge),
         probe=load_probe(probe.path / "probe.jsonl"),
     )
 
@@ -199,4 +214,5 @@ def evaluate_stage(
             }
         }
 
-    return ctx.materialize("evaluate", cfg.model_dump(mode="json"), inputs, build, {"model_chain": [base.id]})
+    section = {"eval": cfg.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
+    return ctx.materialize("evaluate", section, inputs, build, {"model_chain": [base.id]})

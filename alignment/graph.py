@@ -16,7 +16,23 @@ from typing import Any
 
 from alignment.config import RunConfig
 from alignment.context import NotInStore, StageContext
-from alignment.store import Artifact, ArtifactStore, code_version
+from alignment.store import Artifact, ArtifactStore, code_version, is_dataset_ref
+
+
+def _world_data(cfg: RunConfig) -> bool:
+    return cfg.data.needs_world()
+
+
+def _own_data(cfg: RunConfig) -> bool:
+    return not cfg.data.needs_world()
+
+
+def _tiny_base(cfg: RunConfig) -> bool:
+    return cfg.model.name_or_path is None
+
+
+def _given_base(cfg: RunConfig) -> bool:
+    return cfg.model.name_or_path is not None
 
 
 def _probe_pairs(cfg: RunConfig) -> bool:
@@ -51,10 +67,17 @@ class Stage:
 
 STAGES = (
     Stage("world", "alignment.world:world_stage", section="world"),
-    Stage("data", "alignment.data_files:data_stage", ("world",), section="data"),
+    Stage("data", "alignment.data_files:data_stage", ("world",), "data", _world_data),
+    Stage("data", "alignment.data_files:data_stage", (), "data", _own_data),
     Stage(
-        "base", "alignment.base_model:base_stage", ("world",), section="model", check="alignment.base_model:same_world"
+        "base",
+        "alignment.base_model:base_stage",
+        ("world",),
+        "model",
+        _tiny_base,
+        check="alignment.base_model:same_world",
     ),
+    Stage("base", "alignment.pretrained:pretrained_stage", (), "model", _given_base),
     Stage("sft", "alignment.sft:sft_stage", ("data", "base"), section="sft", trains=True),
     Stage("preferences", "alignment.data_files:preferences_stage", ("data",), "data", _constructed_pairs),
     Stage("preferences", "alignment.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
@@ -163,7 +186,7 @@ def resolve_given(store: ArtifactStore, cfg: RunConfig, target: str, refs: dict[
             return
         given[name] = art
         for input_name, value in art.manifest.get("inputs", {}).items():
-            if input_name in needed and input_name != target and not value.startswith("sha256:"):
+            if input_name in needed and input_name != target and not is_dataset_ref(value):
                 add(input_name, store.load(value), art.id)
 
     # explicit ids first; of the "latest" refs the most downstream first, so an SFT model brings its own base

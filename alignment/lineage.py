@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignment.store import Artifact, ArtifactStore, file_sha256
+from alignment.store import Artifact, ArtifactStore, file_sha256, is_dataset_ref
 
 
 @dataclass
@@ -45,8 +45,8 @@ def lineage(store: ArtifactStore, ref: str | Path) -> Node:
     def walk(name: str, art: Artifact) -> Node:
         node = Node(name, art.id, art)
         for input_name, value in sorted(art.manifest.get("inputs", {}).items()):
-            if value.startswith("sha256:"):
-                held = files.get(value, [])
+            if is_dataset_ref(value):  # a dataset: a file's sha256 (and view), or a hub reference
+                held = files.get(value.split("#", 1)[0], [])
                 file_node = Node(input_name, value, files=[path for path, _ in held])
                 makers = [store.get(holder) for _, holder in held if holder.rsplit("-", 1)[0] in _DERIVED]
                 if makers and makers[0] is not None:  # a merged or probe-built file: show what it came from

@@ -1,13 +1,39 @@
-"""Which weights an artifact stands for: where a base model is, and how a base artifact is described."""
+"""Which weights an artifact stands for: where a base model is, how to load it, and how it is described."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignment.config import ModelConfig
 from alignment.store import Artifact
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """How to load a base model: its directory or hub id, ``from_pretrained`` options (dtype, attention kernel,
+    revision, remote code) and a chat template that replaces the tokenizer's (None: the tokenizer's own)."""
+
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+    chat_template: str | None = None
+
+    def template(self) -> str | None:
+        """The configured chat template: the contents of a .jinja file it names, or the template itself."""
+        if self.chat_template and self.chat_template.endswith(".jinja") and Path(self.chat_template).is_file():
+            return Path(self.chat_template).read_text()
+        return self.chat_template
 
 
 def base_path(art: Artifact) -> str:
     """Where a base artifact's weights are: our pretrained directory or the configured model."""
     return art.manifest.get("source") or str(art.path / "model")
+
+
+def base_ref(art: Artifact, cfg: ModelConfig) -> BaseRef:
+    """How to load the base model of ``art`` with the run's model settings."""
+    return BaseRef(base_path(art), cfg.load_options(), cfg.chat_template)
 
 
 def describe(base: Artifact) -> str:

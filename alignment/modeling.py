@@ -19,37 +19,73 @@ from transformers import (
 )
 
 from alignment.checkpoints import checkpoint_step, last_complete_checkpoint
-from alignment.config import LoraSettings, TrainingSection
+from alignment.config import LoraSettings, ModelConfig, TrainingSection
 from alignment.context import TrainingRun
+from alignment.model_refs import BaseRef
 
 
-def load_tokenizer(path: str | Path):
-    """The tokenizer saved with a base model (left padding, a pad token)."""
-    tok = AutoTokenizer.from_pretrained(str(path))
+def load_tokenizer(base: BaseRef | str | Path):
+    """The base model's tokenizer, ready for chat: its chat template (or the configured one), a pad token (EOS
+    where it has none) and left padding for batched generation. A tokenizer without a chat template is an
+    error naming the model."""
+    ref = base if isinstance(base, BaseRef) else BaseRef(str(base))
+    options = {k: v for k, v in ref.options.items() if k in ("revision", "trust_remote_code")}
+    tok = AutoTokenizer.from_pretrained(ref.path, **options)
+    if ref.template():
+        tok.chat_template = ref.template()
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     tok.padding_side = "left"
     if tok.chat_template is None:
-        raise ValueError(f"{path}: the tokenizer has no chat template; set one before aligning this model")
+        raise ValueError(
+            f"{ref.path}: the tokenizer has no chat template; set model.chat_template (a template or a .jinja file)"
+        )
     return tok
 
 
-def load_causal_lm(base: str | Path, adapters: Sequence[Path] = (), device: str = "cpu") -> PreTrainedModel:
+def pretrained_options(ref: BaseRef) -> dict:
+    """``from_pretrained`` keyword arguments: the configured ones, the dtype name as a torch dtype."""
+    options = {"dtype": "float32"} | ref.options
+    if options["dtype"] != "auto":
+        options["dtype"] = getattr(torch, options["dtype"])
+    return options
+
+
+def check_base(cfg: ModelConfig) -> None:
+    """Fail early and clearly if the configured base is not a causal LM or has no usable chat template."""
+    from transformers import AutoConfig
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    options = {k: v for k, v in cfg.load_options().items() if k in ("revision", "trust_remote_code")}
+    try:
+        config = AutoConfig.from_pretrained(cfg.name_or_path, **options)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: not a loadable model: {exc}") from None
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not cfg.trust_remote_code:
+        raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: {config.model_type!r} is not a causal LM")
+    load_tokenizer(BaseRef(cfg.name_or_path, cfg.load_options(), cfg.chat_template))
+
+
+def load_causal_lm(base: BaseRef | str | Path, adapters: Sequence[Path] = (), device: str = "cpu") -> PreTrainedModel:
     """The base causal LM with each LoRA adapter merged in, in order (base -> SFT -> policy)."""
-    model = AutoModelForCausalLM.from_pretrained(str(base), dtype=torch.float32)
+    ref = base if isinstance(base, BaseRef) else BaseRef(str(base))
+    model = AutoModelForCausalLM.from_pretrained(ref.path, **pretrained_options(ref))
     for adapter in adapters:
         model = PeftModel.from_pretrained(model, str(adapter), autocast_adapter_dtype=False).merge_and_unload()
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = load_tokenizer(ref).pad_token_id
     return model.to(device).eval()
 
 
-def reward_backbone(base: str | Path) -> PreTrainedModel:
+def reward_backbone(base: BaseRef | str | Path) -> PreTrainedModel:
     """The base as a one-output sequence classifier (a fresh score head), its pad token set for batching."""
-    model = AutoModelForSequenceClassification.from_pretrained(str(base), num_labels=1, dtype=torch.float32)
-    model.config.pad_token_id = load_tokenizer(base).pad_token_id
+    ref = base if isinstance(base, BaseRef) else BaseRef(str(base))
+    model = AutoModelForSequenceClassification.from_pretrained(ref.path, num_labels=1, **pretrained_options(ref))
+    model.config.pad_token_id = load_tokenizer(ref).pad_token_id
     return model
 
 
-def load_reward_model(base: str | Path, adapter: Path, device: str = "cpu") -> PreTrainedModel:
+def load_reward_model(base: BaseRef | str | Path, adapter: Path, device: str = "cpu") -> PreTrainedModel:
     """The trained reward model: base weights with its LoRA and trained score head merged in."""
     model = PeftModel.from_pretrained(reward_backbone(base), str(adapter), autocast_adapter_dtype=False)
     return model.merge_and_unload().to(device).eval()

@@ -15,12 +15,12 @@ from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 
-from alignment.config import ProbeConfig
+from alignment.config import DataSource, ProbeConfig
 from alignment.context import StageContext
 from alignment.data_files import DataFiles, merge
-from alignment.metrics import CORRECT, WRONG, judge
-from alignment.model_refs import base_path
-from alignment.records import IDK, load_questions, write_jsonl
+from alignment.metrics import CORRECT, WRONG, Judge, make_judge
+from alignment.model_refs import BaseRef, base_ref
+from alignment.records import IDK, write_jsonl
 from alignment.store import Artifact
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
@@ -33,11 +33,12 @@ def categorize(greedy_correct: bool, samples_correct: Sequence[bool]) -> str:
     return "weakly_known" if any(samples_correct) else "unknown"
 
 
-def probe(model, tok, questions: list[dict], cfg: ProbeConfig, batch_size: int = 256) -> list[dict]:
-    """Probe every question; returns one row per question with its category and ``probed_known``."""
+def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, batch_size: int = 256) -> list[dict]:
+    """Probe every question (rows with ``question`` and ``answers``); returns one row per question with its
+    category and ``probed_known``."""
     from alignment.generation import generate_answers, generation_config
 
-    prompts = [q["prompt"] for q in questions]
+    prompts = [q["question"] for q in questions]
     greedy = generate_answers(model, tok, prompts, generation_config(tok, cfg.max_new_tokens), batch_size=batch_size)
     sampled = generation_config(tok, cfg.max_new_tokens, cfg.temperature)
     samples = [
@@ -46,13 +47,13 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, batch_size: int =
     ]
     rows = []
     for i, q in enumerate(questions):
-        g_ok = judge(greedy[i], q["answer"]) == CORRECT
-        s_ok = [judge(s[i], q["answer"]) == CORRECT for s in samples]
+        g_ok = judge(greedy[i], q["answers"]) == CORRECT
+        s_ok = [judge(s[i], q["answers"]) == CORRECT for s in samples]
         category = categorize(g_ok, s_ok)
         rows.append(
             {
-                "prompt": q["prompt"],
-                "answer": q["answer"],
+                "prompt": q["question"],
+                "answers": q["answers"],
                 "world_known": q.get("known"),
                 "greedy": greedy[i],
                 "samples": [s[i] for s in samples],
@@ -77,11 +78,13 @@ def agreement(rows: list[dict]) -> dict:
     }
 
 
-def probe_model(cfg: ProbeConfig, base: Path | str, adapters: Sequence[Path], questions: list[dict], device: str):
+def probe_model(
+    cfg: ProbeConfig, base: BaseRef, adapters: Sequence[Path], questions: list[dict], device: str, judge: Judge
+) -> list[dict]:
     """Probe a model (base + adapters merged in order) on the questions; returns the probe's rows."""
     from alignment.modeling import load_causal_lm, load_tokenizer
 
-    return probe(load_causal_lm(base, adapters, device), load_tokenizer(base), questions, cfg)
+    return probe(load_causal_lm(base, adapters, device), load_tokenizer(base), questions, cfg, judge)
 
 
 def summarize(rows: list[dict]) -> dict:
@@ -90,25 +93,26 @@ def summarize(rows: list[dict]) -> dict:
     return {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
 
 
-def preference_pairs(rows: list[dict], max_rejected: int = 2) -> list[dict]:
+def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | None = None) -> list[dict]:
     """Model-aware preference pairs from probe rows (on-policy: the rejected answers are the model's own).
 
     Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
-    samples). Probed known: the gold answer beats "I don't know" and each distinct wrong answer it gave.
-    Answers judged correct or abstaining are never rejected against the gold answer.
+    samples). Probed known: the gold answer (the first accepted one) beats "I don't know" and each distinct
+    wrong answer it gave. Answers judged correct or abstaining are never rejected.
     """
+    judge = judge or Judge()
     pairs = []
     for r in rows:
         wrong: list[str] = []
         for text in [r["greedy"], *r.get("samples", [])]:
-            if text and judge(text, r["answer"]) == WRONG and text not in wrong:
+            if text and judge(text, r["answers"]) == WRONG and text not in wrong:
                 wrong.append(text)
         wrong = wrong[:max_rejected]
         if r["probed_known"]:
             pairs.append(
-                {"prompt": r["prompt"], "chosen": r["answer"], "rejected": IDK, "kind": "probe_known_correct>idk"}
+                {"prompt": r["prompt"], "chosen": r["answers"][0], "rejected": IDK, "kind": "probe_known_correct>idk"}
             )
-            kind, chosen = "probe_known_correct>own_wrong", r["answer"]
+            kind, chosen = "probe_known_correct>own_wrong", r["answers"][0]
         else:
             kind, chosen = "probe_unknown_idk>own_wrong", IDK
         pairs += [{"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": kind} for w in wrong]
@@ -120,39 +124,49 @@ def load_probe(path: Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def _probe_rows(ctx: StageContext, base: Artifact, sft: Artifact, questions: list[dict]) -> list[dict]:
+    judge = make_judge(ctx.cfg.judge)
+    model = base_ref(base, ctx.cfg.model)
+    return probe_model(ctx.cfg.probe, model, [sft.path / "adapter"], questions, ctx.device().name, judge)
+
+
+def _section(ctx: StageContext) -> dict:
+    return {"probe": ctx.cfg.probe.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
+
+
 def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
     """Knowledge probe of the SFT model on the held-out questions.
 
     The SFT model is probed, not the base: the base has never seen the question format, and LoRA SFT
     on other entities teaches the format, not these facts (the held-out entities are in no SFT data).
     """
-    questions = load_questions(data.questions)
+    questions = data.rows("questions")
     inputs = {"base": base.id, "sft": sft.id, "questions": data.id("questions")}
 
     def build(tmp: Path) -> dict:
         ctx.report("probe", f"{len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
-        rows = probe_model(cfg, base_path(base), [sft.path / "adapter"], questions, ctx.device().name)
+        rows = _probe_rows(ctx, base, sft, questions)
         write_jsonl(tmp / "probe.jsonl", rows)
         return summarize(rows)
 
-    return ctx.materialize("probe", cfg.model_dump(mode="json"), inputs, build, {"probed_model": sft.id})
+    return ctx.materialize("probe", _section(ctx), inputs, build, {"probed_model": sft.id})
 
 
 def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact) -> DataFiles:
     """Model-aware preference pairs: probe the SFT model on the preference questions and pair its own wrong
-    answers against "I don't know" (probed unknown) or the gold answer (probed known). Returns the data files
-    with ``preferences`` pointing at the pairs it wrote (and the retrain's new pairs appended)."""
+    answers against "I don't know" (probed unknown) or the gold answer (probed known). Returns the data with
+    ``preferences`` naming the pairs it wrote (and the retrain's new pairs appended)."""
     if data.preference_questions is None:
         raise ValueError("probe-built pairs need preference questions (data.preference_source: probe)")
-    questions = load_questions(data.preference_questions)
+    questions = data.rows("preference_questions")
     max_rejected = ctx.cfg.data.max_rejected_per_question
     inputs = {"base": base.id, "sft": sft.id, "preference_questions": data.id("preference_questions")}
-    section = {"probe": cfg.model_dump(mode="json"), "max_rejected_per_question": max_rejected}
+    section = _section(ctx) | {"max_rejected_per_question": max_rejected}
 
     def build(tmp: Path) -> dict:
-        rows = probe_model(cfg, base_path(base), [sft.path / "adapter"], questions, ctx.device().name)
+        rows = _probe_rows(ctx, base, sft, questions)
         write_jsonl(tmp / "probe.jsonl", rows)
-        pairs = preference_pairs(rows, max_rejected)
+        pairs = preference_pairs(rows, max_rejected, make_judge(ctx.cfg.judge))
         if not pairs:
             raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
         write_jsonl(tmp / "preferences.jsonl", pairs, sort_keys=True)
@@ -161,4 +175,4 @@ def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Arti
         return {"probe": summarize(rows), "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
 
     art = ctx.materialize("pairs", section, inputs, build, {"probed_model": sft.id})
-    return merge(ctx, replace(data, preferences=art.path / "preferences.jsonl"), "preferences")
+    return merge(ctx, replace(data, preferences=DataSource(path=str(art.path / "preferences.jsonl"))), "preferences")

@@ -1,6 +1,6 @@
-"""Loading and validating the JSONL datasets every stage consumes.
+"""JSON Lines reading and writing, the chat form of a question, and the "I don't know" answer.
 
-Each problem is reported with the file and line it is on, before any training starts.
+Dataset sources are loaded and checked by ``alignment.sources``; a problem there is a DataError too.
 """
 
 from __future__ import annotations
@@ -9,9 +9,6 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-DEMONSTRATION_FIELDS = ("prompt", "completion")
-PREFERENCE_FIELDS = ("prompt", "chosen", "rejected")
-QUESTION_FIELDS = ("prompt", "answer", "known")
 IDK = "I don't know."  # the abstention answer: in the world's data, probe-built pairs and the gold judge
 
 
@@ -67,30 +64,6 @@ def write_jsonl(path: Path, rows: list[dict], sort_keys: bool = False) -> None:
     with Path(path).open("w", encoding="utf-8") as fh:
         for row in rows:
             fh.write(json.dumps(row, sort_keys=sort_keys) + "\n")
-
-
-def load_demonstrations(path: Path) -> list[dict]:
-    """SFT demonstrations: rows with non-empty ``prompt`` and ``completion``."""
-    return read_jsonl(path, DEMONSTRATION_FIELDS)
-
-
-def load_preferences(path: Path) -> list[dict]:
-    """Preference pairs: rows with non-empty ``prompt``, ``chosen``, ``rejected``; chosen != rejected."""
-
-    def differ(row: dict) -> str | None:
-        same = row["chosen"].strip() == row["rejected"].strip()
-        return "'chosen' and 'rejected' are the same answer" if same else None
-
-    return read_jsonl(path, PREFERENCE_FIELDS, check=differ)
-
-
-def load_questions(path: Path) -> list[dict]:
-    """Evaluation questions: ``prompt``, gold ``answer`` and a boolean ``known``."""
-
-    def boolean_known(row: dict) -> str | None:
-        return None if isinstance(row["known"], bool) else "field 'known' must be true or false"
-
-    return read_jsonl(path, QUESTION_FIELDS, nonempty=("prompt", "answer"), check=boolean_known)
 
 
 def to_conversation(prompt: str, completion: str | None = None) -> list[dict[str, str]]:

@@ -69,10 +69,16 @@ def render(metrics: dict, context: dict) -> str:
     if context:
         lines += [f"- {k}: {v}" for k, v in context.items()] + [""]
     n = metrics["n_questions"]
+    by_probe = metrics.get("known_from") == "probe"
+    split = (
+        f"{n['known']} questions the SFT model knows and {n['unknown']} it does not (measured by the knowledge "
+        "probe: the QA set says nothing of what the model knows)"
+        if by_probe
+        else f"{n['known']} questions on known entities, {n['unknown']} on entities never seen in pretraining"
+    )
     lines += [
-        f"Held-out data only: {n['known']} questions on known entities, {n['unknown']} on entities never seen "
-        f"in pretraining, {metrics['n_reference_documents']} reference documents. Values with 95% bootstrap "
-        "intervals.",
+        f"Held-out data only: {split}, {metrics['n_reference_documents']} reference documents. Values with 95% "
+        "bootstrap intervals.",
         "",
     ]
     lines += _metric_table("metric", names, {m: metrics[m] for m in names}, MODEL_METRICS)
@@ -106,7 +112,15 @@ def render(metrics: dict, context: dict) -> str:
         ]
         lines += ["", "![sampling sweep](sampling_sweep.png)", ""]
     kp = metrics.get("knowledge_probe")
-    if kp:
+    if kp and by_probe:
+        lines += [
+            "## The knowledge probe",
+            "",
+            f"The {kp['probed_model']} model was probed on every held-out question (greedy plus samples); SliCK "
+            f"categories {kp['categories']}. Known = every category but unknown; the tables above use this split.",
+            "",
+        ]
+    elif kp:
         by = [n for n in names if "by_probe" in metrics[n]]
         lines += [
             "## Split by the knowledge probe",

@@ -15,13 +15,14 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignment.config import PromotionGates, RetrainConfig, RunConfig
+from alignment.config import DataSource, PromotionGates, RetrainConfig, RunConfig
 from alignment.metrics import METRICS, fmt, win_rate_with_ci
-from alignment.records import DataError, load_demonstrations, load_preferences, read_jsonl
+from alignment.records import DataError, read_jsonl
 from alignment.report import read_metrics
+from alignment.sources import load
 from alignment.store import Artifact, ArtifactStore, file_sha256
 
-INCOMING_KINDS = {"demonstrations": load_demonstrations, "preferences": load_preferences}
+INCOMING_KINDS = {"demonstrations": "sft", "preferences": "preferences"}  # folder -> the source kind it holds
 # The stages whose artifacts make up a policy; the pointer records each id.
 POLICY_STAGES = ("base", "sft", "reward", "dpo", "probe", "evaluate")
 # The policy metrics a challenger and the champion are compared on (names in ``METRICS``), and the gated ones:
@@ -62,10 +63,10 @@ def scan_incoming(data_dir: Path) -> Incoming:
             "demonstrations/ and preferences/ subfolders of *.jsonl files"
         )
     files = {}
-    for kind, load in INCOMING_KINDS.items():
-        files[kind] = sorted((data_dir / kind).glob("*.jsonl"))
-        for path in files[kind]:
-            load(path)
+    for folder, kind in INCOMING_KINDS.items():
+        files[folder] = sorted((data_dir / folder).glob("*.jsonl"))
+        for path in files[folder]:
+            load(DataSource(path=str(path)), kind)
     return Incoming(data_dir, files)
 
 

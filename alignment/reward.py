@@ -6,38 +6,41 @@ the held-out pairwise accuracy.
 
 from __future__ import annotations
 
+import json
 import random
-from pathlib import Path
 
 from alignment.config import RewardSection
 from alignment.context import StageContext, TrainingRun
 from alignment.data_files import DataFiles
-from alignment.model_refs import base_path
-from alignment.records import load_preferences
+from alignment.model_refs import BaseRef, base_ref
 from alignment.store import Artifact
 
 
 def split_pairs(rows: list[dict], eval_fraction: float, seed: int) -> tuple[list[dict], list[dict]]:
     """A seeded split of the pairs by prompt (no prompt in both), for held-out pairwise accuracy."""
-    prompts = sorted({r["prompt"] for r in rows})
+
+    def key(row: dict) -> str:  # pairs with an implicit prompt are their own group
+        return json.dumps(row.get("prompt", row["chosen"]), sort_keys=True)
+
+    prompts = sorted({key(r) for r in rows})
     random.Random(seed).shuffle(prompts)
     held = set(prompts[: round(len(prompts) * eval_fraction)])
-    return [r for r in rows if r["prompt"] not in held], [r for r in rows if r["prompt"] in held]
+    return [r for r in rows if key(r) not in held], [r for r in rows if key(r) in held]
 
 
-def train_reward(cfg: RewardSection, base: Path | str, preferences: list[dict], run: TrainingRun) -> dict:
+def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run: TrainingRun) -> dict:
     """Train the reward model (LoRA + score head) from the base; saves ``run.out_dir / "adapter"``."""
+    from datasets import Dataset
     from trl import RewardConfig, RewardTrainer
 
     from alignment.modeling import fit, load_tokenizer, lora_config, reward_backbone, trainer_args
-    from alignment.trl_datasets import preference_dataset
 
     train_rows, held_rows = split_pairs(preferences, cfg.eval_fraction, run.seed)
     trainer = RewardTrainer(
         model=reward_backbone(base).to(run.device.name),
         args=trainer_args(RewardConfig, cfg, run, eval_strategy="no", per_device_eval_batch_size=64),
-        train_dataset=preference_dataset(train_rows),
-        eval_dataset=preference_dataset(held_rows) if held_rows else None,
+        train_dataset=Dataset.from_list(train_rows),
+        eval_dataset=Dataset.from_list(held_rows) if held_rows else None,
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
     )
@@ -59,10 +62,10 @@ def train_reward(cfg: RewardSection, base: Path | str, preferences: list[dict], 
 
 def reward_stage(cfg: RewardSection, ctx: StageContext, preferences: DataFiles, base: Artifact) -> Artifact:
     """Reward model (LoRA + score head) on the preference pairs."""
-    rows = load_preferences(preferences.preferences)
+    rows = preferences.rows("preferences")
     inputs = {"base": base.id, "preferences": preferences.id("preferences")}
 
     def fit(run: TrainingRun) -> dict:
-        return train_reward(cfg, base_path(base), rows, run)
+        return train_reward(cfg, base_ref(base, ctx.cfg.model), rows, run)
 
     return ctx.train("reward", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id]})

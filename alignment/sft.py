@@ -2,27 +2,24 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from alignment.config import SFTSection
 from alignment.context import StageContext, TrainingRun
 from alignment.data_files import DataFiles
-from alignment.model_refs import base_path
-from alignment.records import load_demonstrations
+from alignment.model_refs import BaseRef, base_ref
 from alignment.store import Artifact
 
 
-def train_sft(cfg: SFTSection, base: Path | str, demonstrations: list[dict], run: TrainingRun) -> dict:
-    """Train a LoRA adapter on the demonstrations; saves it to ``run.out_dir / "adapter"``."""
+def train_sft(cfg: SFTSection, base: BaseRef, demonstrations: list[dict], run: TrainingRun) -> dict:
+    """Train a LoRA adapter on the demonstrations (rows in a TRL SFT format); saves ``run.out_dir / "adapter"``."""
+    from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
 
     from alignment.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
-    from alignment.trl_datasets import sft_dataset
 
     trainer = SFTTrainer(
         model=load_causal_lm(base, device=run.device.name),
         args=trainer_args(SFTConfig, cfg, run),
-        train_dataset=sft_dataset(demonstrations),
+        train_dataset=Dataset.from_list(demonstrations),
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
@@ -39,10 +36,10 @@ def train_sft(cfg: SFTSection, base: Path | str, demonstrations: list[dict], run
 
 def sft_stage(cfg: SFTSection, ctx: StageContext, data: DataFiles, base: Artifact) -> Artifact:
     """LoRA SFT of the base on the demonstrations."""
-    rows = load_demonstrations(data.demonstrations)
-    inputs = {"base": base.id, "demonstrations": data.id("demonstrations")}
+    rows = data.rows("sft")
+    inputs = {"base": base.id, "demonstrations": data.id("sft")}
 
     def fit(run: TrainingRun) -> dict:
-        return train_sft(cfg, base_path(base), rows, run)
+        return train_sft(cfg, base_ref(base, ctx.cfg.model), rows, run)
 
     return ctx.train("sft", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id]})

@@ -64,6 +64,11 @@ def code_version(module: str | None = None) -> str:
     return f"{alignment.__version__}+{source_hash(module)}"
 
 
+def is_dataset_ref(value: str) -> bool:
+    """Whether a manifest input names a dataset (``sha256:`` content id, ``hub:`` reference), not an artifact."""
+    return value.startswith(("sha256:", "hub:"))
+
+
 def file_sha256(path: Path) -> str:
     """Content hash of a file (hex sha256)."""
     digest = hashlib.sha256()

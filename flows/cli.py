@@ -20,14 +20,15 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
 
 
 def _check_user_data(cfg: RunConfig) -> None:
-    from alignment.records import load_demonstrations, load_preferences, load_questions
+    """Load and check every data source the config names (file, row and column named on an error)."""
+    from alignment.sources import load
 
-    if cfg.data.demonstrations:
-        load_demonstrations(cfg.data.demonstrations)
-    if cfg.data.preferences:
-        load_preferences(cfg.data.preferences)
-    if cfg.data.preference_questions:
-        load_questions(cfg.data.preference_questions)
+    kinds = {"sft": "sft", "preferences": "preferences", "eval_questions": "questions"}
+    kinds |= {"reference_text": "reference", "preference_questions": "questions"}
+    for name, kind in kinds.items():
+        source = getattr(cfg.data, name)
+        if source is not None:
+            load(source, kind)
 
 
 def _show_progress() -> None:

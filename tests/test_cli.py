@@ -16,7 +16,7 @@ def test_run_rejects_bad_preference_file_before_training(tmp_path, capsys):
     store = tmp_path / "runs"
     args = ["run", str(ROOT / "configs/tiny.yaml"), "--set", f"data.preferences={bad}", "--set", f"store.root={store}"]
     assert main(args) == 2
-    assert f"{bad}:2: missing field 'rejected'" in capsys.readouterr().err
+    assert f"{bad}: row 2 (line 2): column 'rejected' is missing" in capsys.readouterr().err
     assert not store.exists()  # nothing trained, nothing written
 
 

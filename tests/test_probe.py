@@ -33,7 +33,7 @@ from alignment.records import IDK  # noqa: E402
 
 
 def _row(answer, greedy, samples, probed_known):
-    return {"prompt": "q?", "answer": answer, "greedy": greedy, "samples": samples, "probed_known": probed_known}
+    return {"prompt": "q?", "answers": [answer], "greedy": greedy, "samples": samples, "probed_known": probed_known}
 
 
 def test_probe_pairs_unknown_reject_the_models_own_wrong_answers():

@@ -82,7 +82,7 @@ def test_scan_incoming_validates_files_and_fingerprints_them(tmp_path):
     assert one.files["preferences"] == [tmp_path / "preferences" / "a.jsonl"] and one.files["demonstrations"] == []
     assert lib.fingerprint(cfg, one) != empty
     (tmp_path / "preferences" / "b.jsonl").write_text('{"prompt": "q", "chosen": "x"}\n')
-    with pytest.raises(DataError, match=r"b\.jsonl:1: missing field 'rejected'"):
+    with pytest.raises(DataError, match=r"b\.jsonl: row 1 \(line 1\): column 'rejected' is missing"):
         lib.scan_incoming(tmp_path)
 
 
@@ -153,6 +153,6 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
 
     (incoming / "demonstrations" / "bad.jsonl").write_text('{"prompt": "q"}\n')
     before = _manifests(runs)
-    with pytest.raises(DataError, match=r"bad\.jsonl:1: missing field 'completion'"):
+    with pytest.raises(DataError, match=r"bad\.jsonl: row 1 \(line 1\): column 'completion' is missing"):
         retrain_flow(cfg, lax)
     assert _manifests(runs) == before

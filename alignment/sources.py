@@ -1,0 +1,245 @@
+"""Data sources: datasets loaded with ``datasets.load_dataset`` (a local file or directory, or a hub id),
+checked row by row and normalised to TRL's formats before any training.
+
+Every problem is a DataError naming the source, the row (and line, for JSONL) and the column.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from alignment.config import DataSource
+from alignment.records import DataError, to_conversation
+from alignment.store import file_sha256
+
+BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
+ROLES = ("system", "user", "assistant", "tool")
+KINDS = ("sft", "preferences", "questions", "reference")
+
+
+def describe(source: DataSource) -> str:
+    """The source as named in errors: its path, and its configuration and split where they matter."""
+    extra = [f"name={source.name}"] if source.name else []
+    if not Path(source.path).is_file() and source.split != "train":
+        extra.append(f"split={source.split}")
+    return source.path + (f" ({', '.join(extra)})" if extra else "")
+
+
+def source_id(source: DataSource) -> str:
+    """A content id: ``sha256:<hex>`` of a local file (its split and column mapping appended when not the
+    default), of a directory's files, or ``hub:`` and the exact reference of a hub dataset."""
+    local = Path(source.path)
+    view = {"split": source.split, "columns": source.columns, "name": source.name}
+    suffix = ""
+    if view != {"split": "train", "columns": {}, "name": None}:
+        suffix = "#" + hashlib.sha256(json.dumps(view, sort_keys=True).encode()).hexdigest()[:12]
+    if local.is_file():
+        return "sha256:" + file_sha256(local) + suffix
+    if local.is_dir():
+        digest = hashlib.sha256()
+        for path in sorted(p for p in local.rglob("*") if p.is_file()):
+            digest.update(path.relative_to(local).as_posix().encode() + file_sha256(path).encode())
+        return "sha256:" + digest.hexdigest() + suffix
+    return "hub:" + json.dumps(source.model_dump(mode="json"), sort_keys=True)
+
+
+def _jsonl_lines(path: Path) -> list[int]:
+    """The line number of each row of a JSONL file; a line that is not a JSON object is an error."""
+    lines = []
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
+            if not isinstance(row, dict):
+                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
+            lines.append(lineno)
+    return lines
+
+
+def load_raw(source: DataSource) -> tuple[list[dict], Callable[[int], str]]:
+    """The source's rows (column mapping applied) and a function naming row ``i`` in an error."""
+    from datasets import load_dataset
+
+    local = Path(source.path)
+    lines: list[int] = []
+    try:
+        if local.is_file():
+            if local.suffix not in BUILDERS:
+                raise DataError(f"{local}: unsupported file type {local.suffix!r}: use one of {', '.join(BUILDERS)}")
+            if local.suffix == ".jsonl":
+                lines = _jsonl_lines(local)
+            dataset = load_dataset(BUILDERS[local.suffix], data_files=str(local), split=source.split)
+        elif local.is_dir():
+            dataset = load_dataset(str(local), source.name, split=source.split)
+        else:
+            dataset = load_dataset(source.path, source.name, split=source.split, revision=source.revision)
+    except DataError:
+        raise
+    except Exception as exc:  # datasets raises many types (FileNotFoundError, DatasetGenerationError, ...)
+        hint = "" if local.exists() else " (not a local file or directory; as a hub id it could not be loaded)"
+        raise DataError(f"{describe(source)}: cannot load{hint}: {type(exc).__name__}: {exc}") from None
+    for expected, actual in source.columns.items():
+        if actual not in dataset.column_names:
+            raise DataError(
+                f"{describe(source)}: column '{actual}' (mapped to '{expected}') not found; columns: "
+                f"{', '.join(dataset.column_names)}"
+            )
+    dataset = dataset.rename_columns({a: e for e, a in source.columns.items() if a != e})
+
+    def where(i: int) -> str:
+        line = f" (line {lines[i]})" if lines else ""
+        return f"{describe(source)}: row {i + 1}{line}"
+
+    return dataset.to_list(), where
+
+
+class _RowError(ValueError):
+    """A problem with one row, without its location (added by ``load``)."""
+
+
+def _text(row: dict, column: str) -> str:
+    value = row.get(column)
+    if value is None:
+        raise _RowError(f"column '{column}' is missing")
+    if not isinstance(value, str):
+        raise _RowError(f"column '{column}' must be a string, got {type(value).__name__}")
+    if not value.strip():
+        raise _RowError(f"column '{column}' is an empty string")
+    return value
+
+
+def _messages(row: dict, column: str) -> list[dict[str, str]]:
+    value = row.get(column)
+    if value is None:
+        raise _RowError(f"column '{column}' is missing")
+    if not isinstance(value, list) or not value:
+        raise _RowError(f"column '{column}' must be a non-empty list of messages")
+    for i, message in enumerate(value, start=1):
+        if not isinstance(message, dict) or not isinstance(message.get("content"), str):
+            raise _RowError(f"column '{column}': message {i} needs a role and a string content")
+        if message.get("role") not in ROLES:
+            raise _RowError(f"column '{column}': message {i} has unknown role {message.get('role')!r}")
+    return [{"role": m["role"], "content": m["content"]} for m in value]
+
+
+def _turns(row: dict, column: str, role: str | None) -> list[dict[str, str]]:
+    """A column as messages: a list of messages as given, or a string as one message of ``role``."""
+    if isinstance(row.get(column), str) and role is not None:
+        return [{"role": role, "content": _text(row, column)}]
+    return _messages(row, column)
+
+
+def sft_row(row: dict) -> dict:
+    """One demonstration in a TRL SFT format; a standard prompt/completion becomes a user/assistant pair so
+    the chat template is used."""
+    if row.get("messages") is not None:
+        messages = _messages(row, "messages")
+        if not any(m["role"] == "assistant" for m in messages):
+            raise _RowError("column 'messages' has no assistant message to learn")
+        return {"messages": messages}
+    if row.get("prompt") is not None or row.get("completion") is not None:
+        if isinstance(row.get("prompt"), str):
+            return {
+                "prompt": to_conversation(_text(row, "prompt")),
+                "completion": _turns(row, "completion", "assistant"),
+            }
+        return {"prompt": _messages(row, "prompt"), "completion": _messages(row, "completion")}
+    if row.get("text") is not None:
+        return {"text": _text(row, "text")}
+    raise _RowError("no TRL SFT format: expected 'messages', 'prompt' and 'completion', or 'text'")
+
+
+def preference_row(row: dict) -> dict:
+    """One preference pair in a TRL preference format (explicit or implicit prompt, standard or
+    conversational); a standard pair with a prompt becomes conversational."""
+    for column in ("chosen", "rejected"):
+        if row.get(column) is None:
+            raise _RowError(f"column '{column}' is missing")
+    if row.get("prompt") is not None:
+        if isinstance(row["prompt"], str):
+            pair = {"prompt": to_conversation(_text(row, "prompt"))}
+            pair |= {c: _turns(row, c, "assistant") for c in ("chosen", "rejected")}
+        else:
+            pair = {"prompt": _messages(row, "prompt")} | {c: _messages(row, c) for c in ("chosen", "rejected")}
+    elif isinstance(row["chosen"], str):
+        pair = {c: _text(row, c) for c in ("chosen", "rejected")}
+    else:
+        pair = {c: _messages(row, c) for c in ("chosen", "rejected")}
+    if pair["chosen"] == pair["rejected"]:
+        raise _RowError("'chosen' and 'rejected' are the same answer")
+    return pair
+
+
+def question_row(row: dict) -> dict:
+    """One QA row: ``question``, ``answers`` (accepted aliases; a single string is one alias) and an optional
+    boolean ``known`` (by construction; a real QA set has none, the probe measures it)."""
+    question = _text(row, "question")
+    answers = row.get("answers")
+    if isinstance(answers, str):
+        answers = [answers]
+    if not isinstance(answers, list) or not answers:
+        raise _RowError("column 'answers' must be a non-empty list of accepted answers")
+    if not all(isinstance(a, str) and a.strip() for a in answers):
+        raise _RowError("column 'answers' must hold non-empty strings")
+    known = row.get("known")
+    if known is not None and not isinstance(known, bool):
+        raise _RowError("column 'known' must be true or false")
+    return {"question": question, "answers": answers, "known": known}
+
+
+def reference_row(row: dict) -> dict | None:
+    """One reference document (the ``text`` column); blank lines of a text file are skipped."""
+    value = row.get("text")
+    if isinstance(value, str) and not value.strip():
+        return None
+    return {"text": _text(row, "text")}
+
+
+NORMALIZERS: dict[str, Callable[[dict], dict | None]] = {
+    "sft": sft_row,
+    "preferences": preference_row,
+    "questions": question_row,
+    "reference": reference_row,
+}
+
+
+def _format(row: dict) -> tuple[str, ...]:
+    return tuple(sorted(k for k, v in row.items() if k != "known" and not isinstance(v, str)))
+
+
+def load(source: DataSource, kind: str) -> list[dict]:
+    """Every row of ``source`` checked and normalised for ``kind`` (one of KINDS); all rows share one format."""
+    raw, where = load_raw(source)
+    rows: list[dict] = []
+    first: tuple[tuple[str, ...], int] | None = None
+    for i, row in enumerate(raw):
+        try:
+            normalised = NORMALIZERS[kind](row)
+        except _RowError as exc:
+            raise DataError(f"{where(i)}: {exc}") from None
+        if normalised is None:
+            continue
+        shape = (tuple(sorted(normalised)), _format(normalised))
+        if first is None:
+            first = (shape, i)
+        elif shape != first[0]:
+            raise DataError(
+                f"{where(i)}: columns {list(shape[0])} differ in format from row {first[1] + 1}'s {list(first[0][0])}"
+            )
+        rows.append(normalised)
+    if not rows:
+        raise DataError(f"{describe(source)}: no rows")
+    return rows
+
+
+def to_source(value: Any) -> DataSource:
+    """A DataSource from a path (or a DataSource)."""
+    return value if isinstance(value, DataSource) else DataSource(path=str(value))
