@@ -91,7 +91,9 @@ STAGES = (
         section="eval",
     ),
     Stage("report", "alignment.report:report_stage", ("evaluate",)),
+    Stage("export", "alignment.export:export_stage", ("base", "sft", "dpo")),
 )
+PIPELINE = ("report", "export")  # what a whole run builds: the evaluation's report and the exported policy
 
 
 def stages(cfg: RunConfig) -> dict[str, Stage]:
@@ -138,7 +140,7 @@ def build_stage(ctx: StageContext, stage: Stage, inputs: dict[str, Any]) -> Any:
 Execute = Callable[[Stage, dict[str, Any]], Any]
 
 
-def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = ("report",), given: dict | None = None) -> dict:
+def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = PIPELINE, given: dict | None = None) -> dict:
     """Walk the plan for ``targets``: ``execute(stage, inputs)`` builds each value not ``given``; a given
     value is checked against its inputs where its stage declares a check. Returns every value by name."""
     values: dict[str, Any] = dict(given or {})
@@ -152,12 +154,12 @@ def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = ("report",), 
     return values
 
 
-def run_local(ctx: StageContext, targets: Iterable[str] = ("report",), given: dict | None = None) -> dict:
+def run_local(ctx: StageContext, targets: Iterable[str] = PIPELINE, given: dict | None = None) -> dict:
     """The pipeline without orchestration: every planned stage in this process, in order."""
     return run(ctx.cfg, lambda stage, inputs: build_stage(ctx, stage, inputs), targets, given)
 
 
-def up_to_date(ctx: StageContext, targets: Iterable[str] = ("report",)) -> dict | None:
+def up_to_date(ctx: StageContext, targets: Iterable[str] = PIPELINE) -> dict | None:
     """Every value of the plan when all its artifacts are already in the store (nothing would run), else None."""
     try:
         return run_local(replace(ctx, build=False, progress=lambda event: None), targets)

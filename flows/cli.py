@@ -46,7 +46,7 @@ def _up_to_date(cfg: RunConfig) -> dict[str, str] | None:
     from alignment.store import ArtifactStore
 
     values = graph.up_to_date(StageContext(cfg, ArtifactStore(cfg.store.root)))
-    return {name: str(values[name].path.resolve()) for name in ("evaluate", "report")} if values else None
+    return {name: str(values[name].path.resolve()) for name in ("evaluate", "report", "export")} if values else None
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -62,6 +62,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out = alignment_pipeline(cfg)
     print(f"evaluation: {out['evaluate']}")
     print(f"report: {Path(out['report']) / 'report.md'}")
+    print(f"exported policy: {Path(out['export']) / 'model'}")
     return 0
 
 
@@ -122,6 +123,24 @@ def cmd_promoted(args: argparse.Namespace) -> int:
         outcome = "promoted" if decision["promoted"] else "kept champion"
         challenger = decision["challenger"]["artifacts"]["evaluate"]
         print(f"{decision['decided_at']}  {challenger}  {outcome}: {decision['reason']}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Merge a DPO policy into its base and save it as a standalone model (an ``export`` artifact)."""
+    from alignment import graph
+    from alignment.context import StageContext
+    from alignment.store import ArtifactStore
+
+    cfg = load_config(args.config, [*args.overrides, f"store.root={args.store}"])
+    store = ArtifactStore(args.store)
+    try:
+        given = graph.resolve_given(store, cfg, "export", {"dpo": args.artifact})
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    export = graph.run_local(StageContext(cfg, store), ("export",), given)["export"]
+    print(f"exported policy: {export.path / 'model'}")
     return 0
 
 
@@ -190,6 +209,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="policy", help="promoted pointer name (default: %(default)s)")
     p.add_argument("--last", type=int, default=10, help="decisions to list (default: %(default)s)")
     p.set_defaults(func=cmd_promoted)
+    p = sub.add_parser("export", help="merge a DPO policy into its base: a standalone model directory for serving")
+    p.add_argument("artifact", help="DPO artifact id (e.g. dpo-1a2b...) or 'latest'")
+    p.add_argument(
+        "--config", default="configs/tiny.yaml", help="run config: how the base loads (default: %(default)s)"
+    )
+    p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
+    _override_arg(p, "override a config value (repeatable)")
+    p.set_defaults(func=cmd_export)
     p = sub.add_parser("lineage", help="print the tree an artifact was built from (artifacts, data hashes, configs)")
     p.add_argument("artifact", help="artifact id (e.g. dpo-1a2b...) or artifact directory")
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")

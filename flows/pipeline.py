@@ -79,7 +79,7 @@ def stage_task(cfg: RunConfig, name: str, inputs: dict[str, Any], incoming: dict
 
 
 def run_stages(
-    cfg: RunConfig, targets: tuple[str, ...] = ("report",), given: dict | None = None, incoming: dict | None = None
+    cfg: RunConfig, targets: tuple[str, ...] = graph.PIPELINE, given: dict | None = None, incoming: dict | None = None
 ) -> dict[str, Any]:
     """Walk the stage graph for ``targets``, each stage a task named for it; ``given`` values are not rebuilt;
     ``incoming`` data files (by kind) are appended to the run's own. Returns every value by stage name."""
@@ -134,14 +134,14 @@ def publish_report(report: Artifact, evaluation: Artifact) -> None:
 
 
 def outcome(values: dict[str, Any]) -> dict[str, str]:
-    """Where a run's evaluation (metrics.json, answers.jsonl) and report (report.md, plots) are."""
-    return {name: str(Path(values[name].path).resolve()) for name in ("evaluate", "report")}
+    """Where a run's evaluation (metrics.json, answers.jsonl), report (report.md, plots) and exported policy are."""
+    return {name: str(Path(values[name].path).resolve()) for name in ("evaluate", "report", "export")}
 
 
 @flow(name="alignment-pipeline")
 def alignment_pipeline(cfg: RunConfig = RunConfig()) -> dict[str, str]:  # noqa: B008 - frozen model, the UI form's default
-    """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation -> report; returns the
-    evaluation's and the report's directories."""
+    """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation -> report, and the policy
+    exported; returns the evaluation's, the report's and the export's directories."""
     return outcome(run_stages(cfg))
 
 

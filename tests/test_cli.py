@@ -45,6 +45,7 @@ def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
     assert out[1:] == [
         f"evaluation: {values['evaluate'].path.resolve()}",
         f"report: {values['report'].path.resolve()}/report.md",
+        f"exported policy: {values['export'].path.resolve()}/model",
     ]
     assert sorted(p.name for p in store.rglob("manifest.json")) == before
 
@@ -56,3 +57,21 @@ def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):
         "retrain options: key 'gates.min_gold_win_rate': Input should be less than or equal to 1"
         in capsys.readouterr().err
     )
+
+
+def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
+    from alignment.config import load_config
+    from alignment.context import StageContext
+    from alignment.graph import run_local
+    from alignment.store import ArtifactStore
+
+    store = tmp_path / "runs"
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
+    dpo = run_local(StageContext(cfg, ArtifactStore(store), progress=lambda _: None), ("dpo",))["dpo"]
+    args = ["export", dpo.id, "--config", str(ROOT / "configs/micro.yaml"), "--store", str(store)]
+    assert main(args) == 0
+    [export] = list((store / "export").iterdir())
+    assert capsys.readouterr().out.splitlines()[-1] == f"exported policy: {export / 'model'}"
+    assert (export / "model" / "model.safetensors").is_file() and (export / "model" / "tokenizer.json").is_file()
+    assert main(["export", "sft-0123456789abcdef", "--store", str(store)]) == 2
+    assert "no artifact 'sft-0123456789abcdef'" in capsys.readouterr().err
