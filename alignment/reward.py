@@ -44,13 +44,23 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "SEQ_CLS", modules_to_save=["score"]),
     )
+    kept = len(trainer.train_dataset)  # RewardTrainer silently drops pairs longer than max_length
+    if kept == 0:
+        raise ValueError(
+            f"every one of {len(train_rows)} training pairs is longer than reward.max_length={cfg.max_length}"
+        )
+    if kept < len(train_rows):
+        run.report(
+            f"{len(train_rows) - kept} of {len(train_rows)} pairs dropped: longer than max_length {cfg.max_length}"
+        )
     result, resumed_from = fit(trainer, run)
     trainer.model.save_pretrained(run.out_dir / "adapter")
     metrics = {
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "resumed_from_step": resumed_from,
-        "train_pairs": len(trainer.train_dataset),
+        "train_pairs": kept,
+        "train_pairs_dropped": len(train_rows) - kept,
     }
     if held_rows:
         held_out = trainer.evaluate()

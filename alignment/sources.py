@@ -138,13 +138,15 @@ def _turns(row: dict, column: str, role: str | None) -> list[dict[str, str]]:
 
 
 def sft_row(row: dict) -> dict:
-    """One demonstration in a TRL SFT format; a standard prompt/completion becomes a user/assistant pair so
-    the chat template is used."""
+    """One demonstration in a TRL SFT format, as TRL's conversational prompt/completion: a standard
+    prompt/completion becomes a user/assistant pair (so the chat template is used), and a ``messages``
+    conversation its last assistant turn as the completion (so the loss is on it alone, with any chat
+    template: TRL's ``assistant_only_loss`` would need ``{% generation %}`` markers in the template)."""
     if row.get("messages") is not None:
         messages = _messages(row, "messages")
-        if not any(m["role"] == "assistant" for m in messages):
-            raise _RowError("column 'messages' has no assistant message to learn")
-        return {"messages": messages}
+        if messages[-1]["role"] != "assistant":
+            raise _RowError("column 'messages' must end with the assistant message to learn")
+        return {"prompt": messages[:-1], "completion": messages[-1:]}
     if row.get("prompt") is not None or row.get("completion") is not None:
         if isinstance(row.get("prompt"), str):
             return {

@@ -184,3 +184,19 @@ def test_the_cli_runs_the_real_model_config_through_the_prefect_flow(harness, re
     exported = Path(printed[-1].removeprefix("exported policy: "))
     assert (exported / "model.safetensors").is_file() and (exported / "chat_template.jinja").is_file()
     assert not (tmp_path / "runs" / "world").exists()
+
+
+def test_a_reward_model_with_every_pair_too_long_is_an_error_not_an_empty_model(real, tmp_path):
+    from alignment import graph
+    from alignment.config import load_config
+    from alignment.context import StageContext
+    from alignment.store import ArtifactStore
+
+    settings = _config(real, tmp_path / "runs")
+    settings["reward"]["max_length"] = 8  # every pair is longer: RewardTrainer would silently drop them all
+    path = tmp_path / "real.yaml"
+    path.write_text(yaml.safe_dump(settings))
+    cfg = load_config(path)
+    with pytest.raises(ValueError, match=r"every one of \d+ training pairs is longer than reward.max_length=8"):
+        graph.run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("reward",))
+    assert not (tmp_path / "runs" / "reward").exists()

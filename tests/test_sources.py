@@ -34,6 +34,9 @@ def test_a_preference_row_missing_rejected_names_file_row_and_column(tmp_path):
 
 def test_a_conversational_row_with_an_unknown_role_is_named(tmp_path):
     good = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello."}]}
+    assert load(src(jsonl(tmp_path, [good], "good.jsonl")), "sft") == [
+        {"prompt": [{"role": "user", "content": "Hi?"}], "completion": [{"role": "assistant", "content": "Hello."}]}
+    ]
     bad = {"messages": [{"role": "user", "content": "Hi?"}, {"role": "robot", "content": "Beep."}]}
     path = jsonl(tmp_path, [good, bad])
     with pytest.raises(DataError) as err:
