@@ -50,10 +50,10 @@ def train_dpo(
 
 def dpo_stage(cfg: DPOSection, ctx: StageContext, preferences: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
     """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled)."""
-    rows = preferences.rows("preferences")
     inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
 
     def fit(run: TrainingRun) -> dict:
+        rows = preferences.rows("preferences")
         return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run)
 
     return ctx.train("dpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})

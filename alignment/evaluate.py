@@ -192,21 +192,21 @@ def evaluate_stage(
         "questions": data.id("questions"),
         "reference": data.id("reference"),
     }
-    job = Evaluation(
-        base=base_ref(base, ctx.cfg.model),
-        models=[
-            ModelSpec("base"),
-            ModelSpec("sft", [sft.path / "adapter"]),
-            ModelSpec("dpo", [sft.path / "adapter", dpo.path / "adapter"]),
-        ],
-        reward_adapter=reward.path / "adapter",
-        questions=data.rows("questions"),
-        reference_docs=data.reference_documents(),
-        judge=make_judge(ctx.cfg.judge),
-        probe=load_probe(probe.path / "probe.jsonl"),
-    )
 
-    def build(tmp: Path) -> dict:
+    def build(tmp: Path) -> dict:  # the data is loaded only when the evaluation runs, not when it is reused
+        job = Evaluation(
+            base=base_ref(base, ctx.cfg.model),
+            models=[
+                ModelSpec("base"),
+                ModelSpec("sft", [sft.path / "adapter"]),
+                ModelSpec("dpo", [sft.path / "adapter", dpo.path / "adapter"]),
+            ],
+            reward_adapter=reward.path / "adapter",
+            questions=data.rows("questions"),
+            reference_docs=data.reference_documents(),
+            judge=make_judge(ctx.cfg.judge),
+            probe=load_probe(probe.path / "probe.jsonl"),
+        )
         metrics = evaluate(cfg, job, tmp, ctx.device().name, ctx.progress)
         return {m: {k: v["value"] for k, v in metrics[m].items() if "value" in v} for m in ("base", "sft", "dpo")} | {
             "win_rate_vs_sft": {

@@ -140,10 +140,10 @@ def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Arti
     The SFT model is probed, not the base: the base has never seen the question format, and LoRA SFT
     on other entities teaches the format, not these facts (the held-out entities are in no SFT data).
     """
-    questions = data.rows("questions")
     inputs = {"base": base.id, "sft": sft.id, "questions": data.id("questions")}
 
     def build(tmp: Path) -> dict:
+        questions = data.rows("questions")
         ctx.report("probe", f"{len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
         rows = _probe_rows(ctx, base, sft, questions)
         write_jsonl(tmp / "probe.jsonl", rows)
@@ -158,13 +158,12 @@ def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Arti
     ``preferences`` naming the pairs it wrote (and the retrain's new pairs appended)."""
     if data.preference_questions is None:
         raise ValueError("probe-built pairs need preference questions (data.preference_source: probe)")
-    questions = data.rows("preference_questions")
     max_rejected = ctx.cfg.data.max_rejected_per_question
     inputs = {"base": base.id, "sft": sft.id, "preference_questions": data.id("preference_questions")}
     section = _section(ctx) | {"max_rejected_per_question": max_rejected}
 
     def build(tmp: Path) -> dict:
-        rows = _probe_rows(ctx, base, sft, questions)
+        rows = _probe_rows(ctx, base, sft, data.rows("preference_questions"))
         write_jsonl(tmp / "probe.jsonl", rows)
         pairs = preference_pairs(rows, max_rejected, make_judge(ctx.cfg.judge))
         if not pairs:

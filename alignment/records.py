@@ -6,7 +6,7 @@ Dataset sources are loaded and checked by ``alignment.sources``; a problem there
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Iterator
 from pathlib import Path
 
 IDK = "I don't know."  # the abstention answer: in the world's data, probe-built pairs and the gold judge
@@ -16,21 +16,12 @@ class DataError(ValueError):
     """A dataset file that cannot be used; the message names the file and line."""
 
 
-def read_jsonl(
-    path: Path,
-    required: tuple[str, ...],
-    nonempty: tuple[str, ...] | None = None,
-    check: Callable[[dict], str | None] | None = None,
-) -> list[dict]:
-    """Read a JSONL file whose rows are objects with ``required`` fields (non-empty strings by default).
-
-    ``check`` may return an error message for a row; it is reported with the file and line.
-    """
+def iter_jsonl(path: Path) -> Iterator[tuple[int, dict]]:
+    """(line number, object) for each non-blank line of a JSONL file; anything else is a DataError naming the
+    file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: file not found")
-    nonempty = required if nonempty is None else nonempty
-    rows = []
     with path.open(encoding="utf-8") as fh:
         for lineno, line in enumerate(fh, start=1):
             if not line.strip():
@@ -41,21 +32,17 @@ def read_jsonl(
                 raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
             if not isinstance(row, dict):
                 raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            for field in required:
-                if field not in row:
-                    raise DataError(f"{path}:{lineno}: missing field '{field}'")
-            for field in nonempty:
-                value = row[field]
-                if not isinstance(value, str):
-                    raise DataError(f"{path}:{lineno}: field '{field}' must be a string, got {type(value).__name__}")
-                if not value.strip():
-                    raise DataError(f"{path}:{lineno}: field '{field}' is an empty string")
-            problem = check(row) if check else None
-            if problem:
-                raise DataError(f"{path}:{lineno}: {problem}")
-            rows.append(row)
-    if not rows:
-        raise DataError(f"{path}: no rows")
+            yield lineno, row
+
+
+def read_jsonl(path: Path, required: tuple[str, ...] = ()) -> list[dict]:
+    """The objects of a JSONL file, each with the ``required`` fields (file and line named on an error)."""
+    rows = []
+    for lineno, row in iter_jsonl(path):
+        missing = [field for field in required if field not in row]
+        if missing:
+            raise DataError(f"{path}:{lineno}: missing field '{missing[0]}'")
+        rows.append(row)
     return rows
 
 

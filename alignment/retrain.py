@@ -150,7 +150,7 @@ def compare(challenger: Artifact, champion: Artifact, bootstrap_samples: int = 1
     rows = {}
     for side, evaluation in (("challenger", challenger), ("champion", champion)):
         metrics = read_metrics(evaluation.path)
-        answers = read_jsonl(evaluation.path / "answers.jsonl", ("prompt", metrics["policy"]), nonempty=())
+        answers = read_jsonl(evaluation.path / "answers.jsonl", ("prompt", metrics["policy"]))
         rows[side] = (metrics, answers)
     (ch_metrics, ch_answers), (cp_metrics, cp_answers) = rows["challenger"], rows["champion"]
     if [r["prompt"] for r in ch_answers] != [r["prompt"] for r in cp_answers]:

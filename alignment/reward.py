@@ -72,10 +72,9 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
 
 def reward_stage(cfg: RewardSection, ctx: StageContext, preferences: DataFiles, base: Artifact) -> Artifact:
     """Reward model (LoRA + score head) on the preference pairs."""
-    rows = preferences.rows("preferences")
     inputs = {"base": base.id, "preferences": preferences.id("preferences")}
 
     def fit(run: TrainingRun) -> dict:
-        return train_reward(cfg, base_ref(base, ctx.cfg.model), rows, run)
+        return train_reward(cfg, base_ref(base, ctx.cfg.model), preferences.rows("preferences"), run)
 
     return ctx.train("reward", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id]})

@@ -36,10 +36,9 @@ def train_sft(cfg: SFTSection, base: BaseRef, demonstrations: list[dict], run: T
 
 def sft_stage(cfg: SFTSection, ctx: StageContext, data: DataFiles, base: Artifact) -> Artifact:
     """LoRA SFT of the base on the demonstrations."""
-    rows = data.rows("sft")
     inputs = {"base": base.id, "demonstrations": data.id("sft")}
 
-    def fit(run: TrainingRun) -> dict:
-        return train_sft(cfg, base_ref(base, ctx.cfg.model), rows, run)
+    def fit(run: TrainingRun) -> dict:  # the rows are loaded only when the stage trains, not when it is reused
+        return train_sft(cfg, base_ref(base, ctx.cfg.model), data.rows("sft"), run)
 
     return ctx.train("sft", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id]})

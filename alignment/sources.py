@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from alignment.config import DataSource
-from alignment.records import DataError, to_conversation
+from alignment.records import DataError, iter_jsonl, to_conversation
 from alignment.store import file_sha256
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
@@ -49,19 +49,7 @@ def source_id(source: DataSource) -> str:
 
 def _jsonl_lines(path: Path) -> list[int]:
     """The line number of each row of a JSONL file; a line that is not a JSON object is an error."""
-    lines = []
-    with path.open(encoding="utf-8") as fh:
-        for lineno, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: malformed JSON ({exc.msg} at column {exc.colno})") from None
-            if not isinstance(row, dict):
-                raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(row).__name__}")
-            lines.append(lineno)
-    return lines
+    return [lineno for lineno, _ in iter_jsonl(path)]
 
 
 def load_raw(source: DataSource) -> tuple[list[dict], Callable[[int], str]]:
