@@ -10,8 +10,8 @@ from pathlib import Path
 
 from alignment.config import DPOSection
 from alignment.context import StageContext, TrainingRun
-from alignment.data_files import DataFiles
 from alignment.model_refs import BaseRef, base_ref
+from alignment.run_data import RunData
 from alignment.store import Artifact
 
 
@@ -48,7 +48,7 @@ def train_dpo(
     return metrics
 
 
-def dpo_stage(cfg: DPOSection, ctx: StageContext, preferences: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
+def dpo_stage(cfg: DPOSection, ctx: StageContext, preferences: RunData, base: Artifact, sft: Artifact) -> Artifact:
     """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled)."""
     inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
 

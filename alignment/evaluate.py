@@ -16,7 +16,6 @@ from pathlib import Path
 
 from alignment.config import EvalConfig
 from alignment.context import StageContext
-from alignment.data_files import DataFiles
 from alignment.metrics import (
     GOLD_SCORE,
     WRONG,
@@ -32,6 +31,7 @@ from alignment.model_refs import BaseRef, base_ref
 from alignment.probe import agreement, load_probe
 from alignment.progress import Progress, ProgressEvent
 from alignment.records import write_jsonl
+from alignment.run_data import RunData
 from alignment.store import Artifact
 
 SCHEMA_VERSION = 2  # metrics.json: 2 adds schema_version; the base/sft/<policy> {"value", "ci95"} objects are as in 1
@@ -179,7 +179,7 @@ def sampling_sweep(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, name:
 
 
 def evaluate_stage(
-    cfg: EvalConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact, *, reward, dpo, probe
+    cfg: EvalConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact, *, reward, dpo, probe
 ) -> Artifact:
     """Evaluate base, SFT and the DPO policy on held-out data (``reward`` judges, ``probe`` splits by probed
     knowledge); writes metrics.json and answers.jsonl."""

@@ -45,7 +45,7 @@ def _constructed_pairs(cfg: RunConfig) -> bool:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: ``build(section, ctx, **inputs)`` returns its value (an Artifact, or DataFiles)."""
+    """One stage: ``build(section, ctx, **inputs)`` returns its value (an Artifact, or RunData)."""
 
     name: str
     build: str
@@ -67,8 +67,8 @@ class Stage:
 
 STAGES = (
     Stage("world", "alignment.world:world_stage", section="world"),
-    Stage("data", "alignment.data_files:data_stage", ("world",), "data", _world_data),
-    Stage("data", "alignment.data_files:data_stage", (), "data", _own_data),
+    Stage("data", "alignment.run_data:data_stage", ("world",), "data", _world_data),
+    Stage("data", "alignment.run_data:data_stage", (), "data", _own_data),
     Stage(
         "base",
         "alignment.base_model:base_stage",
@@ -79,7 +79,7 @@ STAGES = (
     ),
     Stage("base", "alignment.pretrained:pretrained_stage", (), "model", _given_base),
     Stage("sft", "alignment.sft:sft_stage", ("data", "base"), section="sft", trains=True),
-    Stage("preferences", "alignment.data_files:preferences_stage", ("data",), "data", _constructed_pairs),
+    Stage("preferences", "alignment.run_data:preferences_stage", ("data",), "data", _constructed_pairs),
     Stage("preferences", "alignment.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
     Stage("reward", "alignment.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
     Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft"), section="dpo", trains=True),

@@ -17,10 +17,10 @@ from pathlib import Path
 
 from alignment.config import DataSource, ProbeConfig
 from alignment.context import StageContext
-from alignment.data_files import DataFiles, merge
 from alignment.metrics import CORRECT, WRONG, Judge, make_judge
 from alignment.model_refs import BaseRef, base_ref
 from alignment.records import IDK, write_jsonl
+from alignment.run_data import RunData, merge
 from alignment.store import Artifact
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
@@ -134,7 +134,7 @@ def _section(ctx: StageContext) -> dict:
     return {"probe": ctx.cfg.probe.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
 
 
-def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact) -> Artifact:
+def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact) -> Artifact:
     """Knowledge probe of the SFT model on the held-out questions.
 
     The SFT model is probed, not the base: the base has never seen the question format, and LoRA SFT
@@ -152,7 +152,7 @@ def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Arti
     return ctx.materialize("probe", _section(ctx), inputs, build, {"probed_model": sft.id})
 
 
-def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: DataFiles, base: Artifact, sft: Artifact) -> DataFiles:
+def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact) -> RunData:
     """Model-aware preference pairs: probe the SFT model on the preference questions and pair its own wrong
     answers against "I don't know" (probed unknown) or the gold answer (probed known). Returns the data with
     ``preferences`` naming the pairs it wrote (and the retrain's new pairs appended)."""

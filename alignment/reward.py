@@ -11,8 +11,8 @@ import random
 
 from alignment.config import RewardSection
 from alignment.context import StageContext, TrainingRun
-from alignment.data_files import DataFiles
 from alignment.model_refs import BaseRef, base_ref
+from alignment.run_data import RunData
 from alignment.store import Artifact
 
 
@@ -70,7 +70,7 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
     return metrics
 
 
-def reward_stage(cfg: RewardSection, ctx: StageContext, preferences: DataFiles, base: Artifact) -> Artifact:
+def reward_stage(cfg: RewardSection, ctx: StageContext, preferences: RunData, base: Artifact) -> Artifact:
     """Reward model (LoRA + score head) on the preference pairs."""
     inputs = {"base": base.id, "preferences": preferences.id("preferences")}
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from alignment.config import SFTSection
 from alignment.context import StageContext, TrainingRun
-from alignment.data_files import DataFiles
 from alignment.model_refs import BaseRef, base_ref
+from alignment.run_data import RunData
 from alignment.store import Artifact
 
 
@@ -34,7 +34,7 @@ def train_sft(cfg: SFTSection, base: BaseRef, demonstrations: list[dict], run: T
     }
 
 
-def sft_stage(cfg: SFTSection, ctx: StageContext, data: DataFiles, base: Artifact) -> Artifact:
+def sft_stage(cfg: SFTSection, ctx: StageContext, data: RunData, base: Artifact) -> Artifact:
     """LoRA SFT of the base on the demonstrations."""
     inputs = {"base": base.id, "demonstrations": data.id("sft")}
 

@@ -17,7 +17,7 @@ WORLD_QA_COLUMNS = {"question": "prompt", "answers": "answer"}  # the world's QA
 
 
 @dataclass(frozen=True)
-class DataFiles:
+class RunData:
     """The run's sources: demonstrations (``sft``), preference pairs (None while probe-built pairs are still to
     be made), the held-out QA set (``questions``), the reference text, and probe-pair questions if used."""
 
@@ -41,7 +41,7 @@ class DataFiles:
         return [row["text"] for row in self.rows("reference")]
 
 
-def data_files(cfg: DataConfig, world: Artifact | None = None) -> DataFiles:
+def resolve_sources(cfg: DataConfig, world: Artifact | None = None) -> RunData:
     """The run's sources: the config's where given, else the world's files."""
 
     def pick(given: DataSource | None, name: str, columns: dict | None = None) -> DataSource:
@@ -52,7 +52,7 @@ def data_files(cfg: DataConfig, world: Artifact | None = None) -> DataFiles:
         return DataSource(path=str(world.path / name), columns=columns or {})
 
     probe = cfg.preference_source == "probe"
-    return DataFiles(
+    return RunData(
         sft=pick(cfg.sft, "demonstrations.jsonl"),
         preferences=None if probe else pick(cfg.preferences, "preferences.jsonl"),
         questions=pick(cfg.eval_questions, "eval_questions.jsonl", WORLD_QA_COLUMNS),
@@ -63,7 +63,7 @@ def data_files(cfg: DataConfig, world: Artifact | None = None) -> DataFiles:
     )
 
 
-def validate_data(files: DataFiles) -> dict[str, int]:
+def validate_data(files: RunData) -> dict[str, int]:
     """Load and check every source before any training (the source, row and column named on an error);
     returns row counts."""
     names = ["sft", "questions", "reference"]
@@ -71,7 +71,7 @@ def validate_data(files: DataFiles) -> dict[str, int]:
     return {name: len(files.rows(name)) for name in names}
 
 
-def merge(ctx: StageContext, files: DataFiles, kind: str) -> DataFiles:
+def merge(ctx: StageContext, files: RunData, kind: str) -> RunData:
     """Append the retrain's new files of one kind (``ctx.incoming["demonstrations" | "preferences"]``) to the
     run's own source (``sft`` or ``preferences``).
 
@@ -96,15 +96,15 @@ def merge(ctx: StageContext, files: DataFiles, kind: str) -> DataFiles:
     return replace(files, **{name: DataSource(path=str(art.path / f"{kind}.jsonl"))})
 
 
-def data_stage(cfg: DataConfig, ctx: StageContext, world: Artifact | None = None) -> DataFiles:
+def data_stage(cfg: DataConfig, ctx: StageContext, world: Artifact | None = None) -> RunData:
     """The run's sources, every one validated before anything trains, with the retrain's new demonstrations
     appended."""
-    files = data_files(cfg, world)
+    files = resolve_sources(cfg, world)
     counts = validate_data(files)
     ctx.report("data", f"validated {counts}")
     return merge(ctx, files, "demonstrations")
 
 
-def preferences_stage(cfg: DataConfig, ctx: StageContext, data: DataFiles) -> DataFiles:
+def preferences_stage(cfg: DataConfig, ctx: StageContext, data: RunData) -> RunData:
     """The preference pairs as given or built by the world, with the retrain's new pairs appended."""
     return merge(ctx, data, "preferences")
