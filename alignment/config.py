@@ -148,9 +148,6 @@ class TrainingSection(_PassThrough):
     )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this global norm.")
-    max_length: int | None = Field(
-        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
-    )
     logging_steps: int = Field(10, ge=1, description="Log loss and learning rate (and report progress) every N steps.")
     activation_checkpointing: bool = Field(
         False, description="Recompute activations in the backward pass to save memory (about 20% slower)."
@@ -184,6 +181,9 @@ class SFTSection(TrainingSection):
 
     num_train_epochs: float = Field(8.0, gt=0, description="Passes over the demonstrations.")
     learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    max_length: int | None = Field(
+        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
+    )
     completion_only_loss: bool = Field(
         True, description="Loss on the answer only, not the prompt (TRL's prompt/completion masking)."
     )
@@ -196,6 +196,9 @@ class RewardSection(TrainingSection):
 
     num_train_epochs: float = Field(3.0, gt=0, description="Passes over the training pairs.")
     learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    max_length: int | None = Field(
+        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
+    )
     eval_fraction: float = Field(
         0.15,
         ge=0,
@@ -215,6 +218,9 @@ class DPOSection(TrainingSection):
 
     num_train_epochs: float = Field(4.0, gt=0, description="Passes over the preference pairs.")
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    max_length: int | None = Field(
+        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
+    )
     beta: float = Field(0.1, gt=0, description="Strength of the implicit KL penalty to the reference (SFT) model.")
     loss_type: list[Literal["sigmoid", "ipo", "hinge", "robust", "sft"]] = Field(
         ["sigmoid", "sft"],
@@ -222,6 +228,33 @@ class DPOSection(TrainingSection):
         "plain DPO the tiny model pushed rejected answers down without making 'I don't know' its top answer.",
     )
     loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
+
+
+class RLOOSection(TrainingSection):
+    """Online RLHF (TRL ``RLOOTrainer``): a LoRA policy from the SFT model, sampling answers to the preference
+    prompts and climbing the trained reward model, with a KL penalty to the SFT model (the adapter-disabled
+    policy)."""
+
+    target: ClassVar[str] = "trl.RLOOConfig"
+
+    num_train_epochs: float = Field(2.0, gt=0, description="Passes over the preference prompts.")
+    learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    per_device_train_batch_size: int = Field(
+        16, ge=2, description="Completions per device per step; a multiple of num_generations."
+    )
+    beta: float = Field(0.05, ge=0, description="KL penalty to the SFT model (TRL's RLOO default 0.05).")
+    num_generations: int = Field(4, ge=2, description="Completions sampled per prompt (RLOO's leave-one-out group).")
+    max_completion_length: int = Field(8, ge=1, description="Longest sampled completion, in tokens.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> RLOOSection:
+        if self.per_device_train_batch_size % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size {self.per_device_train_batch_size} must be a multiple of "
+                f"num_generations {self.num_generations}"
+            )
+        return self
 
 
 class WorldConfig(_Section):
@@ -430,6 +463,13 @@ class RunConfig(_Section):
     sft: SFTSection = Field(SFTSection(), description="Supervised finetuning (TRL SFTConfig names).")
     reward: RewardSection = Field(RewardSection(), description="Reward model (TRL RewardConfig names).")
     dpo: DPOSection = Field(DPOSection(), description="DPO (TRL DPOConfig names).")
+    rloo: RLOOSection = Field(RLOOSection(), description="Online RLHF against the reward model (TRL RLOOConfig names).")
+    policies: list[Literal["dpo", "rloo"]] = Field(
+        ["dpo"],
+        min_length=1,
+        description="The policies trained from the SFT model and evaluated side by side; the first is the one the "
+        "retrain flow promotes.",
+    )
     eval: EvalConfig = Field(EvalConfig(), description="Evaluation on held-out data.")
     judge: JudgeConfig = Field(JudgeConfig(), description="How answers are judged against the accepted answers.")
     probe: ProbeConfig = Field(ProbeConfig(), description="Knowledge probe of the SFT model.")

@@ -59,7 +59,7 @@ class Evaluation:
     reference_docs: list[str]
     judge: Judge
     probe: list[dict] | None = None
-    policy: str = "dpo"
+    policies: Sequence[str] = ("dpo",)
 
     def known(self) -> tuple[list[bool], str]:
         """Which questions count as known, and by what: "construction" or "probe"."""
@@ -116,17 +116,19 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     say("scoring answers with the reward model")
     rm = load_reward_model(job.base, job.reward_adapter, device)
     rm_scores = {name: reward_scores(rm, tok, prompts, ans, cfg.batch_size) for name, ans in answers.items()}
-    win = {
-        "gold": win_rate_with_ci(gold[job.policy], gold["sft"], n_boot, seed),
-        "reward_model": win_rate_with_ci(rm_scores[job.policy], rm_scores["sft"], n_boot, seed),
-    }
-    win["judge_gap"] = win["reward_model"]["value"] - win["gold"]["value"]
-    metrics["win_rate_vs_sft"] = win
+    for policy in job.policies:
+        win = {
+            "gold": win_rate_with_ci(gold[policy], gold["sft"], n_boot, seed),
+            "reward_model": win_rate_with_ci(rm_scores[policy], rm_scores["sft"], n_boot, seed),
+        }
+        win["judge_gap"] = win["reward_model"]["value"] - win["gold"]["value"]
+        metrics[policy]["win_rate_vs_sft"] = win
+    metrics["win_rate_vs_sft"] = metrics[job.policies[0]]["win_rate_vs_sft"]  # the first policy's, as in schema 1
     metrics["sampling_sweep"] = sweep
     if job.probe is not None:
         metrics["knowledge_probe"] = {"probed_model": "sft", **agreement(job.probe)}
         metrics["knowledge_probe"]["categories"] = dict(Counter(r["category"] for r in job.probe))
-    metrics["policy"] = job.policy
+    metrics["policy"], metrics["policies"] = job.policies[0], list(job.policies)
     metrics["known_from"] = known_from
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
     metrics["n_reference_documents"] = len(job.reference_docs)
@@ -179,40 +181,37 @@ def sampling_sweep(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, name:
 
 
 def evaluate_stage(
-    cfg: EvalConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact, *, reward, dpo, probe
+    cfg: EvalConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact, *, reward, probe, **policies
 ) -> Artifact:
-    """Evaluate base, SFT and the DPO policy on held-out data (``reward`` judges, ``probe`` splits by probed
-    knowledge); writes metrics.json and answers.jsonl."""
-    inputs = {
-        "base": base.id,
-        "sft": sft.id,
-        "dpo": dpo.id,
-        "reward": reward.id,
-        "probe": probe.id,
-        "questions": data.id("questions"),
-        "reference": data.id("reference"),
-    }
+    """Evaluate base, SFT and every policy (``dpo``, ``rloo``: the config's ``policies``, in its order) on
+    held-out data; ``reward`` judges, ``probe`` splits by probed knowledge. Writes metrics.json and answers.jsonl."""
+    names = [p for p in ctx.cfg.policies if p in policies]
+    inputs = {"base": base.id, "sft": sft.id, **{p: policies[p].id for p in names}, "reward": reward.id}
+    inputs |= {"probe": probe.id, "questions": data.id("questions"), "reference": data.id("reference")}
 
     def build(tmp: Path) -> dict:  # the data is loaded only when the evaluation runs, not when it is reused
+        sft_adapter = sft.path / "adapter"
         job = Evaluation(
             base=base_ref(base, ctx.cfg.model),
             models=[
                 ModelSpec("base"),
-                ModelSpec("sft", [sft.path / "adapter"]),
-                ModelSpec("dpo", [sft.path / "adapter", dpo.path / "adapter"]),
+                ModelSpec("sft", [sft_adapter]),
+                *[ModelSpec(p, [sft_adapter, policies[p].path / "adapter"]) for p in names],
             ],
             reward_adapter=reward.path / "adapter",
             questions=data.rows("questions"),
             reference_docs=data.reference_documents(),
             judge=make_judge(ctx.cfg.judge),
             probe=load_probe(probe.path / "probe.jsonl"),
+            policies=names,
         )
         metrics = evaluate(cfg, job, tmp, ctx.device().name, ctx.progress)
-        return {m: {k: v["value"] for k, v in metrics[m].items() if "value" in v} for m in ("base", "sft", "dpo")} | {
-            "win_rate_vs_sft": {
-                k: v["value"] if isinstance(v, dict) else v for k, v in metrics["win_rate_vs_sft"].items()
+        summary = {m: {k: v["value"] for k, v in metrics[m].items() if "value" in v} for m in ("base", "sft", *names)}
+        for p in names:
+            summary[p]["win_rate_vs_sft"] = {
+                k: v if isinstance(v, float) else v["value"] for k, v in metrics[p]["win_rate_vs_sft"].items()
             }
-        }
+        return summary
 
     section = {"eval": cfg.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
     return ctx.materialize("evaluate", section, inputs, build, {"model_chain": [base.id]})

@@ -35,6 +35,14 @@ def _given_base(cfg: RunConfig) -> bool:
     return cfg.model.name_or_path is not None
 
 
+def _dpo(cfg: RunConfig) -> bool:
+    return "dpo" in cfg.policies
+
+
+def _rloo(cfg: RunConfig) -> bool:
+    return "rloo" in cfg.policies
+
+
 def _probe_pairs(cfg: RunConfig) -> bool:
     return cfg.data.preference_source == "probe"
 
@@ -45,7 +53,8 @@ def _constructed_pairs(cfg: RunConfig) -> bool:
 
 @dataclass(frozen=True)
 class Stage:
-    """One stage: ``build(section, ctx, **inputs)`` returns its value (an Artifact, or RunData)."""
+    """One stage: ``build(section, ctx, **inputs)`` returns its value (an Artifact, or RunData). An input
+    ending in ``?`` is optional: used when the config runs that stage (e.g. each listed policy)."""
 
     name: str
     build: str
@@ -54,6 +63,10 @@ class Stage:
     when: Callable[[RunConfig], bool] | None = None
     trains: bool = False
     check: str | None = None
+
+    def needs(self, active: dict[str, Stage]) -> list[str]:
+        """The names of the inputs this stage takes under a config whose stages are ``active``."""
+        return [name.rstrip("?") for name in self.inputs if not name.endswith("?") or name[:-1] in active]
 
     @property
     def module(self) -> str:
@@ -82,16 +95,17 @@ STAGES = (
     Stage("preferences", "alignment.run_data:preferences_stage", ("data",), "data", _constructed_pairs),
     Stage("preferences", "alignment.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
     Stage("reward", "alignment.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
-    Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft"), section="dpo", trains=True),
+    Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft"), "dpo", _dpo, trains=True),
+    Stage("rloo", "alignment.rloo:rloo_stage", ("preferences", "base", "sft", "reward"), "rloo", _rloo, trains=True),
     Stage("probe", "alignment.probe:probe_stage", ("data", "base", "sft"), section="probe"),
     Stage(
         "evaluate",
         "alignment.evaluate:evaluate_stage",
-        ("data", "base", "sft", "reward", "dpo", "probe"),
+        ("data", "base", "sft", "reward", "dpo?", "rloo?", "probe"),
         section="eval",
     ),
     Stage("report", "alignment.report:report_stage", ("evaluate",)),
-    Stage("export", "alignment.export:export_stage", ("base", "sft", "dpo")),
+    Stage("export", "alignment.export:export_stage", ("base", "sft", "dpo?", "rloo?")),
 )
 PIPELINE = ("report", "export")  # what a whole run builds: the evaluation's report and the exported policy
 
@@ -122,7 +136,7 @@ def plan(cfg: RunConfig, targets: Iterable[str], given: Iterable[str] = ()) -> l
             return
         stage = active[name]
         if name not in given or stage.check:
-            for needed in stage.inputs:
+            for needed in stage.needs(active):
                 visit(needed, (*path, name))
         order.append(stage)
 
@@ -144,8 +158,9 @@ def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = PIPELINE, giv
     """Walk the plan for ``targets``: ``execute(stage, inputs)`` builds each value not ``given``; a given
     value is checked against its inputs where its stage declares a check. Returns every value by name."""
     values: dict[str, Any] = dict(given or {})
+    active = stages(cfg)
     for stage in plan(cfg, targets, values):
-        inputs = {name: values[name] for name in stage.inputs if name in values}
+        inputs = {name: values[name] for name in stage.needs(active) if name in values}
         if stage.name in values:
             if stage.check:
                 stage.function(stage.check)(values[stage.name], **inputs)

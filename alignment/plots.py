@@ -17,13 +17,17 @@ PANELS = ("perplexity", "win_rate", "prudence", "over_conservativeness")
 
 def plot_summary(metrics: dict, path: Path) -> None:
     """Perplexity, win-rate, prudence and over-conservativeness per model, with 95% intervals."""
-    names = [n for n in ("base", "sft", metrics["policy"]) if n in metrics]
+    policies = metrics.get("policies", [metrics["policy"]])
+    names = [n for n in ("base", "sft", *policies) if n in metrics]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.4))
     for ax, key in zip(axes, PANELS, strict=True):
         if key == "win_rate":  # stored once, vs SFT: SFT is 0.5 by definition, base is not compared
             shown = [n for n in names if n != "base"]
             vals = [
-                {"value": 0.5, "ci95": [0.5, 0.5]} if n == "sft" else metrics["win_rate_vs_sft"]["gold"] for n in shown
+                {"value": 0.5, "ci95": [0.5, 0.5]}
+                if n == "sft"
+                else (metrics[n].get("win_rate_vs_sft") or metrics["win_rate_vs_sft"])["gold"]
+                for n in shown
             ]
             ax.axhline(0.5, color="grey", lw=0.8, ls="--")
         else:
@@ -31,7 +35,10 @@ def plot_summary(metrics: dict, path: Path) -> None:
             vals = [metrics[n][key] for n in shown]
         v = [x["value"] for x in vals]
         err = [[x["value"] - x["ci95"][0] for x in vals], [x["ci95"][1] - x["value"] for x in vals]]
-        ax.bar(shown, v, yerr=err, capsize=4, color=["#999999", "#4477aa", "#cc6677"][-len(shown) :])
+        colours = {"base": "#999999", "sft": "#4477aa"}
+        ax.bar(
+            shown, v, yerr=err, capsize=4, color=[colours.get(n, "#cc6677" if n == "dpo" else "#228833") for n in shown]
+        )
         ax.set_title(METRICS[key].title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -17,11 +17,25 @@ PROBE_METRICS = BEHAVIOUR
 SHOWN = (*MODEL_METRICS, "win_rate")
 
 
+def policies(metrics: dict) -> list[str]:
+    """The policies an evaluation compared with SFT, in the config's order."""
+    return metrics.get("policies", [metrics["policy"]])
+
+
+def win_rates(metrics: dict, policy: str) -> dict:
+    """A policy's win-rates vs SFT (``gold``, ``reward_model``, ``judge_gap``)."""
+    return metrics[policy].get("win_rate_vs_sft") or metrics["win_rate_vs_sft"]
+
+
 def claims(metrics: dict) -> list[tuple[str, bool, str]]:
-    """Each expected effect of alignment, whether this run shows it, and the numbers behind it."""
-    policy = metrics["policy"]
+    """Each expected effect of alignment, for every policy: whether this run shows it, and the numbers."""
+    return [claim for policy in policies(metrics) for claim in policy_claims(metrics, policy)]
+
+
+def policy_claims(metrics: dict, policy: str) -> list[tuple[str, bool, str]]:
+    """The expected effects of one policy against SFT."""
     base, sft, pol = metrics["base"], metrics["sft"], metrics[policy]
-    win = metrics["win_rate_vs_sft"]["gold"]
+    win = win_rates(metrics, policy)["gold"]
     out = [
         (
             f"Perplexity on pretraining-style text rises with post-training (base < SFT and base < {policy})",
@@ -63,8 +77,7 @@ def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], 
 
 def render(metrics: dict, context: dict) -> str:
     """The report as Markdown."""
-    policy = metrics["policy"]
-    names = [n for n in ("base", "sft", policy) if n in metrics]
+    names = [n for n in ("base", "sft", *policies(metrics)) if n in metrics]
     lines = ["# What alignment did", ""]
     if context:
         lines += [f"- {k}: {v}" for k, v in context.items()] + [""]
@@ -82,17 +95,20 @@ def render(metrics: dict, context: dict) -> str:
         "",
     ]
     lines += _metric_table("metric", names, {m: metrics[m] for m in names}, MODEL_METRICS)
-    win = metrics["win_rate_vs_sft"]
+    for policy in policies(metrics):
+        win = win_rates(metrics, policy)
+        lines += [
+            "",
+            f"## Win-rate of {policy} vs SFT",
+            "",
+            "| judge | win-rate |",
+            "| --- | --- |",
+            f"| gold (correct +1, I don't know 0, wrong -1) | {fmt(win['gold'])} |",
+            f"| reward model | {fmt(win['reward_model'])} |",
+            "",
+            f"Reward model minus gold: {win['judge_gap']:+.3f} (a large positive gap is reward over-optimisation).",
+        ]
     lines += [
-        "",
-        f"## Win-rate of {policy} vs SFT",
-        "",
-        "| judge | win-rate |",
-        "| --- | --- |",
-        f"| gold (correct +1, I don't know 0, wrong -1) | {fmt(win['gold'])} |",
-        f"| reward model | {fmt(win['reward_model'])} |",
-        "",
-        f"Reward model minus gold: {win['judge_gap']:+.3f} (a large positive gap is reward over-optimisation).",
         "",
         "![perplexity, win-rate, prudence and over-conservativeness per model](summary.png)",
         "",
@@ -176,7 +192,7 @@ def report_context(ctx: StageContext, evaluation: Artifact) -> dict[str, str]:
         "evaluation": evaluation.id,
         "base model": f"{base.id} ({describe(base)})",
         "SFT": inputs["sft"],
-        "DPO": inputs["dpo"],
+        **{policy.upper(): inputs[policy] for policy in ("dpo", "rloo") if policy in inputs},
         "reward model": f"{reward.id} (held-out pairwise accuracy {accuracy:.3f})",
     }
 

@@ -12,6 +12,7 @@ import json
 import os
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,8 +24,15 @@ from alignment.sources import load
 from alignment.store import Artifact, ArtifactStore, file_sha256
 
 INCOMING_KINDS = {"demonstrations": "sft", "preferences": "preferences"}  # folder -> the source kind it holds
+
+
 # The stages whose artifacts make up a policy; the pointer records each id.
-POLICY_STAGES = ("base", "sft", "reward", "dpo", "probe", "evaluate")
+def policy_stages(policies: Sequence[str]) -> tuple[str, ...]:
+    """The stages whose artifacts make up a challenger with these policies; the pointer records each id."""
+    return ("base", "sft", "reward", *policies, "probe", "evaluate")
+
+
+POLICY_STAGES = policy_stages(("dpo",))  # the default config's
 # The policy metrics a challenger and the champion are compared on (names in ``METRICS``), and the gated ones:
 # metric -> the PromotionGates field holding how far it may drop below the champion's (all higher is better).
 COMPARED = ("accuracy_known", "prudence", "over_conservativeness", "hallucination_rate")
@@ -138,7 +146,8 @@ def policy_record(artifacts: dict[str, Artifact], fingerprint_: str) -> dict:
     metrics = read_metrics(evaluation.path)
     policy = metrics["policy"]
     return {
-        "artifacts": {stage: artifacts[stage].id for stage in POLICY_STAGES},
+        "artifacts": {stage: artifacts[stage].id for stage in policy_stages(metrics.get("policies", [policy]))},
+        "policy": policy,
         "fingerprint": fingerprint_,
         "metrics": {k: metrics[policy][k]["value"] for k in COMPARED},
     }
@@ -220,7 +229,8 @@ def render_decision(decision: dict) -> str:
     ch = decision.get("challenger") or {}
     lines = [f"# Retrain decision: {outcome}", "", f"**Reason:** {decision['reason']}", ""]
     if ch:
-        lines += [f"Challenger: `{ch['artifacts']['evaluate']}` (policy `{ch['artifacts']['dpo']}`)"]
+        policy = ch.get("policy", "dpo")
+        lines += [f"Challenger: `{ch['artifacts']['evaluate']}` (policy `{ch['artifacts'][policy]}`)"]
     if decision.get("champion"):
         lines += [f"Champion: `{decision['champion']['artifacts']['evaluate']}`"]
     built = decision.get("stages_built")

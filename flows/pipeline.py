@@ -122,7 +122,7 @@ def publish_report(report: Artifact, evaluation: Artifact) -> None:
     markdown = _inline_images((report.path / "report.md").read_text(), report.path)
     create_markdown_artifact(key="alignment-report", markdown=markdown, description=f"evaluation {evaluation.id}")
     rows = []
-    for model in ("base", "sft", metrics["policy"]):
+    for model in ("base", "sft", *metrics.get("policies", [metrics["policy"]])):
         row = {"model": model}
         row.update({k: round(v["value"], 4) for k, v in metrics[model].items() if "value" in v})
         rows.append(row)

@@ -29,8 +29,9 @@ def scan_task(rcfg: RetrainConfig) -> lib.Incoming:
 def evaluate_champion(cfg: RunConfig, champion: dict) -> Artifact:
     """The champion evaluated on this run's held-out data (reused when it already was)."""
     store = ArtifactStore(cfg.store.root)
-    given = {stage: store.load(champion["artifacts"][stage]) for stage in lib.POLICY_STAGES if stage != "evaluate"}
-    return run_stages(cfg, ("evaluate",), given)["evaluate"]
+    given = {stage: store.load(art) for stage, art in champion["artifacts"].items() if stage != "evaluate"}
+    policies = [stage for stage in champion["artifacts"] if stage in ("dpo", "rloo")]
+    return run_stages(cfg.model_copy(update={"policies": policies}), ("evaluate",), given)["evaluate"]
 
 
 @task(name="decide", cache_policy=NO_CACHE)
@@ -39,7 +40,7 @@ def decide_task(cfg: RunConfig, rcfg: RetrainConfig, challenger: dict, champion:
     log = lib.PromotionLog(ArtifactStore(cfg.store.root), rcfg.name)
     arts, fp = challenger["artifacts"], challenger["fingerprint"]
     this_run = str(flow_run.get_id())
-    built = [s for s in lib.POLICY_STAGES if arts[s].manifest.get("flow_run_id") == this_run]
+    built = [s for s in lib.policy_stages(cfg.policies) if arts[s].manifest.get("flow_run_id") == this_run]
     comparison = None
     if champion is not None and champion.evaluation is not None:
         comparison = lib.compare(arts["evaluate"], champion.evaluation, cfg.eval.bootstrap_samples, cfg.eval.seed)

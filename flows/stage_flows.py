@@ -62,3 +62,11 @@ def evaluate_flow(cfg: RunConfig = RunConfig(), dpo: DPORef = "latest", reward: 
     """Evaluate a DPO policy (with its SFT model and base, read from its manifest), judged by ``reward`` (a
     reward model on the same base), and publish the report and lineage; returns the evaluation's id."""
     return run_target(cfg, "evaluate", {"dpo": dpo, "reward": reward}, publish=True)
+
+
+@flow(name="alignment-rloo")
+def rloo_flow(cfg: RunConfig = RunConfig(), sft: SFTRef = "latest", reward: RewardRef = "latest") -> str:  # noqa: B008
+    """Online RLHF (RLOO) on an SFT model against ``reward``, a reward model on the same base."""
+    if "rloo" not in cfg.policies:
+        cfg = cfg.model_copy(update={"policies": [*cfg.policies, "rloo"]})
+    return run_target(cfg, "rloo", {"sft": sft, "reward": reward})

@@ -97,7 +97,9 @@ def deployment(server):
     return deployments
 
 
-DEPLOYMENTS = [(f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "evaluate", "retrain")]
+DEPLOYMENTS = [
+    (f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "rloo", "evaluate", "retrain")
+]
 
 
 def test_every_deployment_has_a_form_and_the_retrain_a_cron_schedule(server, deployment):

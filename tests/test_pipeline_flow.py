@@ -77,3 +77,35 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path, micro):
     assert again == result
     after = {p: p.stat().st_mtime for p in (tmp_path / "runs").rglob("manifest.json")}
     assert before == after  # nothing rebuilt
+
+
+def test_two_policies_from_one_sft_and_one_reward_model_are_evaluated_side_by_side(micro):
+    from alignment.context import StageContext
+    from alignment.graph import run_local
+    from alignment.rloo import unique_prompts
+
+    cfg = micro("policies=[dpo,rloo]", "rloo.num_train_epochs=1", "rloo.lora={r: 4, lora_alpha: 8}")
+    values = run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))
+    rloo = values["rloo"]
+    assert (
+        rloo.manifest["inputs"]["sft"] == values["sft"].id and rloo.manifest["inputs"]["reward"] == values["reward"].id
+    )
+    assert rloo.metrics["prompts"] == len(unique_prompts(values["preferences"].rows("preferences"))) == 27
+    assert rloo.metrics["steps"] > 0 and (rloo.path / "adapter" / "adapter_model.safetensors").is_file()
+    metrics = json.loads((values["evaluate"].path / "metrics.json").read_text())
+    assert metrics["policies"] == ["dpo", "rloo"] and metrics["policy"] == "dpo"
+    for policy in ("dpo", "rloo"):
+        assert MODEL_KEYS <= set(metrics[policy]) and set(metrics[policy]["win_rate_vs_sft"]) == {
+            "gold",
+            "reward_model",
+            "judge_gap",
+        }
+    assert metrics["win_rate_vs_sft"] == metrics["dpo"]["win_rate_vs_sft"]  # schema 1's place: the first policy
+    report = (values["report"].path / "report.md").read_text()
+    assert "| metric | base | sft | dpo | rloo |" in report
+    assert "## Win-rate of dpo vs SFT" in report and "## Win-rate of rloo vs SFT" in report
+    assert values["export"].manifest["inputs"] == {
+        "base": values["base"].id,
+        "sft": values["sft"].id,
+        "dpo": values["dpo"].id,
+    }
