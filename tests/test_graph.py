@@ -68,7 +68,7 @@ def test_a_stages_code_version_changes_with_what_it_imports_and_only_that(tmp_pa
 
     after_modeling = edit("modeling.py")  # imported (inside functions) by every stage that loads a model
     expected = {"pretrained_stage", "sft_stage", "reward_stage", "dpo_stage", "probe_stage", "pairs_stage"}
-    expected |= {"evaluate_stage", "export_stage"}
+    expected |= {"evaluate_stage", "export_stage", "rloo_stage"}
     assert changed(after_modeling, before) == expected
     after_plots = edit("plots.py")  # only the report draws plots: a plot change re-runs no model
     assert changed(after_plots, after_modeling) == {"report_stage"}
