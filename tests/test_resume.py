@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from alignment.checkpoints import checkpoint_step
 from alignment.config import load_config
 from alignment.context import StageContext
@@ -21,25 +23,30 @@ from alignment.config import load_config
 from alignment.context import StageContext
 from alignment.graph import run_local
 from alignment.store import ArtifactStore
-cfg = load_config(sys.argv[1], sys.argv[2:])
-run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda e: print(e, flush=True)), ("sft",))
+cfg = load_config(sys.argv[2], sys.argv[3:])
+run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda e: print(e, flush=True)), (sys.argv[1],))
 """
+LONG = {
+    "sft": ["sft.num_train_epochs=60"],
+    "rloo": ["policies=[dpo,rloo]", "rloo.num_train_epochs=20", "rloo.lora={r: 4, lora_alpha: 8}"],
+}
 
 
-def _sft(overrides):
+def _train(stage, overrides):
     cfg = load_config(ROOT / "configs/micro.yaml", overrides)
-    return run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("sft",))["sft"]
+    return run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), (stage,))[stage]
 
 
-def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
-    overrides = [f"store.root={tmp_path}", "sft.num_train_epochs=60", "compute.checkpoint_steps=5"]
-    command = [sys.executable, "-c", SCRIPT, str(ROOT / "configs/micro.yaml"), *overrides]
+@pytest.mark.parametrize("stage", ["sft", "rloo"])
+def test_a_killed_training_stage_resumes_from_its_checkpoint(tmp_path, stage):
+    overrides = [f"store.root={tmp_path}", *LONG[stage], "compute.checkpoint_steps=5"]
+    command = [sys.executable, "-c", SCRIPT, stage, str(ROOT / "configs/micro.yaml"), *overrides]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
     proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True, **quiet)
     checkpoints = tmp_path / ".checkpoints"
     deadline = time.time() + 300
     try:
-        while not list(checkpoints.glob("sft-*/checkpoint-*/trainer_state.json")):
+        while not list(checkpoints.glob(f"{stage}-*/checkpoint-*/trainer_state.json")):
             assert proc.poll() is None, "training finished before it could be killed"
             assert time.time() < deadline, "no checkpoint appeared"
             time.sleep(0.2)
@@ -47,21 +54,19 @@ def test_killed_sft_resumes_from_its_checkpoint(tmp_path):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # like a lost node: no cleanup runs
         proc.wait()
-    assert not (tmp_path / "sft").exists()  # nothing half-written where a finished artifact would be
-    saved_steps = [checkpoint_step(p) for p in checkpoints.glob("sft-*/checkpoint-*")]
+    assert not (tmp_path / stage).exists()  # nothing half-written where a finished artifact would be
+    saved_steps = [checkpoint_step(p) for p in checkpoints.glob(f"{stage}-*/checkpoint-*")]
     saved_step = min(saved_steps)  # two while the newest is written and the older not yet rotated out
     assert saved_step >= 5
 
-    art = _sft(overrides)
+    art = _train(stage, overrides)
     assert art.metrics["resumed_from_step"] >= saved_step  # steps before the checkpoint not repeated
     state = json.loads((art.path / "manifest.json").read_text())
-    uninterrupted = _sft(
-        [f"store.root={tmp_path / 'plain'}", "sft.num_train_epochs=60", "compute.checkpoint_steps=null"]
-    )
+    uninterrupted = _train(stage, [f"store.root={tmp_path / 'plain'}", *LONG[stage], "compute.checkpoint_steps=null"])
     assert state["metrics"]["steps"] == uninterrupted.metrics["steps"]
     assert uninterrupted.metrics["resumed_from_step"] == 0
     assert art.id == uninterrupted.id  # checkpointing does not change what the artifact is
-    assert not list(checkpoints.glob("sft-*"))  # checkpoints dropped once the artifact is complete
+    assert not list(checkpoints.glob(f"{stage}-*"))  # checkpoints dropped once the artifact is complete
 
 
 def test_a_checkpoint_cut_off_mid_save_is_skipped(tmp_path):
