@@ -246,6 +246,16 @@ class RLOOSection(TrainingSection):
     num_generations: int = Field(4, ge=2, description="Completions sampled per prompt (RLOO's leave-one-out group).")
     max_completion_length: int = Field(8, ge=1, description="Longest sampled completion, in tokens.")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
+    curve_every_steps: int = Field(
+        20,
+        ge=1,
+        description="Every N steps (and at the start and end), score the policy's greedy answers to held-out "
+        "questions with the reward model (proxy) and the gold judge, with its KL to SFT: the over-optimisation curve.",
+    )
+    curve_questions: int = Field(64, ge=1, description="Held-out questions the over-optimisation curve uses.")
+
+    def own_fields(self) -> set[str]:
+        return {"curve_every_steps", "curve_questions"}
 
     @model_validator(mode="after")
     def _whole_groups(self) -> RLOOSection:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from alignment.config import EvalConfig
@@ -60,6 +60,7 @@ class Evaluation:
     judge: Judge
     probe: list[dict] | None = None
     policies: Sequence[str] = ("dpo",)
+    curves: dict[str, list[dict]] = field(default_factory=dict)  # policy -> its over-optimisation curve
 
     def known(self) -> tuple[list[bool], str]:
         """Which questions count as known, and by what: "construction" or "probe"."""
@@ -123,7 +124,9 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         }
         win["judge_gap"] = win["reward_model"]["value"] - win["gold"]["value"]
         metrics[policy]["win_rate_vs_sft"] = win
-    metrics["win_rate_vs_sft"] = metrics[job.policies[0]]["win_rate_vs_sft"]  # the first policy's, as in schema 1
+    metrics["win_rate_vs_sft"] = metrics[job.policies[0]]["win_rate_vs_sft"]
+    for policy, points in job.curves.items():
+        metrics[policy]["curve"] = points  # the first policy's, as in schema 1
     metrics["sampling_sweep"] = sweep
     if job.probe is not None:
         metrics["knowledge_probe"] = {"probed_model": "sft", **agreement(job.probe)}
@@ -204,6 +207,7 @@ def evaluate_stage(
             judge=make_judge(ctx.cfg.judge),
             probe=load_probe(probe.path / "probe.jsonl"),
             policies=names,
+            curves={p: json.loads((policies[p].path / "curve.json").read_text()) for p in names if p == "rloo"},
         )
         metrics = evaluate(cfg, job, tmp, ctx.device().name, ctx.progress)
         summary = {m: {k: v["value"] for k, v in metrics[m].items() if "value" in v} for m in ("base", "sft", *names)}

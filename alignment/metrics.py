@@ -299,3 +299,18 @@ def self_consistency(samples_per_question: Sequence[Sequence[str]]) -> float:
         norm = [normalize(a) for a in answers]
         shares.append(max(norm.count(a) for a in set(norm)) / len(norm))
     return float(np.mean(shares))
+
+
+def overoptimisation(points: Sequence[Mapping[str, float]]) -> dict:
+    """What an RL run's curve (points with ``step``, ``kl``, ``proxy_reward``, ``gold_reward``) shows: where the
+    gold reward peaked (its first maximum) and whether afterwards the proxy rose while gold fell."""
+    if not points:
+        return {}
+    peak = max(points, key=lambda p: p["gold_reward"])
+    last = points[-1]
+    return {
+        "gold_peak_step": peak["step"],
+        "gold_peak_kl": peak["kl"],
+        "proxy_rises_after_gold_peak": last["step"] > peak["step"] and last["proxy_reward"] > peak["proxy_reward"],
+        "gold_falls_after_peak": last["gold_reward"] < peak["gold_reward"],
+    }

@@ -63,3 +63,18 @@ def plot_sweep(rows: list[dict], path: Path) -> None:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def plot_curve(points: list[dict], path: Path) -> None:
+    """Proxy (reward model) and gold-judge reward of the policy's answers against its KL to SFT during RL."""
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    kl = [p["kl"] for p in points]
+    ax.plot(kl, [p["proxy_reward"] for p in points], marker="o", label="proxy: reward model")
+    ax2 = ax.twinx()
+    ax2.plot(kl, [p["gold_reward"] for p in points], marker="s", color="#cc6677", label="gold judge")
+    ax.set(xlabel="KL to SFT (per token)", ylabel="reward-model score", title="over-optimisation (Gao et al. 2022)")
+    ax2.set_ylabel("gold reward (+1 / 0 / -1)")
+    fig.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

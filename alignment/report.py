@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from alignment.context import StageContext
-from alignment.metrics import BEHAVIOUR, METRICS, PER_MODEL, better, definitions, fmt
+from alignment.metrics import BEHAVIOUR, METRICS, PER_MODEL, better, definitions, fmt, overoptimisation
 from alignment.store import Artifact
 
 # Metric names (keys of ``METRICS``): rows of the per-model table, rows of the table split by the knowledge
@@ -75,6 +75,31 @@ def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], 
     return lines
 
 
+def curve_section(policy: str, points: list[dict]) -> list[str]:
+    """The over-optimisation curve of an RL policy: proxy and gold reward against KL, and what it shows."""
+    shape, last = overoptimisation(points), points[-1]
+    where = f"step {shape['gold_peak_step']} (KL {shape['gold_peak_kl']:.3f})"
+    if shape["proxy_rises_after_gold_peak"] and shape["gold_falls_after_peak"]:
+        verdict = (
+            f"Gold reward peaked at {where}; after it the proxy kept rising (to {last['proxy_reward']:.3f}) while "
+            f"gold fell (to {last['gold_reward']:.3f}): reward over-optimisation."
+        )
+    elif not shape["gold_falls_after_peak"]:
+        verdict = (
+            f"Gold reward did not fall from its best ({where}) by the end of training: no over-optimisation shown."
+        )
+    else:
+        verdict = f"Gold reward peaked at {where} and fell after it, but the proxy did not keep rising."
+    lines = [
+        f"## Over-optimisation during {policy} training",
+        "",
+        "| step | KL to SFT | proxy (reward model) | gold |",
+        "| --- | --- | --- | --- |",
+    ]
+    lines += [f"| {p['step']} | {p['kl']:.3f} | {p['proxy_reward']:.3f} | {p['gold_reward']:.3f} |" for p in points]
+    return lines + ["", verdict, "", f"![proxy and gold reward against KL]({policy}_curve.png)", ""]
+
+
 def render(metrics: dict, context: dict) -> str:
     """The report as Markdown."""
     names = [n for n in ("base", "sft", *policies(metrics)) if n in metrics]
@@ -127,6 +152,10 @@ def render(metrics: dict, context: dict) -> str:
             for r in sweep
         ]
         lines += ["", "![sampling sweep](sampling_sweep.png)", ""]
+    for policy in policies(metrics):
+        points = metrics[policy].get("curve")
+        if points:
+            lines += curve_section(policy, points)
     kp = metrics.get("knowledge_probe")
     if kp and by_probe:
         lines += [
@@ -203,8 +232,11 @@ def report_stage(section: None, ctx: StageContext, evaluate: Artifact) -> Artifa
     metrics = read_metrics(evaluate.path)
 
     def build(tmp: Path) -> dict:
-        from alignment.plots import plot_summary, plot_sweep
+        from alignment.plots import plot_curve, plot_summary, plot_sweep
 
+        for policy in policies(metrics):
+            if metrics[policy].get("curve"):
+                plot_curve(metrics[policy]["curve"], tmp / f"{policy}_curve.png")
         plot_summary(metrics, tmp / "summary.png")
         plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png")
         write_report(metrics, tmp / "report.md", report_context(ctx, evaluate))

@@ -104,6 +104,12 @@ def test_two_policies_from_one_sft_and_one_reward_model_are_evaluated_side_by_si
     report = (values["report"].path / "report.md").read_text()
     assert "| metric | base | sft | dpo | rloo |" in report
     assert "## Win-rate of dpo vs SFT" in report and "## Win-rate of rloo vs SFT" in report
+    curve = json.loads((rloo.path / "curve.json").read_text())
+    assert [p["step"] for p in curve] == sorted({0, *range(20, rloo.metrics["steps"] + 1, 20), rloo.metrics["steps"]})
+    assert metrics["rloo"]["curve"] == curve and "curve" not in metrics["dpo"]
+    assert (
+        "## Over-optimisation during rloo training" in report and (values["report"].path / "rloo_curve.png").is_file()
+    )
     assert values["export"].manifest["inputs"] == {
         "base": values["base"].id,
         "sft": values["sft"].id,

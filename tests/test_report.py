@@ -171,3 +171,24 @@ def test_every_selected_metric_is_registered():
     assert report.SHOWN == tuple(METRICS)
     # a gate bounds how far a metric may drop, so it only makes sense for a higher-is-better one
     assert [METRICS[n].higher_is_better for n in lib.DROP_GATES] == [True, True]
+
+
+def test_the_overoptimisation_verdict_follows_the_curve():
+    from alignment.metrics import overoptimisation
+
+    def point(step, kl, proxy, gold):
+        return {"step": step, "kl": kl, "proxy_reward": proxy, "gold_reward": gold}
+
+    hacked = [point(0, 0.0, 0.1, -0.5), point(10, 0.2, 0.3, 0.2), point(20, 0.5, 0.6, -0.1)]
+    assert overoptimisation(hacked) == {
+        "gold_peak_step": 10,
+        "gold_peak_kl": 0.2,
+        "proxy_rises_after_gold_peak": True,
+        "gold_falls_after_peak": True,
+    }
+    text = "\n".join(report.curve_section("rloo", hacked))
+    assert "Gold reward peaked at step 10 (KL 0.200); after it the proxy kept rising (to 0.600) while gold fell" in text
+    assert "| 20 | 0.500 | 0.600 | -0.100 |" in text and "![proxy and gold reward against KL](rloo_curve.png)" in text
+    flat = [point(0, 0.0, 0.25, -1.0), point(4, 0.0, 0.26, -1.0)]
+    assert not overoptimisation(flat)["gold_falls_after_peak"]
+    assert "did not fall from its best (step 0 (KL 0.000))" in "\n".join(report.curve_section("rloo", flat))
