@@ -33,15 +33,8 @@ def train_dpo(
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
-    result, resumed_from = fit(trainer, run)
-    trainer.model.save_pretrained(run.out_dir / "adapter")
+    metrics = fit(trainer, run) | {"pairs": len(preferences)}
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
-    metrics = {
-        "train_loss": result.training_loss,
-        "steps": result.global_step,
-        "resumed_from_step": resumed_from,
-        "pairs": len(preferences),
-    }
     if logs:
         metrics["final_reward_accuracy"] = logs[-1]["rewards/accuracies"]
         metrics["final_reward_margin"] = logs[-1].get("rewards/margins")

@@ -134,10 +134,11 @@ class ProgressCallback(TrainerCallback):
         self.run.report("done", step=state.global_step, total=state.max_steps)
 
 
-def fit(trainer, run: TrainingRun) -> tuple:
+def fit(trainer, run: TrainingRun) -> dict:
     """``trainer.train()``, resuming from the newest complete checkpoint a previous attempt of this artifact
-    left (killed worker, OOM, lost node). Logs an integration wrote under the output directory (e.g.
-    TensorBoard's ``runs/``) are kept in the artifact as ``logs/``. Returns (train output, step resumed from)."""
+    left (killed worker, OOM, lost node), then the trained adapter saved as ``run.out_dir / "adapter"``. Logs
+    an integration wrote under the output directory (e.g. TensorBoard's ``runs/``) are kept as ``logs/``.
+    Returns the metrics every training stage records: final training loss, steps, step resumed from."""
     last = last_complete_checkpoint(run.checkpointing.directory) if run.checkpointing else None
     if last:
         run.report(f"resuming from {last}")
@@ -147,4 +148,9 @@ def fit(trainer, run: TrainingRun) -> tuple:
     logs = Path(trainer.args.output_dir) / "runs"
     if logs.is_dir():
         shutil.copytree(logs, run.out_dir / "logs", dirs_exist_ok=True)
-    return result, checkpoint_step(last) if last else 0
+    trainer.model.save_pretrained(run.out_dir / "adapter")
+    return {
+        "train_loss": result.training_loss,
+        "steps": result.global_step,
+        "resumed_from_step": checkpoint_step(last) if last else 0,
+    }

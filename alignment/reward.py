@@ -53,12 +53,7 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
         run.report(
             f"{len(train_rows) - kept} of {len(train_rows)} pairs dropped: longer than max_length {cfg.max_length}"
         )
-    result, resumed_from = fit(trainer, run)
-    trainer.model.save_pretrained(run.out_dir / "adapter")
-    metrics = {
-        "train_loss": result.training_loss,
-        "steps": result.global_step,
-        "resumed_from_step": resumed_from,
+    metrics = fit(trainer, run) | {
         "train_pairs": kept,
         "train_pairs_dropped": len(train_rows) - kept,
     }

@@ -130,16 +130,9 @@ def train_rloo(
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
         callbacks=[curve_callback(curve, tok, reward_model)],
     )
-    result, resumed_from = fit(trainer, run)
+    metrics = fit(trainer, run) | {"prompts": len(prompts)}
     (run.out_dir / "curve.json").write_text(json.dumps(curve.points, indent=1) + "\n")
-    trainer.model.save_pretrained(run.out_dir / "adapter")
     logs = [entry for entry in trainer.state.log_history if "reward" in entry]
-    metrics = {
-        "train_loss": result.training_loss,
-        "steps": result.global_step,
-        "resumed_from_step": resumed_from,
-        "prompts": len(prompts),
-    }
     if logs:
         metrics["first_reward"], metrics["final_reward"] = logs[0]["reward"], logs[-1]["reward"]
         metrics["final_kl"] = logs[-1].get("kl")

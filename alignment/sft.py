@@ -23,12 +23,7 @@ def train_sft(cfg: SFTSection, base: BaseRef, demonstrations: list[dict], run: T
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
-    result, resumed_from = fit(trainer, run)
-    trainer.model.save_pretrained(run.out_dir / "adapter")
-    return {
-        "train_loss": result.training_loss,
-        "steps": result.global_step,
-        "resumed_from_step": resumed_from,
+    return fit(trainer, run) | {
         "examples": len(demonstrations),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }
