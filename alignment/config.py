@@ -174,31 +174,34 @@ class TrainingSection(_PassThrough):
                 raise ValueError(f"{self.target} rejects these settings: {exc}") from None
 
 
-class SFTSection(TrainingSection):
+class SequenceTrainingSection(TrainingSection):
+    """A training section whose TRL class truncates tokenized sequences (SFT, reward model, DPO; RLOO instead
+    bounds only its completions)."""
+
+    max_length: int | None = Field(
+        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
+    )
+
+
+class SFTSection(SequenceTrainingSection):
     """Supervised finetuning (TRL ``SFTTrainer``) of a LoRA adapter on the demonstrations."""
 
     target: ClassVar[str] = "trl.SFTConfig"
 
     num_train_epochs: float = Field(8.0, gt=0, description="Passes over the demonstrations.")
     learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
-    max_length: int | None = Field(
-        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
-    )
     completion_only_loss: bool = Field(
         True, description="Loss on the answer only, not the prompt (TRL's prompt/completion masking)."
     )
 
 
-class RewardSection(TrainingSection):
+class RewardSection(SequenceTrainingSection):
     """The reward model (TRL ``RewardTrainer``): LoRA plus a trained score head, on preference pairs."""
 
     target: ClassVar[str] = "trl.RewardConfig"
 
     num_train_epochs: float = Field(3.0, gt=0, description="Passes over the training pairs.")
     learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")
-    max_length: int | None = Field(
-        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
-    )
     eval_fraction: float = Field(
         0.15,
         ge=0,
@@ -211,16 +214,13 @@ class RewardSection(TrainingSection):
         return {"eval_fraction"}
 
 
-class DPOSection(TrainingSection):
+class DPOSection(SequenceTrainingSection):
     """Direct preference optimisation (TRL ``DPOTrainer``) of a LoRA adapter on the SFT model."""
 
     target: ClassVar[str] = "trl.DPOConfig"
 
     num_train_epochs: float = Field(4.0, gt=0, description="Passes over the preference pairs.")
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")
-    max_length: int | None = Field(
-        128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
-    )
     beta: float = Field(0.1, gt=0, description="Strength of the implicit KL penalty to the reference (SFT) model.")
     loss_type: list[Literal["sigmoid", "ipo", "hinge", "robust", "sft"]] = Field(
         ["sigmoid", "sft"],

@@ -18,7 +18,6 @@ from alignment.store import file_sha256
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".parquet": "parquet", ".csv": "csv", ".txt": "text"}
 ROLES = ("system", "user", "assistant", "tool")
-KINDS = ("sft", "preferences", "questions", "reference")
 
 
 def describe(source: DataSource) -> str:
@@ -206,7 +205,7 @@ def _format(row: dict) -> tuple[str, ...]:
 
 
 def load(source: DataSource, kind: str) -> list[dict]:
-    """Every row of ``source`` checked and normalised for ``kind`` (one of KINDS); all rows share one format."""
+    """Every row of ``source`` checked and normalised for ``kind`` (a key of NORMALIZERS); all rows share one format."""
     raw, where = load_raw(source)
     rows: list[dict] = []
     first: tuple[tuple[str, ...], int] | None = None
