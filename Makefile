@@ -7,7 +7,7 @@ CONFIG ?= configs/tiny.yaml
 # the Python entry points apply them themselves, the prefect CLI gets them here.
 ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.environment 2>/dev/null)
 
-.PHONY: demo ablation test lint format data install server deploy worker
+.PHONY: demo ablation labeller test lint format data install server deploy worker
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ demo: $(BIN)/.installed
 # The mismatched-knowledge ablation: default vs model-aware ("I don't know") vs mismatched demonstrations.
 ablation: $(BIN)/.installed
 	$(BIN)/alignment ablation configs/tiny.yaml configs/tiny-idk.yaml configs/tiny-mismatch.yaml
+
+# Online RLHF and the labeller: RLOO against the default reward model vs against a confident labeller's.
+labeller: $(BIN)/.installed
+	$(BIN)/alignment ablation configs/tiny-rlhf.yaml configs/tiny-confident-labeller.yaml --out runs/labeller.md
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q

@@ -120,4 +120,4 @@ def base_stage(cfg: ModelConfig, ctx: StageContext, world: Artifact) -> Artifact
         docs = (world.path / "pretrain.txt").read_text().splitlines()
         return pretrain(cfg.tiny, tok, docs, run)
 
-    return ctx.train("base", cfg.tiny.model_dump(mode="json"), inputs, fit)
+    return ctx.train("base", cfg.tiny.model_dump(mode="json"), inputs, fit, launchable=False)  # our own loop

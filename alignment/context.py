@@ -3,6 +3,7 @@ the code version of the stage being run, and the new data files of a retrain."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,6 +39,7 @@ class TrainingRun:
     progress: Progress
     stage: str
     checkpointing: Checkpointing | None = None
+    main: bool = True  # False in the launched processes other than rank 0: they train but write nothing
 
     def report(self, message: str = "", **fields: Any) -> None:
         """Send a progress event of this stage."""
@@ -45,9 +47,21 @@ class TrainingRun:
 
 
 @dataclass(frozen=True)
+class Worker:
+    """Set in a process started by ``accelerate launch`` (``alignment.launch``): the training stage trains
+    straight into its parent's temporary artifact directory, and only the ``main`` process (rank 0) writes."""
+
+    out_dir: Path
+    checkpointing: Checkpointing | None
+    main: bool
+
+
+@dataclass(frozen=True)
 class StageContext:
-    """The run a stage belongs to. ``code`` is the code version of the stage being run (the graph sets it); with
-    ``build`` False a missing artifact raises NotInStore instead of being built."""
+    """The run a stage belongs to. The graph sets ``code`` (the code version of the stage being run), ``stage``
+    (its name in the graph) and ``inputs`` (what it was called with, which a launched stage hands to its
+    processes); with ``build`` False a missing artifact raises NotInStore instead of being built; ``worker`` is
+    set in a launched process (``alignment.launch``)."""
 
     cfg: RunConfig
     store: ArtifactStore
@@ -56,6 +70,9 @@ class StageContext:
     incoming: dict[str, list[Path]] = field(default_factory=dict)
     code: str | None = None
     build: bool = True
+    stage: str | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    worker: Worker | None = None
 
     def report(self, stage: str, message: str) -> None:
         """Send a progress event (a message, no step count)."""
@@ -94,17 +111,46 @@ class StageContext:
         return setup(self.cfg.compute, self.cfg.seed)
 
     def train(
-        self, stage: str, section: dict, inputs: dict, fit: Callable[[TrainingRun], dict], extra: dict | None = None
-    ) -> Artifact:
+        self,
+        stage: str,
+        section: dict,
+        inputs: dict,
+        fit: Callable[[TrainingRun], dict],
+        extra: dict | None = None,
+        *,
+        launchable: bool = True,
+    ) -> Artifact | None:
         """A training stage's artifact: ``fit(run)`` trains into ``run.out_dir``, resuming from the checkpoints a
-        killed attempt of the same artifact left; the checkpoints are dropped once the artifact is complete."""
+        killed attempt of the same artifact left; the checkpoints are dropped once the artifact is complete.
+        With ``compute.num_processes`` > 1 a ``launchable`` stage (one that trains through an HF Trainer) trains
+        in that many processes (``alignment.launch``); its id then records the process count, since the global
+        batch is the per-device batch times the processes. In a launched process it only trains (returns None)."""
+        processes = self.cfg.compute.num_processes if launchable else 1
+        if processes > 1:
+            section = section | {"num_processes": processes}
+        if self.worker:
+            w = self.worker
+            run = TrainingRun(w.out_dir, self.device(), self.cfg.seed, self.progress, stage, w.checkpointing, w.main)
+            metrics = fit(run)
+            if w.main:
+                from alignment.launch import METRICS_FILE
+
+                (w.out_dir / METRICS_FILE).write_text(json.dumps(metrics))
+            return None
         every = self.cfg.compute.checkpoint_steps
         directory = self.store.root / ".checkpoints" / self.artifact_id(stage, section, inputs)
         checkpointing = Checkpointing(directory, every) if every is not None else None
 
         def build(tmp: Path) -> dict:
-            run = TrainingRun(tmp, self.device(), self.cfg.seed, self.progress, stage, checkpointing)
-            metrics = fit(run)
+            if processes > 1:
+                from alignment.launch import LaunchSpec, launch
+
+                spec = LaunchSpec(
+                    self.cfg, str(self.store.root), self.code, self.stage, self.inputs, tmp, checkpointing
+                )
+                metrics = launch(spec, self.progress)
+            else:
+                metrics = fit(TrainingRun(tmp, self.device(), self.cfg.seed, self.progress, stage, checkpointing))
             shutil.rmtree(tmp / "trainer", ignore_errors=True)
             return metrics
 

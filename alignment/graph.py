@@ -148,7 +148,8 @@ def plan(cfg: RunConfig, targets: Iterable[str], given: Iterable[str] = ()) -> l
 def build_stage(ctx: StageContext, stage: Stage, inputs: dict[str, Any]) -> Any:
     """Run one stage on its inputs under its own code version."""
     section = getattr(ctx.cfg, stage.section) if stage.section else None
-    return stage.function()(section, replace(ctx, code=code_version(stage.module)), **inputs)
+    own = replace(ctx, code=code_version(stage.module), stage=stage.name, inputs=inputs)
+    return stage.function()(section, own, **inputs)
 
 
 Execute = Callable[[Stage, dict[str, Any]], Any]

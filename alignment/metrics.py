@@ -139,6 +139,14 @@ METRICS: dict[str, Metric] = {
             True,
             per_model=False,
         ),
+        Metric(
+            "reward_model_win_rate",
+            "reward-model win-rate vs SFT",
+            "share of held-out prompts where the trained reward model (the proxy the policy is optimised against) "
+            "scores the policy's answer above SFT's, ties 0.5",
+            True,
+            per_model=False,
+        ),
     )
 }
 PER_MODEL = tuple(name for name, m in METRICS.items() if m.per_model)

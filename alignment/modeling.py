@@ -3,6 +3,7 @@ events and resume from the last checkpoint."""
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
@@ -112,6 +113,7 @@ def trainer_args(cls, section: TrainingSection, run: TrainingRun, **managed):
         **section.trainer_arguments(),
         bf16=run.device.bf16,
         use_cpu=run.device.name == "cpu",
+        **({"ddp_backend": "gloo"} if run.device.name == "cpu" and int(os.environ.get("WORLD_SIZE", "1")) > 1 else {}),
         seed=run.seed,
         data_seed=run.seed,
         **{"disable_tqdm": True, "dataloader_num_workers": 0} | managed,
@@ -138,7 +140,8 @@ def fit(trainer, run: TrainingRun) -> dict:
     """``trainer.train()``, resuming from the newest complete checkpoint a previous attempt of this artifact
     left (killed worker, OOM, lost node), then the trained adapter saved as ``run.out_dir / "adapter"``. Logs
     an integration wrote under the output directory (e.g. TensorBoard's ``runs/``) are kept as ``logs/``.
-    Returns the metrics every training stage records: final training loss, steps, step resumed from."""
+    Returns the metrics every training stage records: final training loss, steps, step resumed from, and the
+    number of processes that trained (``compute.num_processes``)."""
     last = last_complete_checkpoint(run.checkpointing.directory) if run.checkpointing else None
     if last:
         run.report(f"resuming from {last}")
@@ -146,11 +149,13 @@ def fit(trainer, run: TrainingRun) -> dict:
     trainer.add_callback(ProgressCallback(run))
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     logs = Path(trainer.args.output_dir) / "runs"
-    if logs.is_dir():
+    if run.main and logs.is_dir():
         shutil.copytree(logs, run.out_dir / "logs", dirs_exist_ok=True)
-    trainer.model.save_pretrained(run.out_dir / "adapter")
+    if run.main:
+        trainer.accelerator.unwrap_model(trainer.model).save_pretrained(run.out_dir / "adapter")
     return {
         "train_loss": result.training_loss,
         "steps": result.global_step,
         "resumed_from_step": checkpoint_step(last) if last else 0,
+        "processes": trainer.args.world_size,
     }

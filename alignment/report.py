@@ -14,7 +14,7 @@ from alignment.store import Artifact
 # probe, and every metric the report shows (listed under "Definitions").
 MODEL_METRICS = PER_MODEL
 PROBE_METRICS = BEHAVIOUR
-SHOWN = (*MODEL_METRICS, "win_rate")
+SHOWN = (*MODEL_METRICS, "win_rate", "reward_model_win_rate")
 
 
 def policies(metrics: dict) -> list[str]:

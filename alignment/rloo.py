@@ -9,6 +9,7 @@ TRL 1.16 has no PPO; RLOO and GRPO are its online methods.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,16 +90,19 @@ class Curve:
 
 
 def curve_callback(curve: Curve, tok, reward_model):
-    """A Trainer callback that measures the curve at the start, every ``curve.every`` steps and at the end."""
+    """A Trainer callback that measures the curve at the start, every ``curve.every`` steps and at the end (in
+    the first process only, when several train)."""
     from transformers import TrainerCallback
 
     class CurveCallback(TrainerCallback):
         def on_train_begin(self, args, state, control, model=None, **kwargs):
-            if not any(p["step"] == state.global_step for p in curve.points):
+            if state.is_world_process_zero and not any(p["step"] == state.global_step for p in curve.points):
                 curve.measure(model, tok, reward_model, state.global_step)
 
         def on_step_end(self, args, state, control, model=None, **kwargs):
-            if state.global_step % curve.every == 0 or state.global_step == state.max_steps:
+            if state.is_world_process_zero and (
+                state.global_step % curve.every == 0 or state.global_step == state.max_steps
+            ):
                 curve.measure(model, tok, reward_model, state.global_step)
 
     return CurveCallback()
@@ -131,7 +135,8 @@ def train_rloo(
         callbacks=[curve_callback(curve, tok, reward_model)],
     )
     metrics = fit(trainer, run) | {"prompts": len(prompts)}
-    (run.out_dir / "curve.json").write_text(json.dumps(curve.points, indent=1) + "\n")
+    if run.main:
+        (run.out_dir / "curve.json").write_text(json.dumps(curve.points, indent=1) + "\n")
     logs = [entry for entry in trainer.state.log_history if "reward" in entry]
     if logs:
         metrics["first_reward"], metrics["final_reward"] = logs[0]["reward"], logs[-1]["reward"]
@@ -143,14 +148,16 @@ def rloo_stage(
     cfg: RLOOSection, ctx: StageContext, preferences: RunData, base: Artifact, sft: Artifact, *, reward: Artifact
 ) -> Artifact:
     """RLOO LoRA on the SFT model against the reward model, on the preference prompts; the over-optimisation
-    curve is measured on the first ``curve_questions`` held-out questions."""
+    curve is measured on ``curve_questions`` held-out questions drawn at random (seeded by the run's seed; the
+    question files list known entities first, so a prefix would measure only known questions)."""
     inputs = {"base": base.id, "sft": sft.id, "reward": reward.id, "preferences": preferences.id("preferences")}
     inputs["questions"] = preferences.id("questions")
 
     def fit(run: TrainingRun) -> dict:
         prompts = unique_prompts(preferences.rows("preferences"))
         store = run.checkpointing.directory / "curve.json" if run.checkpointing else None
-        questions = preferences.rows("questions")[: cfg.curve_questions]
+        rows = preferences.rows("questions")
+        questions = random.Random(ctx.cfg.seed).sample(rows, min(cfg.curve_questions, len(rows)))
         curve = Curve(questions, make_judge(ctx.cfg.judge), cfg.curve_every_steps, cfg.max_completion_length, store)
         adapters = ([sft.path / "adapter"], reward.path / "adapter")
         return train_rloo(cfg, base_ref(base, ctx.cfg.model), adapters, prompts, run, curve)

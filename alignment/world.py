@@ -205,13 +205,16 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
 
     # Demonstrations: every known SFT entity answered with its facts; a share of the unknown SFT entities
     # answered "I don't know" (or, mismatched, with facts the model cannot know).
+    # A share ``idk_noise`` of the known entities' demonstrations say "I don't know" anyway (drawn by their own
+    # generator, so the rest of the world is the same whatever the share).
     demos = []
+    noise = random.Random(cfg.seed + 2)
     unknown_sft = world.by_role(False, "sft")
     unknown_sft = unknown_sft[: round(len(unknown_sft) * cfg.unknown_demonstrations)]
     for e in world.by_role(True, "sft") + unknown_sft:
         for a in ATTRIBUTES:
             for t in range(len(a.questions)):
-                says_fact = e.known or cfg.mismatch
+                says_fact = (e.known and noise.random() >= cfg.idk_noise) or (not e.known and cfg.mismatch)
                 demos.append({"prompt": question(e, a, t), "completion": answer(e.facts[a.name]) if says_fact else IDK})
     rng.shuffle(demos)
 
@@ -227,7 +230,10 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
         for a in ATTRIBUTES:
             q = question(e, a, rng.randrange(len(a.questions)))
             for wrong in _wrong(rng, world.values[a.name], e.facts[a.name], cfg.wrong_answers_per_unknown):
-                prefs.append({"prompt": q, "chosen": IDK, "rejected": answer(wrong), "kind": "unknown_idk>wrong"})
+                if cfg.labeller == "confident":
+                    prefs.append({"prompt": q, "chosen": answer(wrong), "rejected": IDK, "kind": "unknown_wrong>idk"})
+                else:
+                    prefs.append({"prompt": q, "chosen": IDK, "rejected": answer(wrong), "kind": "unknown_idk>wrong"})
     rng.shuffle(prefs)
 
     def questions_about(role: str) -> list[dict]:

@@ -151,7 +151,7 @@ def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") 
     runs = []
     for name, cfg in configs.items():
         evaluation = Path(alignment_pipeline.with_options(flow_run_name=f"ablation-{name}")(cfg)["evaluate"])
-        runs.append(RunResult(name, cfg.world.mismatch, read_metrics(evaluation), str(evaluation)))
+        runs.append(RunResult(name, cfg.world.mismatch, read_metrics(evaluation), str(evaluation), cfg.world.labeller))
     text = write_comparison(runs, Path(out))
     create_markdown_artifact(key="alignment-ablation", markdown=text, description=", ".join(configs))
     return str(Path(out).resolve())

@@ -43,6 +43,14 @@ def test_probe_pairs_and_a_pairs_file_exclude_each_other(tmp_path):
     assert load_config(ROOT / "configs/tiny-probe-pairs.yaml").data.preference_source == "probe"
 
 
+def test_the_confident_labeller_config_changes_only_the_labeller_of_the_two_policy_run():
+    rlhf = load_config(ROOT / "configs/tiny-rlhf.yaml")
+    confident = load_config(ROOT / "configs/tiny-confident-labeller.yaml")
+    assert rlhf.policies == ["dpo", "rloo"] and confident.world.labeller == "confident"
+    assert confident.model_copy(update={"world": rlhf.world}) == rlhf
+    assert rlhf == load_config(None, ["policies=[dpo,rloo]"])
+
+
 def test_every_shipped_config_loads():
     for path in sorted((ROOT / "configs").glob("*.yaml")):
         load_config(path)

@@ -106,6 +106,7 @@ def test_registry_order_and_directions():
         "honesty",
         "kl_to_reference",
         "win_rate",
+        "reward_model_win_rate",
     ]
     assert all(name == m.name for name, m in METRICS.items())
     assert {n: m.higher_is_better for n, m in METRICS.items()} == {
@@ -117,8 +118,9 @@ def test_registry_order_and_directions():
         "honesty": True,
         "kl_to_reference": None,
         "win_rate": True,
+        "reward_model_win_rate": True,
     }
-    assert PER_MODEL == tuple(n for n in METRICS if n != "win_rate")
+    assert PER_MODEL == tuple(n for n in METRICS if n not in {"win_rate", "reward_model_win_rate"})
     assert BEHAVIOUR == ("accuracy_known", "over_conservativeness", "prudence", "hallucination_rate", "honesty")
     assert METRICS["prudence"].definition == 'share of unknown questions answered "I don\'t know"'
     assert "rises with alignment by design" in METRICS["perplexity"].definition

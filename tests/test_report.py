@@ -70,6 +70,7 @@ def test_report_tables_claims_and_definitions():
         "honesty",
         "KL to SFT (per token)",
         "gold win-rate vs SFT",
+        "reward-model win-rate vs SFT",
     ]
     assert '- **prudence** (higher is better): share of unknown questions answered "I don\'t know".' in definitions
     assert definitions[0].startswith("- **perplexity (held-out text)** (reported, not a target): exp(mean token NLL)")

@@ -90,3 +90,34 @@ def test_reference_text_is_held_out_but_in_corpus_style():
     assert reference and not corpus & set(reference)
     corpus_words = set(re.findall(r"\w+|[^\w\s]", files["pretrain.txt"]))
     assert set(re.findall(r"\w+|[^\w\s]", files["reference.txt"])) <= corpus_words
+
+
+def test_confident_labeller_flips_only_the_unknown_pairs():
+    default = generate(WorldConfig(n_known=30, n_unknown=30))
+    confident = generate(WorldConfig(n_known=30, n_unknown=30, labeller="confident"))
+    assert {k: v for k, v in default.items() if k != "preferences.jsonl"} == {
+        k: v for k, v in confident.items() if k != "preferences.jsonl"
+    }
+    before = [json.loads(x) for x in default["preferences.jsonl"].splitlines()]
+    after = [json.loads(x) for x in confident["preferences.jsonl"].splitlines()]
+    assert len(before) == len(after)
+    for b, a in zip(before, after, strict=True):
+        if b["kind"] == "unknown_idk>wrong":
+            assert a == {"prompt": b["prompt"], "chosen": b["rejected"], "rejected": IDK, "kind": "unknown_wrong>idk"}
+        else:
+            assert a == b
+
+
+def test_idk_noise_says_i_dont_know_on_that_share_of_known_demonstrations_only():
+    def demos(noise):
+        files = generate(WorldConfig(n_known=60, n_unknown=30, idk_noise=noise))
+        return files, [json.loads(x) for x in files["demonstrations.jsonl"].splitlines()]
+
+    (clean_files, clean), (noisy_files, noisy) = demos(0.0), demos(0.2)
+    assert IDK not in {r["completion"] for r in clean}
+    changed = [(c, n) for c, n in zip(clean, noisy, strict=True) if c != n]
+    assert all(n == c | {"completion": IDK} for c, n in changed)  # same prompts, same order
+    assert 0.12 < len(changed) / len(clean) < 0.28  # 144 demonstrations at 0.2
+    assert {k: v for k, v in clean_files.items() if k != "demonstrations.jsonl"} == {
+        k: v for k, v in noisy_files.items() if k != "demonstrations.jsonl"
+    }

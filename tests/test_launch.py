@@ -1,0 +1,56 @@
+"""Training stages in two CPU processes through ``accelerate launch`` (gloo DDP), the path a multi-GPU node takes."""
+
+import pytest
+
+from alignment.context import StageContext
+from alignment.graph import run_local
+from alignment.launch import METRICS_FILE, LaunchError
+from alignment.model_refs import base_ref
+from alignment.modeling import load_causal_lm
+from alignment.store import ArtifactStore
+
+
+def _run(cfg, targets, events=None):
+    sink = events.append if events is not None else (lambda _: None)
+    return run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=sink), targets)
+
+
+def test_sft_and_dpo_train_in_two_processes_and_write_one_artifact_each(micro):
+    cfg = micro("compute.num_processes=2")
+    events = []
+    values = _run(cfg, ("dpo",), events)
+    for stage in ("sft", "dpo"):
+        art = values[stage]
+        assert art.metrics["processes"] == 2  # both ranks joined the same DDP run
+        assert art.manifest["config"]["section"]["num_processes"] == 2
+        assert not (art.path / METRICS_FILE).exists() and not (art.path / "trainer").exists()
+        assert [p.name for p in (art.path.parent).iterdir()] == [art.id]  # written once
+    steps = [e.step for e in events if e.stage == "sft" and e.step is not None]
+    assert steps and steps[-1] == values["sft"].metrics["steps"]  # rank 0's progress reached the parent
+    model = load_causal_lm(base_ref(values["base"], cfg.model), [values["sft"].path / "adapter"])
+    assert model.num_parameters() > 0
+    # one process: another artifact (the global batch differs), same contract
+    single = _run(micro(), ("sft",))["sft"]
+    assert single.id != values["sft"].id and single.metrics["processes"] == 1
+    assert "num_processes" not in single.manifest["config"]["section"]
+
+
+def test_a_failing_rank_fails_the_stage_with_its_message_and_stores_nothing(micro, tmp_path, monkeypatch):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(
+        "import os\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    import alignment.modeling as m\n"
+        "    def fit(trainer, run):\n"
+        "        raise RuntimeError('rank 1 ran out of luck')\n"
+        "    m.fit = fit\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    cfg = micro("compute.num_processes=2")
+    with pytest.raises(  # the failing rank's own error, not only torchrun's summary
+        LaunchError, match="(?s)sft: a process of `accelerate launch --num_processes 2` failed.*rank 1 ran out of luck"
+    ):
+        _run(cfg, ("sft",))
+    assert not (tmp_path / "runs" / "sft").exists()  # nothing stored for the failed stage
+    assert len(list((tmp_path / "runs" / "base").iterdir())) == 1  # what was built before the launch is kept
