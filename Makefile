@@ -7,7 +7,7 @@ CONFIG ?= configs/tiny.yaml
 # the Python entry points apply them themselves, the prefect CLI gets them here.
 ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.environment 2>/dev/null)
 
-.PHONY: demo ablation labeller test lint format data install server deploy worker
+.PHONY: demo ablation labeller test lint format data install server pool deploy worker image
 
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
@@ -30,7 +30,12 @@ ablation: $(BIN)/.installed
 labeller: $(BIN)/.installed
 	$(BIN)/alignment ablation configs/tiny-rlhf.yaml configs/tiny-confident-labeller.yaml --out runs/labeller.md
 
-test: $(BIN)/.installed
+# The tests also render the GPU pools' job templates with the workers' own code (the `pools` extra).
+$(BIN)/.installed-pools: $(BIN)/.installed
+	$(BIN)/pip install -q -e ".[dev,pools]"
+	touch $@
+
+test: $(BIN)/.installed-pools
 	$(BIN)/python -m pytest -q
 
 lint: $(BIN)/.installed
@@ -61,12 +66,25 @@ RETRAIN_ACTIVE ?= true
 server: $(BIN)/.installed
 	$(ENV_DEFAULTS) $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-deploy: $(BIN)/.installed
+# The work pool: POOL_TYPE=process (this machine's worker), docker or kubernetes (GPU job templates in deploy/),
+# with at most POOL_LIMIT runs at once, so two retrains never share a GPU.
+POOL_TYPE ?= process
+POOL_LIMIT ?= 1
+TEMPLATE = $(if $(filter process,$(POOL_TYPE)),,--base-job-template deploy/$(POOL_TYPE)-gpu-pool.json)
+pool: $(BIN)/.installed
 	PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool inspect $(POOL) >/dev/null 2>&1 || \
-		PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool create $(POOL) --type process
+		PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool create $(POOL) --type $(POOL_TYPE) $(TEMPLATE)
+	PREFECT_API_URL=$(API_URL) $(BIN)/prefect work-pool set-concurrency-limit $(POOL) $(POOL_LIMIT)
+
+deploy: pool
 	PREFECT_API_URL=$(API_URL) ALIGNMENT_REPO=$(ALIGNMENT_REPO) ALIGNMENT_REF=$(ALIGNMENT_REF) ALIGNMENT_POOL=$(POOL) \
 		ALIGNMENT_STORE=$(STORE) ALIGNMENT_INCOMING=$(INCOMING) ALIGNMENT_RETRAIN_CRON="$(RETRAIN_CRON)" \
 		ALIGNMENT_RETRAIN_ACTIVE=$(RETRAIN_ACTIVE) $(ENV_DEFAULTS) $(BIN)/prefect --no-prompt deploy --all
 
 worker: $(BIN)/.installed
 	PREFECT_API_URL=$(API_URL) PATH=$(CURDIR)/$(BIN):$$PATH $(ENV_DEFAULTS) $(BIN)/prefect worker start --pool $(POOL)
+
+# The training image of the Docker and Kubernetes pools (push it where the nodes pull from: IMAGE=registry/name:tag).
+IMAGE ?= alignment-pipeline:latest
+image:
+	docker build -t $(IMAGE) .

@@ -97,6 +97,19 @@ def deployment(server):
     return deployments
 
 
+def test_plain_prefect_deploy_without_the_store_stops_naming_the_variable(server, tmp_path):
+    """`prefect deploy --all` without `make deploy`'s variables: no empty store path, no cryptic schedule error."""
+    env = {k: v for k, v in server["env"].items() if k not in {"ALIGNMENT_STORE", "ALIGNMENT_RETRAIN_CRON"}}
+    env |= {"ALIGNMENT_POOL": "test-pool-missing-store"}
+    done = subprocess.run(
+        [BIN / "prefect", "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "prefect deploy: set ALIGNMENT_STORE (the artifact store" in done.stdout + done.stderr
+    listed = httpx.post(f"{server['api']}/deployments/filter", json={}, timeout=30, auth=AUTH).raise_for_status()
+    assert all(d["work_pool_name"] != "test-pool-missing-store" for d in listed.json())
+
+
 DEPLOYMENTS = [
     (f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "rloo", "evaluate", "retrain")
 ]
@@ -228,3 +241,54 @@ def test_server_refuses_requests_without_the_auth_string(server):
     wrong = httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30, auth=("admin", "nope"))
     assert wrong.status_code == 401
     assert httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30, auth=AUTH).status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["kubernetes", "docker"])
+def test_deploys_onto_a_gpu_pool_whose_jobs_get_the_gpus_the_image_and_the_store(server, kind):
+    """`make deploy POOL_TYPE=...` as commands: the pool from deploy/'s template, its limit, then prefect.yaml.
+    Last in this module: it moves the pipeline deployment onto the GPU pool."""
+    import asyncio
+    import uuid
+
+    from prefect.client.schemas.objects import FlowRun
+
+    pool = f"gpu-{kind}"
+    env = server["env"] | {
+        "ALIGNMENT_POOL": pool,
+        "ALIGNMENT_IMAGE": "registry.example/alignment:v1",
+        "ALIGNMENT_GPUS": "2",
+        "ALIGNMENT_STORE": "/store/runs",
+        "ALIGNMENT_INCOMING": "/store/incoming",
+    }
+    run = lambda *a: subprocess.run([BIN / "prefect", *a], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: E731
+    template = ROOT / f"deploy/{kind}-gpu-pool.json"
+    for step in (
+        ("work-pool", "create", pool, "--type", kind, "--base-job-template", str(template)),
+        ("work-pool", "set-concurrency-limit", pool, "1"),
+        ("--no-prompt", "deploy", "--name", "pipeline"),
+    ):
+        done = run(*step)
+        assert done.returncode == 0, done.stdout + done.stderr
+    found = httpx.get(f"{server['api']}/deployments/name/alignment-pipeline/pipeline", timeout=30, auth=AUTH)
+    deployment = found.raise_for_status().json()
+    work_pool = httpx.get(f"{server['api']}/work_pools/{pool}", timeout=30, auth=AUTH).raise_for_status().json()
+    assert deployment["work_pool_name"] == pool and work_pool["concurrency_limit"] == 1
+    assert deployment["parameters"]["cfg"]["store"]["root"] == "/store/runs"
+    if kind == "kubernetes":
+        from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration as Configuration
+    else:
+        from prefect_docker.worker import DockerWorkerJobConfiguration as Configuration
+    cfg = asyncio.run(
+        Configuration.from_template_and_values(
+            work_pool["base_job_template"], deployment["job_variables"], client=object()
+        )
+    )
+    cfg.prepare_for_flow_run(flow_run=FlowRun(flow_id=uuid.uuid4(), name="gentle-otter"))
+    if kind == "kubernetes":
+        (container,) = cfg.job_manifest["spec"]["template"]["spec"]["containers"]
+        assert container["image"] == "registry.example/alignment:v1"
+        assert container["resources"]["limits"]["nvidia.com/gpu"] == 2
+        assert {"name": "store", "mountPath": "/store"} in container["volumeMounts"]
+    else:
+        assert cfg.image == "registry.example/alignment:v1" and cfg.volumes == ["/srv/alignment-store:/store"]
+        assert cfg.container_create_kwargs["device_requests"][0]["count"] == 2

@@ -1,0 +1,81 @@
+"""The deployments' settings, read by `prefect deploy` as the first build step of prefect.yaml.
+
+Prefect's `{{ $VAR }}` has no default and turns an unset variable into an empty string (an empty store path,
+an `Unknown schedule type` for an empty cron). This step gives every setting a default where one is sensible
+and otherwise stops the deploy, before anything is deployed, with a message that names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+REQUIRED = {
+    "ALIGNMENT_STORE": "the artifact store: a directory every worker can read and write, e.g. a shared disk",
+    "ALIGNMENT_INCOMING": "where new data files land for the scheduled retrain (a directory the worker can read)",
+}
+DEFAULT_CRON = "0 3 * * *"
+DEFAULT_IMAGE = "alignment-pipeline:latest"  # `make image`
+
+
+def _git(*args: str) -> str | None:
+    try:
+        out = subprocess.run(["git", *args], capture_output=True, text=True, check=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() or None
+
+
+def _flag(name: str, default: bool) -> bool:
+    value = os.environ.get(name, "").strip().lower()
+    if not value:
+        return default
+    if value in {"true", "1", "yes"}:
+        return True
+    if value in {"false", "0", "no"}:
+        return False
+    raise ValueError(f"prefect deploy: {name}={value!r} is neither true nor false")
+
+
+def _count(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        count = int(value)
+    except ValueError:
+        count = -2
+    if count < -1:
+        raise ValueError(f"prefect deploy: {name}={value!r} is not a GPU count (a whole number; -1: all, Docker only)")
+    return count
+
+
+def deploy_settings() -> dict[str, Any]:
+    """The settings prefect.yaml templates as `{{ settings.<name> }}`: ``repo`` and ``ref`` (what the worker
+    clones; default: this checkout's origin, or its directory, and branch), ``store`` and ``incoming``
+    (required), ``cron`` (the retrain's schedule, UTC; default 03:00 daily), ``active`` (default true), and for
+    Docker and Kubernetes pools ``image`` (ALIGNMENT_IMAGE, default `make image`'s tag) and ``gpus``
+    (ALIGNMENT_GPUS, GPUs per run, default 1); a process pool ignores the last two."""
+    missing = [f"{name} ({why})" for name, why in REQUIRED.items() if not os.environ.get(name, "").strip()]
+    if missing:
+        raise ValueError(
+            "prefect deploy: set " + "; ".join(missing) + ". `make deploy` sets them (STORE=..., INCOMING=...)."
+        )
+    store, incoming = (Path(os.environ[name]).expanduser() for name in REQUIRED)
+    for name, path in zip(REQUIRED, (store, incoming), strict=True):
+        if not path.is_absolute():
+            raise ValueError(
+                f"prefect deploy: {name}={str(path)!r} must be an absolute path (the worker's cwd differs)"
+            )
+    return {
+        "repo": os.environ.get("ALIGNMENT_REPO") or _git("remote", "get-url", "origin") or str(Path.cwd()),
+        "ref": os.environ.get("ALIGNMENT_REF") or _git("rev-parse", "--abbrev-ref", "HEAD") or "main",
+        "store": str(store),
+        "incoming": str(incoming),
+        "cron": os.environ.get("ALIGNMENT_RETRAIN_CRON", "").strip() or DEFAULT_CRON,
+        "active": _flag("ALIGNMENT_RETRAIN_ACTIVE", True),
+        "image": os.environ.get("ALIGNMENT_IMAGE", "").strip() or DEFAULT_IMAGE,
+        "gpus": _count("ALIGNMENT_GPUS", 1),
+    }
