@@ -100,14 +100,18 @@ def deployment(server):
 def test_plain_prefect_deploy_without_the_store_stops_naming_the_variable(server, tmp_path):
     """`prefect deploy --all` without `make deploy`'s variables: no empty store path, no cryptic schedule error."""
     env = {k: v for k, v in server["env"].items() if k not in {"ALIGNMENT_STORE", "ALIGNMENT_RETRAIN_CRON"}}
-    env |= {"ALIGNMENT_POOL": "test-pool-missing-store"}
+    created = subprocess.run(
+        [BIN / "prefect", "work-pool", "create", "store-less", "--type", "process"], env=env, capture_output=True
+    )
+    assert created.returncode == 0
+    env |= {"ALIGNMENT_POOL": "store-less"}
     done = subprocess.run(
         [BIN / "prefect", "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True
     )
     assert done.returncode != 0
     assert "prefect deploy: set ALIGNMENT_STORE (the artifact store" in done.stdout + done.stderr
     listed = httpx.post(f"{server['api']}/deployments/filter", json={}, timeout=30, auth=AUTH).raise_for_status()
-    assert all(d["work_pool_name"] != "test-pool-missing-store" for d in listed.json())
+    assert all(d["work_pool_name"] != "store-less" for d in listed.json())  # stopped before any deployment
 
 
 DEPLOYMENTS = [
