@@ -173,9 +173,10 @@ def render(runs: list[RunResult]) -> str:
         lines.append(f"- {verdict if verdict == 'supported' else f'**{verdict}**'}: {text}: {numbers}.")
     lines += [
         "",
-        "Metrics are measured on held-out questions; intervals are 95% bootstrap intervals over questions. A run "
-        "whose SFT never saw an 'I don't know' demonstration already answers nearly every unknown question, so "
-        "against it the mismatch has little room.",
+        "Metrics are measured on held-out questions; intervals are 95% bootstrap intervals over questions; a claim "
+        "is supported only when the intervals do not overlap. An SFT model that rarely abstains already answers "
+        "nearly every unknown question wrongly, which leaves a mismatch or a confident labeller little room to "
+        "raise hallucination further.",
         "",
         "## Definitions",
         "",
