@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import math
 import tempfile
 from functools import lru_cache
 from pathlib import Path
@@ -25,8 +26,22 @@ class ConfigError(ValueError):
     """A run configuration that cannot be used; the message names the file and key."""
 
 
+MAX_SEED = 2**32 - 1  # numpy's seed range, which transformers' set_seed passes the seed to
+
+
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+def _non_finite(value: Any) -> bool:
+    """Whether a value (or anything nested in it) is an infinite or NaN float."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 @lru_cache(maxsize=8)
@@ -43,7 +58,7 @@ class _PassThrough(BaseModel):
     the values are checked by building the class once, so a wrong value fails here, before any training.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
     target: ClassVar[str]
     managed: ClassVar[dict[str, str]] = {}
 
@@ -58,6 +73,12 @@ class _PassThrough(BaseModel):
             return self
         accepted = _fields_of(self.target)
         for key in sorted(extra):
+            if _non_finite(extra[key]):
+                raise PydanticCustomError(
+                    "non_finite_argument",
+                    "'{key}' must be a finite number, not {value}",
+                    {"key": key, "value": extra[key]},
+                )
             if key in self.managed:
                 raise PydanticCustomError(
                     "managed_argument",
@@ -229,6 +250,16 @@ class DPOSection(SequenceTrainingSection):
     )
     loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
 
+    @model_validator(mode="after")
+    def _one_weight_per_loss(self) -> DPOSection:
+        if self.loss_weights is not None and len(self.loss_weights) != len(self.loss_type):
+            raise PydanticCustomError(
+                "loss_weights_length",
+                "loss_weights has {n} entries but loss_type has {m} ({types}): give one weight per loss",
+                {"n": len(self.loss_weights), "m": len(self.loss_type), "types": self.loss_type},
+            )
+        return self
+
 
 class RLOOSection(TrainingSection):
     """Online RLHF (TRL ``RLOOTrainer``): a LoRA policy from the SFT model, sampling answers to the preference
@@ -277,7 +308,9 @@ class RLOOSection(TrainingSection):
 class WorldConfig(_Section):
     """The synthetic world: entities, their facts, and how they are split."""
 
-    seed: int = Field(0, description="Seed of the world generator; a different seed is a different world.")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Seed of the world generator; a different seed is a different world."
+    )
     n_known: int = Field(150, ge=6, description="Entities whose facts are in the pretraining corpus.")
     n_unknown: int = Field(150, ge=6, description="Entities never seen in pretraining.")
     known_split: tuple[float, float, float] = Field(
@@ -312,6 +345,33 @@ class WorldConfig(_Section):
         "wrong answer; 'confident' (labellers who reward confidence) prefers the confident wrong answer.",
     )
     wrong_answers_per_unknown: int = Field(2, ge=1, description="'I don't know' > wrong pairs per unknown question.")
+
+    def role_sizes(self, known: bool) -> tuple[int, int, int]:
+        """Entities per role (SFT, preference pairs, evaluation), as the world splits them."""
+        count, shares = (self.n_known, self.known_split) if known else (self.n_unknown, self.unknown_split)
+        total = sum(shares)
+        a = round(count * shares[0] / total)
+        b = round(count * shares[1] / total)
+        return a, b, count - a - b
+
+    @model_validator(mode="after")
+    def _every_role_has_entities(self) -> WorldConfig:
+        for known, split in ((True, "known_split"), (False, "unknown_split")):
+            needed = ("sft", "pref", "eval") if known or self.unknown_demonstrations > 0 else ("pref", "eval")
+            sizes = dict(zip(("sft", "pref", "eval"), self.role_sizes(known), strict=True))
+            empty = [role for role in needed if sizes[role] < 1]
+            if empty:
+                raise PydanticCustomError(
+                    "empty_role",
+                    "{split} {shares} of {count} entities leaves no entity for {roles}",
+                    {
+                        "split": split,
+                        "shares": list(getattr(self, split)),
+                        "count": self.n_known if known else self.n_unknown,
+                        "roles": ", ".join(empty),
+                    },
+                )
+        return self
 
 
 class DataSource(_Section):
@@ -396,6 +456,16 @@ class TinyBaseConfig(_Section):
     warmup_steps: int = Field(30, ge=0, description="Linear warmup steps, then cosine decay to 10% of the peak.")
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
 
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TinyBaseConfig:
+        if self.hidden_size % self.num_attention_heads:
+            raise PydanticCustomError(
+                "heads_divide_width",
+                "num_attention_heads ({heads}) must divide hidden_size ({width}): each head gets hidden_size / heads",
+                {"heads": self.num_attention_heads, "width": self.hidden_size},
+            )
+        return self
+
 
 class ModelConfig(_Section):
     """The base model: a local HF causal-LM directory or hub id, or None for the tiny base we pretrain."""
@@ -450,7 +520,7 @@ class EvalConfig(_Section):
     sweep_samples: int = Field(5, ge=1, description="Samples per question at each sampled sweep point.")
     batch_size: int = Field(256, ge=1, description="Questions per generation / scoring batch.")
     bootstrap_samples: int = Field(1000, ge=10, description="Bootstrap resamples behind each 95% interval.")
-    seed: int = Field(0, description="Seed of the bootstrap and of sampled generations.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the bootstrap and of sampled generations.")
 
 
 class ProbeConfig(_Section):
@@ -459,7 +529,7 @@ class ProbeConfig(_Section):
     samples: int = Field(8, ge=1, description="Sampled answers per question (besides the greedy one).")
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the probe's samples.")
     max_new_tokens: int = Field(8, ge=1, description="Longest probe answer, in tokens.")
-    seed: int = Field(0, description="Seed of the probe's samples.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the probe's samples.")
 
 
 class ComputeConfig(_Section):
@@ -492,11 +562,18 @@ class StoreConfig(_Section):
 
     root: Path = Field(Path("runs"), description="Directory of the artifact store.")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _root_given(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "root" in data and (data["root"] is None or not str(data["root"]).strip()):
+            raise PydanticCustomError("empty_store_root", "store.root is empty: name the store's directory")
+        return data
+
 
 class RunConfig(_Section):
     """A whole pipeline run."""
 
-    seed: int = Field(0, description="Training seed for every stage.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Training seed for every stage.")
     world: WorldConfig = Field(WorldConfig(), description="The synthetic world (the offline default data).")
     data: DataConfig = Field(DataConfig(), description="User data files in place of the world's.")
     model: ModelConfig = Field(ModelConfig(), description="The base model.")
@@ -547,6 +624,21 @@ class RetrainConfig(_Section):
     gates: PromotionGates = Field(PromotionGates(), description="What the challenger must show to be promoted.")
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
 def _parse_value(text: str) -> Any:
     """Parse an override value with YAML rules (numbers, booleans, lists, null)."""
     return yaml.safe_load(text) if text.strip() else text
@@ -574,7 +666,7 @@ def format_errors(err: ValidationError, source: str) -> str:
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
             lines.append(f"{source}: unknown key '{key}'")
-        elif e["type"] in ("unknown_argument", "managed_argument"):
+        elif e["type"] in ("unknown_argument", "managed_argument", "non_finite_argument"):
             full = f"{key}.{e['ctx']['key']}" if key else e["ctx"]["key"]
             lines.append(f"{source}: " + e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1))
         else:
@@ -600,12 +692,14 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            loaded = yaml.safe_load(path.read_text())
+            loaded = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
         except yaml.YAMLError as exc:
             raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        if loaded is not None and not isinstance(loaded, dict):
+        if loaded is None:
+            raise ConfigError(f"{path}: the file is empty; write {{}} for all defaults")
+        if not isinstance(loaded, dict):
             raise ConfigError(f"{path}: top level must be a mapping of sections")
-        raw = loaded or {}
+        raw = loaded
     for assignment in overrides or []:
         apply_override(raw, assignment)
     if overrides:

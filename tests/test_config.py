@@ -121,3 +121,44 @@ def test_the_default_config_file_states_no_default_again():
 
     assert yaml.safe_load((ROOT / "configs/tiny.yaml").read_text()) == {}
     assert load_config(ROOT / "configs/tiny.yaml") == load_config(None)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dpo.beta=.inf", "key 'dpo.beta': Input should be a finite number"),
+        ("sft.learning_rate=.nan", "key 'sft.learning_rate': Input should be a finite number"),
+        ("sft.adam_beta1=.inf", "'sft.adam_beta1' must be a finite number, not inf"),  # a TRL pass-through key
+        ("seed=-1", "key 'seed': Input should be greater than or equal to 0"),
+        ("world.seed=4294967296", "key 'world.seed': Input should be less than or equal to 4294967295"),
+        ("dpo.loss_type=[sigmoid]", "key 'dpo': loss_weights has 2 entries but loss_type has 1 (['sigmoid'])"),
+        ("model.tiny.num_attention_heads=3", "key 'model.tiny': num_attention_heads (3) must divide hidden_size (128)"),
+        (
+            "world.known_split=[1,0,0]",
+            "key 'world': known_split [1.0, 0.0, 0.0] of 150 entities leaves no entity for pref, eval",
+        ),
+        ("world.unknown_split=[0.5,0.5,0]", "key 'world': unknown_split [0.5, 0.5, 0.0] of 150 entities leaves no"),
+        ("store.root=''", "key 'store': store.root is empty: name the store's directory"),
+    ],
+)
+def test_a_bad_value_is_refused_at_load_naming_the_key(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs/tiny.yaml", [override])
+    assert message in str(err.value) and str(ROOT / "configs/tiny.yaml") in str(err.value)
+
+
+def test_plain_dpo_with_its_own_weights_is_accepted():
+    cfg = load_config(None, ["dpo.loss_type=[sigmoid]", "dpo.loss_weights=[1.0]"])
+    assert cfg.dpo.loss_weights == [1.0]
+    assert load_config(None, ["dpo.loss_type=[sigmoid]", "dpo.loss_weights=null"]).dpo.loss_weights is None
+
+
+def test_an_empty_yaml_file_and_a_duplicated_key_are_errors(tmp_path):
+    empty = tmp_path / "empty.yaml"
+    empty.write_text("# nothing here\n")
+    with pytest.raises(ConfigError, match=f"{empty}: the file is empty; write {{}} for all defaults"):
+        load_config(empty)
+    twice = tmp_path / "twice.yaml"
+    twice.write_text("dpo:\n  beta: 0.1\nsft: {}\ndpo:\n  beta: 0.5\n")
+    with pytest.raises(ConfigError, match=f"(?s){twice}: not valid YAML: key 'dpo' appears twice.*line 4"):
+        load_config(twice)
