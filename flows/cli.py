@@ -19,9 +19,13 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
-def _check_user_data(cfg: RunConfig) -> None:
-    """Load and check every data source the config names (file, row and column named on an error)."""
+def _check_user_data(cfg: RunConfig, source: str = "config") -> None:
+    """Everything checkable before any work: the compute settings against this machine, then every data source
+    the config names (file, row and column named on an error)."""
+    from alignment.compute import check_compute
     from alignment.sources import load
+
+    check_compute(cfg.compute, source)
 
     kinds = {"sft": "sft", "preferences": "preferences", "eval_questions": "questions"}
     kinds |= {"reference_text": "reference", "preference_questions": "questions"}
@@ -51,7 +55,7 @@ def _up_to_date(cfg: RunConfig) -> dict[str, str] | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    _check_user_data(cfg)  # before Prefect or any model starts
+    _check_user_data(cfg, str(args.config))  # before Prefect or any model starts
     out = None if args.always_run_flow else _up_to_date(cfg)
     if out is not None:
         print(f"up to date: every artifact is already in {cfg.store.root}; nothing to run (--always-run-flow runs it)")
@@ -70,7 +74,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     configs = {}
     for path in args.configs:
         cfg = load_config(path, args.overrides)
-        _check_user_data(cfg)
+        _check_user_data(cfg, str(path))
         name = Path(path).stem
         if name in configs:
             raise ConfigError(f"{path}: two configs named {name!r}; rename one")
@@ -88,7 +92,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from alignment.retrain import scan_incoming
 
     cfg = load_config(args.config, args.overrides)
-    _check_user_data(cfg)
+    _check_user_data(cfg, str(args.config))
     options = {"data_dir": args.data_dir, "name": args.name}
     gates = {"min_gold_win_rate": args.min_win_rate, "max_prudence_drop": args.max_prudence_drop}
     gates["max_accuracy_drop"] = args.max_accuracy_drop
@@ -159,7 +163,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    _check_user_data(cfg)
+    _check_user_data(cfg, str(args.config))
     print(f"{args.config}: ok")
     return 0
 
@@ -222,7 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     p.add_argument("--no-metrics", action="store_true", help="leave out each artifact's metrics")
     p.set_defaults(func=cmd_lineage)
-    p = sub.add_parser("validate", help="check a config (and any user data files) without training")
+    p = sub.add_parser(
+        "check",
+        aliases=["validate"],
+        help="check a config, this machine's compute and every data file, without training",
+    )
     _config_args(p)
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("world", help="write the synthetic world's data files for a config")

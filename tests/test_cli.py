@@ -75,3 +75,16 @@ def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
     assert (export / "model" / "model.safetensors").is_file() and (export / "model" / "tokenizer.json").is_file()
     assert main(["export", "sft-0123456789abcdef", "--store", str(store)]) == 2
     assert "no artifact 'sft-0123456789abcdef'" in capsys.readouterr().err
+
+
+def test_check_refuses_compute_this_machine_lacks_before_any_work(capsys):
+    import torch
+
+    config = str(ROOT / "configs/tiny.yaml")
+    assert main(["check", config]) == 0 and f"{config}: ok" in capsys.readouterr().out
+    assert main(["check", config, "--set", "compute.accelerate_config=configs/accelerate/nope.yaml"]) == 2
+    assert "key 'compute.accelerate_config': configs/accelerate/nope.yaml is not a file" in capsys.readouterr().err
+    assert main(["check", config, "--set", "compute.accelerate_config=configs/accelerate/ddp.yaml"]) == 0
+    if not torch.cuda.is_available():
+        assert main(["check", config, "--set", "compute.device=cuda"]) == 2
+        assert f"{config}: key 'compute.device' is 'cuda' but this machine has no CUDA" in capsys.readouterr().err
