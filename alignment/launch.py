@@ -28,6 +28,8 @@ from alignment.config import ComputeConfig, RunConfig
 from alignment.progress import Progress, ProgressEvent
 
 logger = logging.getLogger("alignment.launch")
+if logger.level == logging.NOTSET:  # the children's output is the point of this logger: INFO unless configured
+    logger.setLevel(logging.INFO)
 
 PROGRESS_PREFIX = "@alignment-progress "  # a child's stdout line that carries a progress event
 METRICS_FILE = "launch-metrics.json"  # what rank 0's fit returned, read back (and removed) by the parent

@@ -15,10 +15,14 @@ def _run(cfg, targets, events=None):
     return run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=sink), targets)
 
 
-def test_sft_and_dpo_train_in_two_processes_and_write_one_artifact_each(micro):
+def test_sft_and_dpo_train_in_two_processes_and_write_one_artifact_each(micro, caplog):
     cfg = micro("compute.num_processes=2")
     events = []
-    values = _run(cfg, ("dpo",), events)
+    with caplog.at_level("INFO", logger="alignment.launch"):
+        values = _run(cfg, ("dpo",), events)
+    launched = [r.getMessage() for r in caplog.records if r.name == "alignment.launch"]
+    assert any("accelerate.commands.launch --num_processes 2" in line for line in launched)  # the command, logged
+    assert len(launched) > 2  # and the children's own output, line by line
     for stage in ("sft", "dpo"):
         art = values[stage]
         assert art.metrics["processes"] == 2  # both ranks joined the same DDP run
