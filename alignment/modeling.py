@@ -3,6 +3,7 @@ events and resume from the last checkpoint."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from collections.abc import Sequence
@@ -136,6 +137,22 @@ class ProgressCallback(TrainerCallback):
         self.run.report("done", step=state.global_step, total=state.max_steps)
 
 
+class NonFiniteTraining(FloatingPointError):
+    """Training ended with a non-finite loss or non-finite trainable weights: nothing is stored."""
+
+
+def check_finite(model, loss: float, stage: str) -> None:
+    """Refuse a trained model whose loss or trainable weights are NaN or infinite (e.g. a too high learning
+    rate), so it is never stored and reused."""
+    bad = [name for name, p in model.named_parameters() if p.requires_grad and not torch.isfinite(p).all()]
+    if bad or not math.isfinite(loss):
+        tensors = f" and non-finite values in {len(bad)} trainable tensors (first: {bad[0]})" if bad else ""
+        raise NonFiniteTraining(
+            f"{stage}: training ended with loss {loss}{tensors}; nothing is stored. "
+            "Lower the learning rate or check the data."
+        )
+
+
 def fit(trainer, run: TrainingRun) -> dict:
     """``trainer.train()``, resuming from the newest complete checkpoint a previous attempt of this artifact
     left (killed worker, OOM, lost node), then the trained adapter saved as ``run.out_dir / "adapter"``. Logs
@@ -148,6 +165,7 @@ def fit(trainer, run: TrainingRun) -> dict:
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(ProgressCallback(run))
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
+    check_finite(trainer.model, result.training_loss, run.stage)
     logs = Path(trainer.args.output_dir) / "runs"
     if run.main and logs.is_dir():
         shutil.copytree(logs, run.out_dir / "logs", dirs_exist_ok=True)

@@ -1,7 +1,10 @@
 """The artifact store: one immutable directory per stage output, written atomically, with a manifest.
 
 An artifact's id hashes (stage, config section, input ids, code version), so re-running an unchanged
-stage finds its artifact and reuses it instead of training again.
+stage finds its artifact and reuses it instead of training again. The manifest records every file's size,
+modification time and sha256; an artifact is served only while its files match (a file whose size or time
+changed is re-hashed). One that does not match, or whose manifest is missing or unreadable, is moved to
+``<root>/.quarantine/`` with a warning and is built again.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import json
+import logging
 import os
 import shutil
 import time
@@ -22,6 +26,49 @@ from typing import Any
 import alignment
 
 MANIFEST = "manifest.json"
+QUARANTINE = ".quarantine"
+logger = logging.getLogger("alignment.store")
+
+
+class CorruptArtifact(RuntimeError):
+    """An artifact whose files no longer match its manifest, or whose manifest is missing or unreadable."""
+
+
+def file_records(directory: Path) -> dict[str, dict[str, Any]]:
+    """Every file under ``directory`` but the manifest: relative path -> size, mtime_ns and sha256."""
+    out = {}
+    for path in sorted(p for p in directory.rglob("*") if p.is_file() and p.name != MANIFEST):
+        stat = path.stat()
+        out[path.relative_to(directory).as_posix()] = {
+            "size": stat.st_size,
+            "mtime_ns": stat.st_mtime_ns,
+            "sha256": file_sha256(path),
+        }
+    return out
+
+
+def verify(path: Path, full: bool = False) -> str | None:
+    """Why the artifact at ``path`` cannot be served (None: it can). Fast mode compares sizes and times and
+    re-hashes only files whose time changed; ``full`` re-hashes every file. Artifacts from before file
+    records are accepted as they are."""
+    try:
+        manifest = json.loads((path / MANIFEST).read_text())
+    except FileNotFoundError:
+        return "its manifest is missing"
+    except (OSError, ValueError) as exc:
+        return f"its manifest is unreadable ({exc.__class__.__name__})"
+    if not isinstance(manifest, dict) or "stage" not in manifest:
+        return "its manifest is incomplete"
+    for name, rec in manifest.get("files", {}).items():
+        file = path / name
+        if not file.is_file():
+            return f"{name} is missing"
+        stat = file.stat()
+        if stat.st_size != rec["size"]:
+            return f"{name} has {stat.st_size} bytes, the manifest says {rec['size']}"
+        if (full or stat.st_mtime_ns != rec["mtime_ns"]) and file_sha256(file) != rec["sha256"]:
+            return f"{name} does not match its sha256"
+    return None
 
 
 def import_closure(module: str, root: Path | None = None) -> list[Path]:
@@ -116,17 +163,43 @@ class ArtifactStore:
         return self.root / stage / artifact_id
 
     def get(self, artifact_id: str) -> Artifact | None:
-        """The finished artifact with this id, or None."""
+        """The finished, verified artifact with this id, or None. A directory that fails verification is
+        quarantined (with a warning), so the id can be built again."""
         path = self.path_of(artifact_id)
-        manifest = path / MANIFEST
-        if not manifest.is_file():
+        if not path.exists():
             return None
-        return Artifact(artifact_id, path, json.loads(manifest.read_text()))
+        problem = verify(path)
+        if problem:
+            self.quarantine(path, problem)
+            return None
+        return Artifact(artifact_id, path, json.loads((path / MANIFEST).read_text()))
+
+    def quarantine(self, path: Path, problem: str) -> Path:
+        """Move a broken artifact out of the way, to ``<root>/.quarantine/``; returns where it went."""
+        target = self.root / QUARANTINE / f"{path.name}-{uuid.uuid4().hex[:8]}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            os.rename(path, target)
+        except FileNotFoundError:  # another run moved it first
+            return target
+        logger.warning("artifact %s is not served: %s; moved to %s and will be built again", path.name, problem, target)
+        return target
+
+    def verify_all(self) -> dict[str, str | None]:
+        """Every artifact of the store, fully re-hashed: id -> problem (None: sound). Nothing is moved."""
+        found = {}
+        for path in sorted(self.root.glob("*/*-*")):
+            if path.is_dir() and not path.parent.name.startswith("."):
+                found[path.name] = verify(path, full=True)
+        return found
 
     def load(self, ref: str | Path) -> Artifact:
-        """An artifact by id or by directory path; a clear error if it does not exist."""
+        """An artifact by id or by directory path; a clear error if it does not exist or fails verification."""
         path = Path(ref)
         if (path / MANIFEST).is_file():
+            problem = verify(path)
+            if problem:
+                raise CorruptArtifact(f"artifact {path}: {problem}")
             return Artifact(path.name, path, json.loads((path / MANIFEST).read_text()))
         found = self.get(str(ref))
         if found is None:
@@ -176,6 +249,7 @@ class ArtifactStore:
         started = time.time()
         try:
             metrics = build(tmp)
+            files = file_records(tmp)
             manifest = {
                 "id": artifact_id,
                 "stage": stage,
@@ -188,6 +262,7 @@ class ArtifactStore:
                 "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "seconds": round(time.time() - started, 2),
                 **(extra or {}),
+                "files": files,
             }
             (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
             final.parent.mkdir(parents=True, exist_ok=True)

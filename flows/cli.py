@@ -161,6 +161,17 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    from alignment.store import ArtifactStore
+
+    found = ArtifactStore(args.store).verify_all()
+    for artifact_id, problem in found.items():
+        print(f"{artifact_id}: {problem or 'ok'}")
+    broken = [a for a, problem in found.items() if problem]
+    print(f"{len(found)} artifacts in {args.store}, {len(broken)} broken (the next run that needs one rebuilds it)")
+    return 1 if broken else 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     _check_user_data(cfg, str(args.config))
@@ -226,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     p.add_argument("--no-metrics", action="store_true", help="leave out each artifact's metrics")
     p.set_defaults(func=cmd_lineage)
+    p = sub.add_parser(
+        "verify", help="re-hash every artifact of a store against its manifest (exit 1 if any is broken)"
+    )
+    p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
+    p.set_defaults(func=cmd_verify)
     p = sub.add_parser(
         "check",
         aliases=["validate"],

@@ -1,9 +1,10 @@
 import json
+import os
 
 import pytest
 
 import alignment
-from alignment.store import ArtifactStore, code_version
+from alignment.store import ArtifactStore, CorruptArtifact, code_version
 
 
 def test_materialize_builds_once_then_reuses(tmp_path):
@@ -77,3 +78,88 @@ def test_latest_and_resolve_by_stage(tmp_path):
     assert store.resolve(older.id, "sft").id == older.id
     with pytest.raises(ValueError, match="is a sft artifact, expected dpo"):
         store.resolve(older.id, "dpo")
+
+
+def _weights_store(tmp_path):
+    """A store with one artifact holding a 64-byte 'weights' file; returns (store, build calls, artifact)."""
+    store = ArtifactStore(tmp_path / "runs")
+    calls = []
+
+    def build(tmp):
+        calls.append(1)
+        (tmp / "adapter").mkdir()
+        (tmp / "adapter" / "weights.bin").write_bytes(bytes(range(64)))
+        return {"loss": 0.5}
+
+    def run():
+        return store.materialize("sft", {"lr": 1}, {}, build)
+
+    art, reused = run()
+    assert not reused and art.manifest["files"]["adapter/weights.bin"]["size"] == 64
+    return store, calls, run, art
+
+
+def _flip_one_byte(path):
+    data = bytearray(path.read_bytes())
+    data[10] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_an_artifact_with_one_byte_changed_is_quarantined_and_rebuilt_with_a_warning(tmp_path, caplog):
+    store, calls, run, art = _weights_store(tmp_path)
+    _flip_one_byte(art.path / "adapter" / "weights.bin")  # same size, new contents
+    assert store.verify_all() == {art.id: "adapter/weights.bin does not match its sha256"}
+    with caplog.at_level("WARNING", logger="alignment.store"):
+        again, reused = run()
+    assert not reused and len(calls) == 2 and again.id == art.id
+    assert (again.path / "adapter" / "weights.bin").read_bytes() == bytes(range(64))
+    (moved,) = (tmp_path / "runs" / ".quarantine").iterdir()
+    assert moved.name.startswith(art.id) and (moved / "adapter" / "weights.bin").read_bytes() != bytes(range(64))
+    assert f"artifact {art.id} is not served: adapter/weights.bin does not match its sha256" in caplog.text
+    assert run()[1] is True and store.verify_all() == {art.id: None}  # the rebuilt one is served
+
+
+def test_a_touched_but_unchanged_file_is_still_served(tmp_path):
+    store, calls, run, art = _weights_store(tmp_path)
+    weights = art.path / "adapter" / "weights.bin"
+    os.utime(weights, ns=(1, 1))  # time changed, contents not: re-hashed and accepted
+    assert run()[1] is True and len(calls) == 1
+
+
+@pytest.mark.parametrize(
+    ("damage", "problem"),
+    [
+        (lambda p: (p / "manifest.json").unlink(), "its manifest is missing"),
+        (lambda p: (p / "manifest.json").write_text('{"id": "sft-'), "its manifest is unreadable (JSONDecodeError)"),
+        (lambda p: (p / "adapter" / "weights.bin").write_bytes(b"x"), "adapter/weights.bin has 1 bytes, the manifest"),
+        (lambda p: (p / "adapter" / "weights.bin").unlink(), "adapter/weights.bin is missing"),
+    ],
+)
+def test_a_damaged_artifact_never_blocks_the_next_run(tmp_path, damage, problem, caplog):
+    store, calls, run, art = _weights_store(tmp_path)
+    damage(art.path)
+    with caplog.at_level("WARNING", logger="alignment.store"):
+        again, reused = run()
+    assert not reused and len(calls) == 2 and problem in caplog.text
+    assert json.loads((again.path / "manifest.json").read_text())["id"] == art.id
+
+
+def test_loading_a_corrupted_artifact_by_path_is_a_clear_error(tmp_path):
+    store, _, _, art = _weights_store(tmp_path)
+    _flip_one_byte(art.path / "adapter" / "weights.bin")
+    with pytest.raises(CorruptArtifact, match=f"artifact {art.path}: adapter/weights.bin does not match its sha256"):
+        store.load(art.path)
+
+
+def test_alignment_verify_reports_every_artifact_and_fails_on_a_broken_one(tmp_path, capsys):
+    from flows.cli import main
+
+    store, _, _, art = _weights_store(tmp_path)
+    assert main(["verify", "--store", str(store.root)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"{art.id}: ok",
+        f"1 artifacts in {store.root}, 0 broken " + ("(the next run that needs one rebuilds it)"),
+    ]
+    _flip_one_byte(art.path / "adapter" / "weights.bin")
+    assert main(["verify", "--store", str(store.root)]) == 1
+    assert f"{art.id}: adapter/weights.bin does not match its sha256" in capsys.readouterr().out
