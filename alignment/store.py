@@ -10,6 +10,8 @@ changed is re-hashed). One that does not match, or whose manifest is missing or 
 from __future__ import annotations
 
 import ast
+import contextlib
+import fcntl
 import hashlib
 import json
 import logging
@@ -17,7 +19,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -243,36 +245,57 @@ class ArtifactStore:
         existing = self.get(artifact_id)
         if existing is not None:
             return existing, True
-        final = self.path_of(artifact_id)
-        tmp = self.root / ".tmp" / f"{artifact_id}-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir(parents=True)
-        started = time.time()
-        try:
-            metrics = build(tmp)
-            files = file_records(tmp)
-            manifest = {
-                "id": artifact_id,
-                "stage": stage,
-                "config": config,
-                "inputs": inputs,
-                "code_version": version,
-                "seed": seed,
-                "metrics": metrics,
-                "flow_run_id": flow_run_id,
-                "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                "seconds": round(time.time() - started, 2),
-                **(extra or {}),
-                "files": files,
-            }
-            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
-            final.parent.mkdir(parents=True, exist_ok=True)
+        with self.lock(artifact_id):  # another run building the same artifact finishes first; then it is reused
+            existing = self.get(artifact_id)
+            if existing is not None:
+                return existing, True
+            final = self.path_of(artifact_id)
+            tmp = self.root / ".tmp" / f"{artifact_id}-{uuid.uuid4().hex[:8]}"
+            tmp.mkdir(parents=True)
+            started = time.time()
             try:
-                os.rename(tmp, final)
-            except OSError:
-                if self.get(artifact_id) is None:  # not a concurrent twin that finished first
-                    raise
+                metrics = build(tmp)
+                files = file_records(tmp)
+                manifest = {
+                    "id": artifact_id,
+                    "stage": stage,
+                    "config": config,
+                    "inputs": inputs,
+                    "code_version": version,
+                    "seed": seed,
+                    "metrics": metrics,
+                    "flow_run_id": flow_run_id,
+                    "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                    "seconds": round(time.time() - started, 2),
+                    **(extra or {}),
+                    "files": files,
+                }
+                (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n")
+                final.parent.mkdir(parents=True, exist_ok=True)
+                try:
+                    os.rename(tmp, final)
+                except OSError:
+                    if self.get(artifact_id) is None:  # not a concurrent twin that finished first
+                        raise
+                    shutil.rmtree(tmp, ignore_errors=True)
+            except BaseException:
                 shutil.rmtree(tmp, ignore_errors=True)
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
-            raise
-        return self.load(final), False
+                raise
+            return self.load(final), False
+
+    @contextlib.contextmanager
+    def lock(self, artifact_id: str) -> Iterator[None]:
+        """An exclusive lock on one artifact id across processes and machines sharing the store (``flock`` on
+        ``<root>/.locks/<id>``; NFS v4 and local disks honour it). Waits, saying so, while another run holds it."""
+        path = self.root / ".locks" / artifact_id
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                logger.warning("%s is being built by another run on this store: waiting for it", artifact_id)
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)

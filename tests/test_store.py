@@ -54,7 +54,7 @@ def test_crashed_build_leaves_no_artifact(tmp_path):
     # The build failed before the rename, so the stage directory was never created and the tmp dir was removed.
     assert not (tmp_path / "dpo").exists()
     assert (tmp_path / ".tmp").is_dir() and list((tmp_path / ".tmp").iterdir()) == []
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".locks", ".tmp"]  # the lock file is not an artifact
 
 
 def test_code_version_is_per_module_closure():
@@ -163,3 +163,36 @@ def test_alignment_verify_reports_every_artifact_and_fails_on_a_broken_one(tmp_p
     _flip_one_byte(art.path / "adapter" / "weights.bin")
     assert main(["verify", "--store", str(store.root)]) == 1
     assert f"{art.id}: adapter/weights.bin does not match its sha256" in capsys.readouterr().out
+
+
+RACER = """
+import sys, time
+from pathlib import Path
+from alignment.store import ArtifactStore
+
+def build(tmp):
+    with open(sys.argv[2], "a") as log:
+        log.write("built\\n")
+    time.sleep(1.5)  # long enough for the other run to arrive while this one builds
+    (tmp / "weights.bin").write_bytes(b"w" * 32)
+    return {}
+
+art, reused = ArtifactStore(sys.argv[1]).materialize("sft", {"lr": 1}, {}, build)
+print(art.id, reused)
+"""
+
+
+def test_two_runs_on_one_store_build_an_artifact_once(tmp_path):
+    import subprocess
+    import sys
+
+    log = tmp_path / "builds.log"
+    command = [sys.executable, "-c", RACER, str(tmp_path / "runs"), str(log)]
+    racers = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [p.communicate(timeout=120) for p in racers]
+    assert [p.returncode for p in racers] == [0, 0], outputs
+    assert log.read_text() == "built\n"  # one build
+    results = sorted(out.split() for out, _ in outputs)
+    assert results[0][0] == results[1][0] and sorted(r[1] for r in results) == ["False", "True"]
+    waited = [err for _, err in outputs if "is being built by another run on this store: waiting for it" in err]
+    assert len(waited) == 1
