@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,62 @@ def source_id(source: DataSource) -> str:
     return "hub:" + json.dumps(source.model_dump(mode="json"), sort_keys=True)
 
 
+TEXT_SUFFIXES = (".jsonl", ".json", ".csv", ".txt")
+
+
+def check_utf8(path: Path) -> None:
+    """A text file that is not UTF-8 is an error naming its line and column (before ``datasets`` reads it)."""
+    with path.open("rb") as fh:
+        for lineno, line in enumerate(fh, start=1):
+            try:
+                line.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(
+                    f"{path}: line {lineno}: not UTF-8 text (byte 0x{line[exc.start]:02x} at byte {exc.start + 1} of "
+                    "the line); save the file as UTF-8"
+                ) from None
+
+
+def _unicode(value: str, column: str) -> str:
+    """``value`` if it is valid Unicode text; a lone surrogate (e.g. a JSON "\\ud800" escape) cannot be encoded
+    or tokenized."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise _RowError(
+            f"column '{column}': character {exc.start + 1} is a lone surrogate, not valid Unicode text"
+        ) from None
+    return value
+
+
+def _join(sub: str) -> str:
+    return sub if not sub or sub.startswith("[") else f".{sub}"
+
+
+def _strings(value: Any) -> Iterator[tuple[str, str]]:
+    """(column path, string) for every string in a JSON value."""
+    if isinstance(value, str):
+        yield "", value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from ((f"{key}{_join(sub)}", text) for sub, text in _strings(item))
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            yield from ((f"[{i}]{_join(sub)}", text) for sub, text in _strings(item))
+
+
 def _jsonl_lines(path: Path) -> list[int]:
-    """The line number of each row of a JSONL file; a line that is not a JSON object is an error."""
-    return [lineno for lineno, _ in iter_jsonl(path)]
+    """The line number of each row of a JSONL file; a line that is not a JSON object, or holds a string that is
+    not valid Unicode (a lone surrogate escape, which Arrow cannot read), is an error naming line and column."""
+    lines = []
+    for lineno, row in iter_jsonl(path):
+        for column, text in _strings(row):
+            try:
+                _unicode(text, column)
+            except _RowError as exc:
+                raise DataError(f"{path}: line {lineno}: {exc}") from None
+        lines.append(lineno)
+    return lines
 
 
 def load_raw(source: DataSource) -> tuple[list[dict], Callable[[int], str]]:
@@ -61,6 +114,8 @@ def load_raw(source: DataSource) -> tuple[list[dict], Callable[[int], str]]:
         if local.is_file():
             if local.suffix not in BUILDERS:
                 raise DataError(f"{local}: unsupported file type {local.suffix!r}: use one of {', '.join(BUILDERS)}")
+            if local.suffix in TEXT_SUFFIXES:
+                check_utf8(local)
             if local.suffix == ".jsonl":
                 lines = _jsonl_lines(local)
             dataset = load_dataset(BUILDERS[local.suffix], data_files=str(local), split=source.split)
@@ -100,7 +155,7 @@ def _text(row: dict, column: str) -> str:
         raise _RowError(f"column '{column}' must be a string, got {type(value).__name__}")
     if not value.strip():
         raise _RowError(f"column '{column}' is an empty string")
-    return value
+    return _unicode(value, column)
 
 
 def _messages(row: dict, column: str) -> list[dict[str, str]]:
@@ -114,6 +169,7 @@ def _messages(row: dict, column: str) -> list[dict[str, str]]:
             raise _RowError(f"column '{column}': message {i} needs a role and a string content")
         if message.get("role") not in ROLES:
             raise _RowError(f"column '{column}': message {i} has unknown role {message.get('role')!r}")
+        _unicode(message["content"], f"{column}[{i}].content")
     return [{"role": m["role"], "content": m["content"]} for m in value]
 
 

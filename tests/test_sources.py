@@ -114,3 +114,27 @@ def test_source_ids_follow_content_and_view(tmp_path):
     assert source_id(DataSource(path="org/data", revision="v1")).startswith("hub:")
     jsonl(tmp_path, [{"prompt": "a", "completion": "c"}])
     assert source_id(src(path)) != plain
+
+
+def test_a_file_that_is_not_utf8_is_named_with_its_line(tmp_path):
+    bad = tmp_path / "demos.jsonl"
+    bad.write_bytes(b'{"prompt": "hi", "completion": "ok"}\n{"prompt": "caf\xe9", "completion": "x"}\n')
+    with pytest.raises(DataError, match=rf"^{bad}: line 2: not UTF-8 text \(byte 0xe9 at byte 16 of the line\)"):
+        load(DataSource(path=str(bad)), "sft")
+    text = tmp_path / "reference.txt"
+    text.write_bytes(b"fine\n\xff\xfe broken\n")
+    with pytest.raises(DataError, match=rf"^{text}: line 2: not UTF-8 text \(byte 0xff at byte 1"):
+        load(DataSource(path=str(text)), "reference")
+
+
+def test_a_lone_surrogate_is_named_with_its_line_and_column(tmp_path):
+    bad = tmp_path / "pairs.jsonl"
+    bad.write_text(
+        '{"prompt": "q", "chosen": "a", "rejected": "b"}\n'
+        '{"prompt": [{"role": "user", "content": "x\\ud800"}], "chosen": [{"role": "assistant", "content": "a"}], '
+        '"rejected": [{"role": "assistant", "content": "b"}]}\n'
+    )
+    with pytest.raises(
+        DataError, match=rf"^{bad}: line 2: column 'prompt\[0\].content': character 2 is a lone surrogate"
+    ):
+        load(DataSource(path=str(bad)), "preferences")
