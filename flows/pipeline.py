@@ -8,6 +8,10 @@ and table artifacts, the lineage as Markdown.
 
 from __future__ import annotations
 
+from alignment import environment
+
+environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
+
 import base64
 from pathlib import Path
 from typing import Any

@@ -7,6 +7,10 @@ Prefect artifact and a record in the store; the promoted pointer moves atomicall
 
 from __future__ import annotations
 
+from alignment import environment
+
+environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
+
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE

@@ -6,6 +6,10 @@ the artifact it built (or reused)."""
 
 from __future__ import annotations
 
+from alignment import environment
+
+environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
+
 from typing import Annotated
 
 from prefect import flow
