@@ -7,8 +7,10 @@ stages whose inputs changed. No orchestration here: `flows/retrain.py` wraps thi
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
+import logging
 import os
 import time
 import uuid
@@ -23,6 +25,7 @@ from alignment.report import read_metrics
 from alignment.sources import load
 from alignment.store import Artifact, ArtifactStore, file_sha256
 
+logger = logging.getLogger("alignment.retrain")
 INCOMING_KINDS = {"demonstrations": "sft", "preferences": "preferences"}  # folder -> the source kind it holds
 
 
@@ -70,12 +73,34 @@ def scan_incoming(data_dir: Path) -> Incoming:
             f"{data_dir}: retrain data location not found (retrain.data_dir); create it with "
             "demonstrations/ and preferences/ subfolders of *.jsonl files"
         )
+    for stray in unread_entries(data_dir):
+        logger.warning("%s", stray)
     files = {}
     for folder, kind in INCOMING_KINDS.items():
         files[folder] = sorted((data_dir / folder).glob("*.jsonl"))
         for path in files[folder]:
             load(DataSource(path=str(path)), kind)
     return Incoming(data_dir, files)
+
+
+def unread_entries(data_dir: Path) -> list[str]:
+    """What the retrain will not read in its data location, each as a message: folders other than
+    demonstrations/ and preferences/ (with the one a misspelling probably meant) and files that are not *.jsonl."""
+    out = []
+    for entry in sorted(data_dir.iterdir()):
+        if entry.name.startswith(".") or entry.name.lower().startswith("readme"):
+            continue
+        if entry.name in INCOMING_KINDS and entry.is_dir():
+            out += [
+                f"{p}: not read by the retrain (only *.jsonl files are)"
+                for p in sorted(entry.iterdir())
+                if not p.name.startswith(".") and (p.suffix != ".jsonl" or not p.is_file())
+            ]
+            continue
+        guess = difflib.get_close_matches(entry.name, list(INCOMING_KINDS), n=1)
+        hint = f"; did you mean {guess[0]}/?" if guess else ""
+        out.append(f"{entry}: not read by the retrain (it reads {' and '.join(f'{k}/' for k in INCOMING_KINDS)}){hint}")
+    return out
 
 
 def fingerprint(cfg: RunConfig, incoming: Incoming) -> str:

@@ -156,3 +156,19 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     with pytest.raises(DataError, match=r"bad\.jsonl: row 1 \(line 1\): column 'completion' is missing"):
         retrain_flow(cfg, lax)
     assert _manifests(runs) == before
+
+
+def test_what_the_retrain_will_not_read_is_named_with_a_warning(tmp_path, caplog):
+    (tmp_path / "demonstration").mkdir()  # misspelled: silently skipped before
+    (tmp_path / "demonstration" / "new.jsonl").write_text('{"prompt": "q", "completion": "a"}\n')
+    (tmp_path / "preferences").mkdir()
+    (tmp_path / "preferences" / "pairs.json").write_text("[]")
+    (tmp_path / "README.md").write_text("where new data lands\n")
+    with caplog.at_level("WARNING", logger="alignment.retrain"):
+        incoming = lib.scan_incoming(tmp_path)
+    assert incoming.files == {"demonstrations": [], "preferences": []}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{tmp_path / 'demonstration'}: not read by the retrain (it reads demonstrations/ and preferences/); "
+        "did you mean demonstrations/?",
+        f"{tmp_path / 'preferences' / 'pairs.json'}: not read by the retrain (only *.jsonl files are)",
+    ]
