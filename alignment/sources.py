@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -62,15 +63,26 @@ def check_utf8(path: Path) -> None:
                 ) from None
 
 
+# Markers chat templates use to delimit turns (ChatML and Qwen's <|im_start|>, Llama 3's <|eot_id|>, Mistral's
+# [INST], <s>/</s>): inside user text they would forge turns, so a row holding one is refused, not escaped.
+CONTROL_MARKER = re.compile(r"<\|[A-Za-z0-9_]+\|>|\[/?INST\]|</?s>")
+
+
 def _unicode(value: str, column: str) -> str:
-    """``value`` if it is valid Unicode text; a lone surrogate (e.g. a JSON "\\ud800" escape) cannot be encoded
-    or tokenized."""
+    """``value`` if it is valid Unicode text without chat control markers: a lone surrogate (e.g. a JSON
+    "\\ud800" escape) cannot be encoded or tokenized, and a marker would forge a turn."""
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as exc:
         raise _RowError(
             f"column '{column}': character {exc.start + 1} is a lone surrogate, not valid Unicode text"
         ) from None
+    marker = CONTROL_MARKER.search(value)
+    if marker:
+        raise _RowError(
+            f"column '{column}': holds the chat control marker {marker.group()!r} at character {marker.start() + 1}, "
+            "which would forge a turn; remove it"
+        )
     return value
 
 
