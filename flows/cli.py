@@ -23,9 +23,11 @@ def _check_user_data(cfg: RunConfig, source: str = "config") -> None:
     """Everything checkable before any work: the compute settings against this machine, then every data source
     the config names (file, row and column named on an error)."""
     from alignment.compute import check_compute
+    from alignment.modeling import check_lora_targets
     from alignment.sources import load
 
     check_compute(cfg.compute, source)
+    check_lora_targets(cfg, source)
 
     kinds = {"sft": "sft", "preferences": "preferences", "eval_questions": "questions"}
     kinds |= {"reference_text": "reference", "preference_questions": "questions"}

@@ -88,3 +88,13 @@ def test_check_refuses_compute_this_machine_lacks_before_any_work(capsys):
     if not torch.cuda.is_available():
         assert main(["check", config, "--set", "compute.device=cuda"]) == 2
         assert f"{config}: key 'compute.device' is 'cuda' but this machine has no CUDA" in capsys.readouterr().err
+
+
+def test_check_refuses_lora_targets_the_base_does_not_have(capsys):
+    config = str(ROOT / "configs/tiny.yaml")
+    assert main(["check", config, "--set", "dpo.lora.target_modules=[q_proj,qkv]"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"error: {config}: key 'dpo.lora.target_modules': ['qkv'] match no module of the base model; its linear "
+        "layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
+    )
+    assert main(["check", config, "--set", "dpo.lora.target_modules=[q_proj,v_proj]"]) == 0
