@@ -4,12 +4,13 @@ content-addressed ``dataset`` artifacts."""
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 from alignment.config import DataConfig, DataSource
 from alignment.context import StageContext
-from alignment.records import write_jsonl
+from alignment.records import DataError, write_jsonl
 from alignment.sources import load, source_id, to_source
 from alignment.store import Artifact
 
@@ -88,7 +89,22 @@ def merge(ctx: StageContext, files: RunData, kind: str) -> RunData:
     inputs |= {f"{i}-{Path(s.path).name}": source_id(s) for i, s in enumerate(extra, start=1)}
 
     def build(tmp: Path) -> dict:
-        rows = [row for source in sources for row in load(source, name)]
+        # Snapshot the new files first and train on the copies: a file that vanished, or changed since its
+        # content id was taken, is an error, never half-read.
+        snapshot = tmp / "incoming"
+        snapshot.mkdir()
+        copies = [sources[0]]
+        for (key, expected), source in zip(list(inputs.items())[1:], extra, strict=True):
+            copy = snapshot / key
+            try:
+                shutil.copyfile(source.path, copy)
+            except FileNotFoundError:
+                raise DataError(f"{source.path}: vanished while the retrain ran; nothing was trained on it") from None
+            copy_source = source.model_copy(update={"path": str(copy)})
+            if source_id(copy_source) != expected:
+                raise DataError(f"{source.path}: changed while the retrain ran (its content hash differs); run again")
+            copies.append(copy_source)
+        rows = [row for source in copies for row in load(source, name)]
         write_jsonl(tmp / f"{kind}.jsonl", rows)
         return {"rows": len(rows), "files": len(sources)}
 

@@ -172,3 +172,54 @@ def test_what_the_retrain_will_not_read_is_named_with_a_warning(tmp_path, caplog
         "did you mean demonstrations/?",
         f"{tmp_path / 'preferences' / 'pairs.json'}: not read by the retrain (only *.jsonl files are)",
     ]
+
+
+def _merge(tmp_path, new_file, monkeypatch=None, meanwhile=None):
+    """run_data.merge of one new demonstrations file; ``meanwhile(path)`` runs after its content id is taken."""
+    from alignment.config import DataSource
+    from alignment.context import StageContext
+    from alignment.run_data import RunData, merge
+
+    root = Path(__file__).resolve().parents[1] / "data"
+    cfg = load_config(None, [f"store.root={tmp_path / 'runs'}"])
+    incoming = {"demonstrations": [new_file]}
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None, incoming=incoming)
+    if meanwhile:
+        original = StageContext.materialize
+
+        def late(self, *args, **kwargs):
+            meanwhile(new_file)
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(StageContext, "materialize", late)
+    data = RunData(
+        sft=DataSource(path=str(root / "demonstrations.jsonl")),
+        preferences=None,
+        questions=DataSource(path=str(root / "eval_questions.jsonl")),
+        reference=DataSource(path=str(root / "reference.txt")),
+    )
+    return merge(ctx, data, "demonstrations")
+
+
+def test_the_retrain_trains_on_a_snapshot_of_its_new_files(tmp_path):
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"prompt": "Who?", "completion": "Me."}\n')
+    merged = _merge(tmp_path, new)
+    dataset = Path(merged.sft.path).parent
+    assert (dataset / "incoming" / "1-new.jsonl").read_bytes() == new.read_bytes()
+    assert len(read_jsonl(Path(merged.sft.path))) == 361  # 360 of the world's + 1
+
+
+@pytest.mark.parametrize(
+    ("meanwhile", "message"),
+    [
+        (lambda p: p.open("a").write('{"prompt": "late", "completion": "row"}\n'), "changed while the retrain ran"),
+        (lambda p: p.unlink(), "vanished while the retrain ran; nothing was trained on it"),
+    ],
+)
+def test_a_new_file_that_changes_or_vanishes_mid_run_is_a_clear_error(tmp_path, monkeypatch, meanwhile, message):
+    new = tmp_path / "new.jsonl"
+    new.write_text('{"prompt": "Who?", "completion": "Me."}\n')
+    with pytest.raises(DataError, match=f"^{new}: {message}"):
+        _merge(tmp_path, new, monkeypatch, meanwhile)
+    assert not (tmp_path / "runs" / "dataset").exists()
