@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -30,6 +31,10 @@ import alignment
 MANIFEST = "manifest.json"
 QUARANTINE = ".quarantine"
 logger = logging.getLogger("alignment.store")
+
+
+class StoreFull(OSError):
+    """The store's disk filled up while an artifact was written; nothing of it was kept."""
 
 
 class CorruptArtifact(RuntimeError):
@@ -278,8 +283,14 @@ class ArtifactStore:
                     if self.get(artifact_id) is None:  # not a concurrent twin that finished first
                         raise
                     shutil.rmtree(tmp, ignore_errors=True)
-            except BaseException:
+            except BaseException as exc:
                 shutil.rmtree(tmp, ignore_errors=True)
+                if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+                    raise StoreFull(
+                        errno.ENOSPC,
+                        f"{artifact_id}: no space left on the device of the store {self.root}; nothing of it was "
+                        "kept. Free space (or point store.root elsewhere) and run again: finished stages are reused",
+                    ) from exc
                 raise
             return self.load(final), False
 

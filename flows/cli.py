@@ -8,6 +8,7 @@ from pathlib import Path
 
 from alignment.config import ConfigError, RunConfig, load_config
 from alignment.records import DataError
+from alignment.store import StoreFull
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -262,8 +263,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    except (ConfigError, DataError, StoreFull) as exc:
+        print(f"error: {exc.strerror if isinstance(exc, StoreFull) else exc}", file=sys.stderr)
         return 2
 
 

@@ -196,3 +196,25 @@ def test_two_runs_on_one_store_build_an_artifact_once(tmp_path):
     assert results[0][0] == results[1][0] and sorted(r[1] for r in results) == ["False", "True"]
     waited = [err for _, err in outputs if "is being built by another run on this store: waiting for it" in err]
     assert len(waited) == 1
+
+
+def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
+    import errno
+
+    from alignment.store import StoreFull
+
+    store = ArtifactStore(tmp_path / "runs")
+
+    def build(tmp):
+        (tmp / "weights.bin").write_bytes(b"half")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(StoreFull) as err:
+        store.materialize("sft", {"lr": 1}, {}, build)
+    assert err.value.errno == errno.ENOSPC
+    assert err.value.strerror.startswith("sft-") and f"no space left on the device of the store {store.root}" in (
+        err.value.strerror
+    )
+    assert not (tmp_path / "runs" / "sft").exists() and list((tmp_path / "runs" / ".tmp").iterdir()) == []
+    again, reused = store.materialize("sft", {"lr": 1}, {}, lambda tmp: (tmp / "w.bin").write_bytes(b"w") and {})
+    assert not reused and again.path.is_dir()  # the next run, with space again, builds it
