@@ -29,6 +29,7 @@ from prefect.runtime import flow_run
 
 from alignment import graph
 from alignment.ablation import RunResult, write_comparison
+from alignment.allowed_paths import confine
 from alignment.config import RunConfig
 from alignment.context import StageContext
 from alignment.lineage import lineage, render_markdown
@@ -86,7 +87,9 @@ def run_stages(
     cfg: RunConfig, targets: tuple[str, ...] = graph.PIPELINE, given: dict | None = None, incoming: dict | None = None
 ) -> dict[str, Any]:
     """Walk the stage graph for ``targets``, each stage a task named for it; ``given`` values are not rebuilt;
-    ``incoming`` data files (by kind) are appended to the run's own. Returns every value by stage name."""
+    ``incoming`` data files (by kind) are appended to the run's own. Returns every value by stage name. A worker
+    that confines paths (``ALIGNMENT_ALLOWED_ROOTS``) refuses a config naming others before the first stage."""
+    confine(cfg)
 
     def execute(stage: graph.Stage, inputs: dict[str, Any]) -> Any:
         options = TRAINING_RETRIES if stage.trains else {}

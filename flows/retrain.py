@@ -17,6 +17,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from alignment import retrain as lib
+from alignment.allowed_paths import confine
 from alignment.config import RetrainConfig, RunConfig
 from alignment.store import Artifact, ArtifactStore
 from flows.pipeline import run_stages
@@ -66,6 +67,7 @@ def retrain_flow(cfg: RunConfig = RunConfig(), retrain: RetrainConfig = RetrainC
 
     Returns the decision: ``promoted``, ``reason``, ``stages_built`` and the numbers behind it.
     """
+    confine(cfg, retrain.data_dir)  # on a worker that confines paths: before anything is read
     incoming = scan_task(retrain)
     fp = lib.fingerprint(cfg, incoming)
     log = lib.PromotionLog(ArtifactStore(cfg.store.root), retrain.name)
