@@ -28,6 +28,13 @@ def _check_user_data(cfg: RunConfig, source: str = "config") -> None:
     from alignment.sources import load
 
     check_compute(cfg.compute, source)
+    if cfg.model.name_or_path is not None:  # a given base: loadable, a causal LM, with a tokenizer and template
+        from alignment.modeling import check_base
+
+        try:
+            check_base(cfg.model)
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{source}: {exc}") from None
     check_lora_targets(cfg, source)
 
     kinds = {"sft": "sft", "preferences": "preferences", "eval_questions": "questions"}

@@ -98,3 +98,10 @@ def test_check_refuses_lora_targets_the_base_does_not_have(capsys):
         "layers: down_proj, gate_proj, k_proj, lm_head, o_proj, q_proj, up_proj, v_proj"
     )
     assert main(["check", config, "--set", "dpo.lora.target_modules=[q_proj,v_proj]"]) == 0
+
+
+def test_check_refuses_a_model_directory_that_is_not_a_model_before_any_work(tmp_path, capsys):
+    config = str(ROOT / "configs/tiny.yaml")
+    assert main(["check", config, "--set", f"model.name_or_path={tmp_path}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {config}: model.name_or_path '{tmp_path}': not a loadable model")
