@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 from transformers import set_seed
 
@@ -18,22 +16,6 @@ def resolve_device(cfg: ComputeConfig) -> str:
     if cfg.device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return cfg.device
-
-
-def check_compute(cfg: ComputeConfig, source: str) -> None:
-    """The compute settings against this machine, before any work: a GPU asked for must be there, the processes
-    must not outnumber the GPUs they would run on, and a named accelerate config must exist."""
-    from alignment.config import ConfigError
-
-    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    if cfg.device == "cuda" and not gpus:
-        raise ConfigError(f"{source}: key 'compute.device' is 'cuda' but this machine has no CUDA device")
-    if cfg.num_processes > 1 and resolve_device(cfg) == "cuda" and cfg.num_processes > gpus:
-        raise ConfigError(
-            f"{source}: key 'compute.num_processes' is {cfg.num_processes} but this machine has {gpus} GPU(s)"
-        )
-    if cfg.accelerate_config and not Path(cfg.accelerate_config).is_file():
-        raise ConfigError(f"{source}: key 'compute.accelerate_config': {cfg.accelerate_config} is not a file")
 
 
 def setup(cfg: ComputeConfig, seed: int) -> Device:

@@ -21,7 +21,7 @@ from transformers import (
 )
 
 from alignment.checkpoints import checkpoint_step, last_complete_checkpoint
-from alignment.config import LoraSettings, ModelConfig, RunConfig, TrainingSection
+from alignment.config import LoraSettings, ModelConfig, TrainingSection
 from alignment.context import TrainingRun
 from alignment.model_refs import BaseRef
 
@@ -66,46 +66,6 @@ def check_base(cfg: ModelConfig) -> None:
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not cfg.trust_remote_code:
         raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: {config.model_type!r} is not a causal LM")
     load_tokenizer(BaseRef(cfg.name_or_path, cfg.load_options(), cfg.chat_template))
-
-
-TRAINED_SECTIONS = ("sft", "reward", "dpo", "rloo")  # the RunConfig sections that train a LoRA adapter
-
-
-def _module_names(cfg: RunConfig) -> set[str]:
-    """The module names of the configured base, from its config on the meta device (no weights read)."""
-    from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM
-
-    with torch.device("meta"):
-        if cfg.model.name_or_path is None:
-            t = cfg.model.tiny
-            shape = {"hidden_size": t.hidden_size, "intermediate_size": t.intermediate_size}
-            shape |= {"num_hidden_layers": t.num_hidden_layers, "num_attention_heads": t.num_attention_heads}
-            model = LlamaForCausalLM(LlamaConfig(vocab_size=64, **shape))
-        else:
-            options = {k: v for k, v in cfg.model.load_options().items() if k in ("revision", "trust_remote_code")}
-            config = AutoConfig.from_pretrained(cfg.model.name_or_path, **options)
-            model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
-    return {name for name, _ in model.named_modules() if name}
-
-
-def check_lora_targets(cfg: RunConfig, source: str) -> None:
-    """Every LoRA ``target_modules`` list names modules the base has (a string, e.g. 'all-linear' or a regex,
-    is PEFT's to check); an error names the file, the key and the model's linear layers."""
-    from alignment.config import ConfigError
-
-    names = None
-    for section in TRAINED_SECTIONS:
-        targets = getattr(cfg, section).lora.target_modules
-        if isinstance(targets, str):
-            continue
-        names = names if names is not None else _module_names(cfg)
-        missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
-        if missing:
-            linear = sorted({n.rsplit(".", 1)[-1] for n in names if n.endswith("_proj")} | {"lm_head"})
-            raise ConfigError(
-                f"{source}: key '{section}.lora.target_modules': {missing} match no module of the base model; "
-                f"its linear layers: {', '.join(linear)}"
-            )
 
 
 def load_causal_lm(base: BaseRef | str | Path, adapters: Sequence[Path] = (), device: str = "cpu") -> PreTrainedModel:

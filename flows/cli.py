@@ -23,8 +23,7 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
 def _check_user_data(cfg: RunConfig, source: str = "config") -> None:
     """Everything checkable before any work: the compute settings against this machine, then every data source
     the config names (file, row and column named on an error)."""
-    from alignment.compute import check_compute
-    from alignment.modeling import check_lora_targets
+    from alignment.prechecks import check_compute, check_lora_targets
     from alignment.sources import load
 
     check_compute(cfg.compute, source)
