@@ -40,6 +40,7 @@ class TrainingRun:
     stage: str
     checkpointing: Checkpointing | None = None
     main: bool = True  # False in the launched processes other than rank 0: they train but write nothing
+    callbacks: tuple[Any, ...] = ()  # extra Trainer callbacks (the benchmark's step timer)
 
     def report(self, message: str = "", **fields: Any) -> None:
         """Send a progress event of this stage."""

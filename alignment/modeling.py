@@ -164,6 +164,8 @@ def fit(trainer, run: TrainingRun) -> dict:
         run.report(f"resuming from {last}")
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(ProgressCallback(run))
+    for callback in run.callbacks:
+        trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     check_finite(trainer.model, result.training_loss, run.stage)
     logs = Path(trainer.args.output_dir) / "runs"

@@ -181,6 +181,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def cmd_bench(args: argparse.Namespace) -> int:
+    from alignment.bench import bench
+
+    table = bench(args.preset, Path(args.out), tuple(args.methods), args.steps, args.shape_of)
+    print((Path(args.out) / "bench.md").read_text(), end="")
+    print(f"table: {Path(args.out) / 'bench.json'}")
+    return 0 if table["methods"] else 1
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     _check_user_data(cfg, str(args.config))
@@ -251,6 +260,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     p.set_defaults(func=cmd_verify)
+    p = sub.add_parser("bench", help="tokens/s and peak memory per training method: ours vs plain TRL, side by side")
+    p.add_argument("--preset", choices=["tiny", "0.5b"], default="tiny", help="model shape and workload")
+    p.add_argument("--methods", nargs="+", choices=["sft", "reward", "dpo"], default=["sft", "reward", "dpo"])
+    p.add_argument("--steps", type=int, help="optimizer steps per trial (default: the preset's)")
+    p.add_argument("--shape-of", choices=["tiny", "0.5b"], help="use this preset's model shape (e.g. 0.5b on a CPU)")
+    p.add_argument("--out", default="runs/bench", help="where bench.json and bench.md go (default: %(default)s)")
+    p.set_defaults(func=cmd_bench)
     p = sub.add_parser(
         "check",
         aliases=["validate"],
