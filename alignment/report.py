@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alignment.context import StageContext
 from alignment.metrics import BEHAVIOUR, METRICS, PER_MODEL, better, definitions, fmt, overoptimisation
-from alignment.store import Artifact
+from alignment.store import Artifact, ArtifactStore, is_dataset_ref
 
 # Metric names (keys of ``METRICS``): rows of the per-model table, rows of the table split by the knowledge
 # probe, and every metric the report shows (listed under "Definitions").
@@ -100,8 +100,9 @@ def curve_section(policy: str, points: list[dict]) -> list[str]:
     return lines + ["", verdict, "", f"![proxy and gold reward against KL]({policy}_curve.png)", ""]
 
 
-def render(metrics: dict, context: dict) -> str:
-    """The report as Markdown."""
+def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | None = None) -> str:
+    """The report as Markdown; ``times``: (stage, artifact id, seconds it took to build) of every artifact the
+    evaluation was made from, shown as a table."""
     names = [n for n in ("base", "sft", *policies(metrics)) if n in metrics]
     lines = ["# What alignment did", ""]
     if context:
@@ -192,6 +193,18 @@ def render(metrics: dict, context: dict) -> str:
         "The base model has never seen the chat format, so its answers to chat prompts are not meaningful; "
         "it is listed for perplexity.",
         "",
+    ]
+    if times:
+        lines += ["## Time per stage", "", "| stage | artifact | seconds to build |", "| --- | --- | --- |"]
+        lines += [f"| {stage} | {art} | {seconds:.1f} |" for stage, art, seconds in times]
+        lines += [
+            f"| total | | {sum(t for _, _, t in times):.1f} |",
+            "",
+            "Each artifact's own build time, from its manifest (a reused artifact keeps the time it took when it was "
+            "built); installing, starting Prefect and rendering this report are not included.",
+            "",
+        ]
+    lines += [
         "## Definitions",
         "",
         *definitions(SHOWN),
@@ -205,9 +218,31 @@ def read_metrics(directory: Path) -> dict:
     return json.loads((Path(directory) / "metrics.json").read_text())
 
 
-def write_report(metrics: dict, path: Path, context: dict) -> None:
+def write_report(metrics: dict, path: Path, context: dict, times: list[tuple[str, str, float]] | None = None) -> None:
     """Write the report Markdown to ``path``."""
-    path.write_text(render(metrics, context))
+    path.write_text(render(metrics, context, times))
+
+
+def stage_times(store: ArtifactStore, evaluation: Artifact) -> list[tuple[str, str, float]]:
+    """(stage, artifact id, build seconds) of the evaluation and every artifact upstream of it, in the stage
+    graph's order."""
+    seen: dict[str, tuple[str, str, float, str]] = {}
+
+    def walk(art: Artifact) -> None:
+        if art.id in seen:
+            return
+        for value in art.manifest.get("inputs", {}).values():
+            upstream = None if is_dataset_ref(value) else store.get(value)
+            if upstream is not None:
+                walk(upstream)
+        seen[art.id] = (art.stage, art.id, float(art.manifest.get("seconds", 0.0)), art.manifest.get("created_at", ""))
+
+    from alignment.graph import STAGES
+
+    order = {name: i for i, name in reversed(list(enumerate(s.name for s in STAGES)))}
+    walk(evaluation)
+    ranked = sorted(seen.values(), key=lambda t: (order.get(t[0], len(order)), t[3]))
+    return [(stage, art_id, seconds) for stage, art_id, seconds, _ in ranked]
 
 
 def report_context(ctx: StageContext, evaluation: Artifact) -> dict[str, str]:
@@ -239,7 +274,7 @@ def report_stage(section: None, ctx: StageContext, evaluate: Artifact) -> Artifa
                 plot_curve(metrics[policy]["curve"], tmp / f"{policy}_curve.png")
         plot_summary(metrics, tmp / "summary.png")
         plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png")
-        write_report(metrics, tmp / "report.md", report_context(ctx, evaluate))
+        write_report(metrics, tmp / "report.md", report_context(ctx, evaluate), stage_times(ctx.store, evaluate))
         return {"claims_supported": sum(ok for _, ok, _ in claims(metrics)), "claims": len(claims(metrics))}
 
     return ctx.materialize("report", {}, {"evaluate": evaluate.id}, build)

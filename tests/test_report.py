@@ -193,3 +193,22 @@ def test_the_overoptimisation_verdict_follows_the_curve():
     flat = [point(0, 0.0, 0.25, -1.0), point(4, 0.0, 0.26, -1.0)]
     assert not overoptimisation(flat)["gold_falls_after_peak"]
     assert "did not fall from its best (step 0 (KL 0.000))" in "\n".join(report.curve_section("rloo", flat))
+
+
+def test_the_report_has_each_upstream_stages_build_time(micro):
+    from alignment.context import StageContext
+    from alignment.graph import run_local
+    from alignment.store import ArtifactStore
+
+    cfg = micro()
+    values = run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("report",))
+    text = (values["report"].path / "report.md").read_text().splitlines()
+    start = text.index("## Time per stage")
+    rows = [line.split(" | ") for line in text[start + 4 :] if line.startswith("| ") and not line.startswith("| total")]
+    stages = ["base", "sft", "reward", "dpo", "probe", "evaluate"]  # the world is an input by its files' hashes
+    assert [r[0].lstrip("| ") for r in rows] == stages
+    for (_, art, seconds), name in zip(rows, stages, strict=True):
+        assert art == values[name].id and float(seconds.rstrip(" |")) == round(values[name].manifest["seconds"], 1)
+    total = next(line for line in text if line.startswith("| total"))
+    expected = sum(values[name].manifest["seconds"] for name in stages)
+    assert total == f"| total | | {expected:.1f} |"
