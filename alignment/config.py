@@ -347,7 +347,7 @@ class WorldConfig(_Section):
     wrong_answers_per_unknown: int = Field(2, ge=1, description="'I don't know' > wrong pairs per unknown question.")
 
     def role_sizes(self, known: bool) -> tuple[int, int, int]:
-        """Entities per role (SFT, preference pairs, evaluation), as the world splits them."""
+        """Entities per role (SFT, preference pairs, evaluation): how the world splits them (``build_world``)."""
         count, shares = (self.n_known, self.known_split) if known else (self.n_unknown, self.unknown_split)
         total = sum(shares)
         a = round(count * shares[0] / total)

@@ -168,10 +168,10 @@ def fit(trainer, run: TrainingRun) -> dict:
         trainer.add_callback(callback)
     result = trainer.train(resume_from_checkpoint=str(last) if last else None)
     check_finite(trainer.model, result.training_loss, run.stage)
-    logs = Path(trainer.args.output_dir) / "runs"
-    if run.main and logs.is_dir():
-        shutil.copytree(logs, run.out_dir / "logs", dirs_exist_ok=True)
-    if run.main:
+    if run.main:  # the other launched processes trained the same weights; one writes them
+        logs = Path(trainer.args.output_dir) / "runs"
+        if logs.is_dir():
+            shutil.copytree(logs, run.out_dir / "logs", dirs_exist_ok=True)
         trainer.accelerator.unwrap_model(trainer.model).save_pretrained(run.out_dir / "adapter")
     return {
         "train_loss": result.training_loss,

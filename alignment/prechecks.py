@@ -26,9 +26,6 @@ def check_compute(cfg: ComputeConfig, source: str) -> None:
         )
 
 
-TRAINED_SECTIONS = ("sft", "reward", "dpo", "rloo")  # the RunConfig sections that train a LoRA adapter
-
-
 def _module_names(cfg: RunConfig) -> set[str]:
     """The module names of the configured base, from its config on the meta device (no weights read)."""
     import torch
@@ -50,8 +47,11 @@ def _module_names(cfg: RunConfig) -> set[str]:
 def check_lora_targets(cfg: RunConfig, source: str) -> None:
     """Every LoRA ``target_modules`` list names modules the base has (a string, e.g. 'all-linear' or a regex,
     is PEFT's to check); an error names the file, the key and the model's linear layers."""
+    from alignment.graph import STAGES
+
     names = None
-    for section in TRAINED_SECTIONS:
+    lora_sections = dict.fromkeys(s.section for s in STAGES if s.trains and hasattr(getattr(cfg, s.section), "lora"))
+    for section in lora_sections:
         targets = getattr(cfg, section).lora.target_modules
         if isinstance(targets, str):
             continue

@@ -54,28 +54,33 @@ def file_records(directory: Path) -> dict[str, dict[str, Any]]:
     return out
 
 
-def verify(path: Path, full: bool = False) -> str | None:
-    """Why the artifact at ``path`` cannot be served (None: it can). Fast mode compares sizes and times and
-    re-hashes only files whose time changed; ``full`` re-hashes every file. Artifacts from before file
-    records are accepted as they are."""
+def read_verified(path: Path, full: bool = False) -> tuple[dict[str, Any] | None, str | None]:
+    """The manifest of the artifact at ``path`` and why it cannot be served (None: it can; then the manifest is
+    returned). Fast mode compares sizes and times and re-hashes only files whose time changed; ``full``
+    re-hashes every file. Artifacts from before file records are accepted as they are."""
     try:
         manifest = json.loads((path / MANIFEST).read_text())
     except FileNotFoundError:
-        return "its manifest is missing"
+        return None, "its manifest is missing"
     except (OSError, ValueError) as exc:
-        return f"its manifest is unreadable ({exc.__class__.__name__})"
+        return None, f"its manifest is unreadable ({exc.__class__.__name__})"
     if not isinstance(manifest, dict) or "stage" not in manifest:
-        return "its manifest is incomplete"
+        return None, "its manifest is incomplete"
     for name, rec in manifest.get("files", {}).items():
         file = path / name
         if not file.is_file():
-            return f"{name} is missing"
+            return None, f"{name} is missing"
         stat = file.stat()
         if stat.st_size != rec["size"]:
-            return f"{name} has {stat.st_size} bytes, the manifest says {rec['size']}"
+            return None, f"{name} has {stat.st_size} bytes, the manifest says {rec['size']}"
         if (full or stat.st_mtime_ns != rec["mtime_ns"]) and file_sha256(file) != rec["sha256"]:
-            return f"{name} does not match its sha256"
-    return None
+            return None, f"{name} does not match its sha256"
+    return manifest, None
+
+
+def verify(path: Path, full: bool = False) -> str | None:
+    """Why the artifact at ``path`` cannot be served (None: it can); see ``read_verified``."""
+    return read_verified(path, full)[1]
 
 
 def import_closure(module: str, root: Path | None = None) -> list[Path]:
@@ -175,11 +180,11 @@ class ArtifactStore:
         path = self.path_of(artifact_id)
         if not path.exists():
             return None
-        problem = verify(path)
+        manifest, problem = read_verified(path)
         if problem:
             self.quarantine(path, problem)
             return None
-        return Artifact(artifact_id, path, json.loads((path / MANIFEST).read_text()))
+        return Artifact(artifact_id, path, manifest)
 
     def quarantine(self, path: Path, problem: str) -> Path:
         """Move a broken artifact out of the way, to ``<root>/.quarantine/``; returns where it went."""
@@ -204,10 +209,10 @@ class ArtifactStore:
         """An artifact by id or by directory path; a clear error if it does not exist or fails verification."""
         path = Path(ref)
         if (path / MANIFEST).is_file():
-            problem = verify(path)
+            manifest, problem = read_verified(path)
             if problem:
                 raise CorruptArtifact(f"artifact {path}: {problem}")
-            return Artifact(path.name, path, json.loads((path / MANIFEST).read_text()))
+            return Artifact(path.name, path, manifest)
         found = self.get(str(ref))
         if found is None:
             raise FileNotFoundError(f"no artifact {ref!r} in store {self.root}")

@@ -110,13 +110,6 @@ def _unique_words(rng: random.Random, count: int, taken: set[str]) -> list[str]:
     return out
 
 
-def _split(items: list, shares: tuple[float, float, float]) -> list[list]:
-    total = sum(shares)
-    a = round(len(items) * shares[0] / total)
-    b = a + round(len(items) * shares[1] / total)
-    return [items[:a], items[a:b], items[b:]]
-
-
 @dataclass
 class World:
     """Entities with ground-truth facts plus the pools of values each attribute draws from."""
@@ -136,13 +129,11 @@ def build_world(cfg: WorldConfig) -> World:
     values = {"city": cities, "job": list(JOBS), "pet": list(PETS)}
     names = _unique_words(rng, cfg.n_known + cfg.n_unknown, taken)
     entities: list[Entity] = []
-    for known, group, shares in (
-        (True, names[: cfg.n_known], cfg.known_split),
-        (False, names[cfg.n_known :], cfg.unknown_split),
-    ):
-        roles = ("sft", "pref", "eval")
-        for role, members in zip(roles, _split(group, shares), strict=True):
-            for name in members:
+    for known, group in ((True, names[: cfg.n_known]), (False, names[cfg.n_known :])):
+        sft, pref, _ = cfg.role_sizes(known)
+        members = {"sft": group[:sft], "pref": group[sft : sft + pref], "eval": group[sft + pref :]}
+        for role, people in members.items():
+            for name in people:
                 facts = {a.name: rng.choice(values[a.name]) for a in ATTRIBUTES}
                 entities.append(Entity(name, facts, known, role))
     return World(entities, values)

@@ -20,7 +20,7 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
-def _check_user_data(cfg: RunConfig, source: str = "config") -> None:
+def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
     """Everything checkable before any work: the compute settings against this machine, then every data source
     the config names (file, row and column named on an error)."""
     from alignment.prechecks import check_compute, check_lora_targets
@@ -64,7 +64,7 @@ def _up_to_date(cfg: RunConfig) -> dict[str, str] | None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    _check_user_data(cfg, str(args.config))  # before Prefect or any model starts
+    _check_before_work(cfg, str(args.config))  # before Prefect or any model starts
     out = None if args.always_run_flow else _up_to_date(cfg)
     if out is not None:
         print(f"up to date: every artifact is already in {cfg.store.root}; nothing to run (--always-run-flow runs it)")
@@ -83,7 +83,7 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     configs = {}
     for path in args.configs:
         cfg = load_config(path, args.overrides)
-        _check_user_data(cfg, str(path))
+        _check_before_work(cfg, str(path))
         name = Path(path).stem
         if name in configs:
             raise ConfigError(f"{path}: two configs named {name!r}; rename one")
@@ -101,7 +101,7 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from alignment.retrain import scan_incoming
 
     cfg = load_config(args.config, args.overrides)
-    _check_user_data(cfg, str(args.config))
+    _check_before_work(cfg, str(args.config))
     options = {"data_dir": args.data_dir, "name": args.name}
     gates = {"min_gold_win_rate": args.min_win_rate, "max_prudence_drop": args.max_prudence_drop}
     gates["max_accuracy_drop"] = args.max_accuracy_drop
@@ -192,7 +192,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
-    _check_user_data(cfg, str(args.config))
+    _check_before_work(cfg, str(args.config))
     print(f"{args.config}: ok")
     return 0
 
