@@ -9,12 +9,20 @@ ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.environment 2>/dev/null)
 
 .PHONY: demo ablation labeller test lint format data install server pool deploy worker image
 
+# Installing into the venv: pip installs uv (about 1 s), and uv installs the rest in seconds (measured on the 2-core
+# machine: the project's dependencies in 5 s with uv, 56 s with pip; torch in 2 s, 21 s with pip). uv is handed
+# pip's find-links, where pip is set up to find a local torch wheel. Where uv cannot be installed, pip does it all.
+VENV_INSTALL = venv_install() { \
+	if [ -x $(BIN)/uv ] || $(BIN)/pip install -q uv; then \
+		UV_FIND_LINKS="$${PIP_FIND_LINKS:-$$($(BIN)/pip config get global.find-links 2>/dev/null)}" \
+			$(BIN)/uv pip install -q --python $(BIN)/python "$$@"; \
+	else $(BIN)/pip install -q "$$@"; fi; }; venv_install
+
 $(BIN)/.installed: pyproject.toml
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
 	# torch pinned first: this exact version resolves to the local CPU wheel, not a multi-GB CUDA build
-	$(BIN)/pip install -q "torch==2.13.0"
-	$(BIN)/pip install -q -e ".[dev]"
+	$(VENV_INSTALL) "torch==2.13.0"
+	$(VENV_INSTALL) -e ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed
@@ -32,7 +40,7 @@ labeller: $(BIN)/.installed
 
 # The tests also render the GPU pools' job templates with the workers' own code (the `pools` extra).
 $(BIN)/.installed-pools: $(BIN)/.installed
-	$(BIN)/pip install -q -e ".[dev,pools]"
+	$(VENV_INSTALL) -e ".[dev,pools]"
 	touch $@
 
 test: $(BIN)/.installed-pools
