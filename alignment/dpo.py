@@ -16,24 +16,39 @@ from alignment.store import Artifact
 
 
 def train_dpo(
-    cfg: DPOSection, base: BaseRef, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
+    cfg: DPOSection,
+    base: BaseRef,
+    sft_adapters: Sequence[Path],
+    preferences: list[dict],
+    run: TrainingRun,
+    reference: list[dict] | None = None,
 ) -> dict:
     """Train a DPO LoRA adapter on the SFT model (the base with ``sft_adapters`` merged in); saves
-    ``run.out_dir / "adapter"``."""
+    ``run.out_dir / "adapter"``. ``reference`` holds the stored reference log-probabilities of each pair
+    (``alignment.reference``); without them, the reference forward runs once before training
+    (``precompute_ref_log_probs``) or in every step."""
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     from alignment.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
+    from alignment.reference import stored_reference_trainer
 
-    trainer = DPOTrainer(
+    if reference is not None:
+        if len(reference) != len(preferences):
+            raise ValueError(f"{len(reference)} stored reference log-probs for {len(preferences)} pairs")
+        preferences = [pair | ref for pair, ref in zip(preferences, reference, strict=True)]
+    if reference is not None:  # TRL reads them from the dataset only with precompute_ref_log_probs on
+        cfg = cfg.model_copy(update={"precompute_ref_log_probs": True})
+    args = trainer_args(DPOConfig, cfg, run)
+    trainer = stored_reference_trainer()(
         model=load_causal_lm(base, sft_adapters, device=run.device.name),
         ref_model=None,
-        args=trainer_args(DPOConfig, cfg, run),
+        args=args,
         train_dataset=Dataset.from_list(preferences),
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
-    metrics = fit(trainer, run) | {"pairs": len(preferences)}
+    metrics = fit(trainer, run, cfg) | {"pairs": len(preferences), "stored_reference": reference is not None}
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
     if logs:
         metrics["final_reward_accuracy"] = logs[-1]["rewards/accuracies"]
@@ -41,12 +56,25 @@ def train_dpo(
     return metrics
 
 
-def dpo_stage(cfg: DPOSection, ctx: StageContext, preferences: RunData, base: Artifact, sft: Artifact) -> Artifact:
-    """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled)."""
+def dpo_stage(
+    cfg: DPOSection,
+    ctx: StageContext,
+    preferences: RunData,
+    base: Artifact,
+    sft: Artifact,
+    reference: Artifact | None = None,
+) -> Artifact:
+    """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled), its log-probabilities
+    read from the reference artifact when ``precompute_ref_log_probs`` is on."""
     inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
+    if reference is not None:
+        inputs["reference"] = reference.id
 
     def fit(run: TrainingRun) -> dict:
+        from alignment.reference import load_reference
+
         rows = preferences.rows("preferences")
-        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run)
+        stored = load_reference(reference) if reference is not None else None
+        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run, stored)
 
     return ctx.train("dpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})

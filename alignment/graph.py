@@ -39,6 +39,10 @@ def _dpo(cfg: RunConfig) -> bool:
     return "dpo" in cfg.policies
 
 
+def _stored_reference(cfg: RunConfig) -> bool:
+    return _dpo(cfg) and cfg.dpo.precompute_ref_log_probs
+
+
 def _rloo(cfg: RunConfig) -> bool:
     return "rloo" in cfg.policies
 
@@ -95,7 +99,8 @@ STAGES = (
     Stage("preferences", "alignment.run_data:preferences_stage", ("data",), "data", _constructed_pairs),
     Stage("preferences", "alignment.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
     Stage("reward", "alignment.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
-    Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft"), "dpo", _dpo, trains=True),
+    Stage("reference", "alignment.reference:reference_stage", ("preferences", "base", "sft"), "dpo", _stored_reference),
+    Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft", "reference?"), "dpo", _dpo, trains=True),
     Stage("rloo", "alignment.rloo:rloo_stage", ("preferences", "base", "sft", "reward"), "rloo", _rloo, trains=True),
     Stage("probe", "alignment.probe:probe_stage", ("data", "base", "sft"), section="probe"),
     Stage(

@@ -98,6 +98,17 @@ def lora_config(settings: LoraSettings, task_type: str, **managed) -> LoraConfig
     return LoraConfig(**settings.model_dump(), task_type=task_type, **managed)
 
 
+def adapters_in_base_dtype(model, section: TrainingSection) -> None:
+    """With ``section.autocast_adapter_dtype`` off, cast the trainable adapter weights (PEFT upcast them to
+    float32) to the frozen base weights' dtype, before the optimizer is built."""
+    if section.autocast_adapter_dtype:
+        return
+    frozen = next((p.dtype for p in model.parameters() if not p.requires_grad), torch.float32)
+    for param in model.parameters():
+        if param.requires_grad and param.dtype != frozen:
+            param.data = param.data.to(frozen)
+
+
 def trainer_args(cls, section: TrainingSection, run: TrainingRun, **managed):
     """The TRL config object ``cls`` of a stage: the section's TRL arguments (pass-through included) plus what
     the pipeline sets: where checkpoints go (a resumable checkpoint every N steps with ``run.checkpointing``),
@@ -153,12 +164,14 @@ def check_finite(model, loss: float, stage: str) -> None:
         )
 
 
-def fit(trainer, run: TrainingRun) -> dict:
+def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
     """``trainer.train()``, resuming from the newest complete checkpoint a previous attempt of this artifact
     left (killed worker, OOM, lost node), then the trained adapter saved as ``run.out_dir / "adapter"``. Logs
     an integration wrote under the output directory (e.g. TensorBoard's ``runs/``) are kept as ``logs/``.
     Returns the metrics every training stage records: final training loss, steps, step resumed from, and the
-    number of processes that trained (``compute.num_processes``)."""
+    number of processes that trained (``compute.num_processes``). The section's adapter dtype is applied first
+    (``adapters_in_base_dtype``)."""
+    adapters_in_base_dtype(trainer.model, section)
     last = last_complete_checkpoint(run.checkpointing.directory) if run.checkpointing else None
     if last:
         run.report(f"resuming from {last}")

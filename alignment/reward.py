@@ -53,7 +53,7 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
         run.report(
             f"{len(train_rows) - kept} of {len(train_rows)} pairs dropped: longer than max_length {cfg.max_length}"
         )
-    metrics = fit(trainer, run) | {
+    metrics = fit(trainer, run, cfg) | {
         "train_pairs": kept,
         "train_pairs_dropped": len(train_rows) - kept,
     }

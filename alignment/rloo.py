@@ -134,7 +134,7 @@ def train_rloo(
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
         callbacks=[curve_callback(curve, tok, reward_model)],
     )
-    metrics = fit(trainer, run) | {"prompts": len(prompts)}
+    metrics = fit(trainer, run, cfg) | {"prompts": len(prompts)}
     if run.main:
         (run.out_dir / "curve.json").write_text(json.dumps(curve.points, indent=1) + "\n")
     logs = [entry for entry in trainer.state.log_history if "reward" in entry]

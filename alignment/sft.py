@@ -23,7 +23,7 @@ def train_sft(cfg: SFTSection, base: BaseRef, demonstrations: list[dict], run: T
         processing_class=load_tokenizer(base),
         peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
     )
-    return fit(trainer, run) | {
+    return fit(trainer, run, cfg) | {
         "examples": len(demonstrations),
         "trainable_parameters": sum(p.numel() for p in trainer.model.parameters() if p.requires_grad),
     }

@@ -182,9 +182,26 @@ def cmd_verify(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    import yaml
+
     from alignment.bench import bench
 
-    table = bench(args.preset, Path(args.out), tuple(args.methods), args.steps, args.shape_of)
+    overrides: dict[str, dict] = {}
+    for item in args.set:
+        key, sep, value = item.partition("=")
+        method, dot, name = key.partition(".")
+        if not sep or not dot or method not in ("sft", "reward", "dpo", "rloo"):
+            raise SystemExit(f"alignment bench --set {item!r}: expected METHOD.FIELD=VALUE, e.g. dpo.beta=0.2")
+        overrides.setdefault(method, {})[name] = yaml.safe_load(value)
+    table = bench(
+        args.preset,
+        Path(args.out),
+        methods=tuple(args.methods),
+        steps=args.steps,
+        shape_of=args.shape_of,
+        peak_tflops=args.peak_tflops,
+        overrides=overrides,
+    )
     print((Path(args.out) / "bench.md").read_text(), end="")
     print(f"table: {Path(args.out) / 'bench.json'}")
     return 0 if table["methods"] else 1
@@ -262,9 +279,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("bench", help="tokens/s and peak memory per training method: ours vs plain TRL, side by side")
     p.add_argument("--preset", choices=["tiny", "0.5b"], default="tiny", help="model shape and workload")
-    p.add_argument("--methods", nargs="+", choices=["sft", "reward", "dpo"], default=["sft", "reward", "dpo"])
+    p.add_argument(
+        "--methods",
+        nargs="+",
+        choices=["sft", "reward", "dpo", "rloo", "generation"],
+        default=["sft", "reward", "dpo", "rloo", "generation"],
+        help="training methods, and the evaluation's generation (default: all)",
+    )
     p.add_argument("--steps", type=int, help="optimizer steps per trial (default: the preset's)")
     p.add_argument("--shape-of", choices=["tiny", "0.5b"], help="use this preset's model shape (e.g. 0.5b on a CPU)")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="METHOD.FIELD=VALUE",
+        help="a field of our section for that method (e.g. dpo.precompute_ref_log_probs=true), to measure a switch",
+    )
+    p.add_argument("--peak-tflops", type=float, help="the GPU's dense bf16 peak for MFU (default: known GPUs by name)")
     p.add_argument("--out", default="runs/bench", help="where bench.json and bench.md go (default: %(default)s)")
     p.set_defaults(func=cmd_bench)
     p = sub.add_parser(

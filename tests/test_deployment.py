@@ -115,7 +115,7 @@ def test_plain_prefect_deploy_without_the_store_stops_naming_the_variable(server
 
 
 DEPLOYMENTS = [
-    (f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "rloo", "evaluate", "retrain")
+    (f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "rloo", "evaluate", "retrain", "bench")
 ]
 
 
@@ -123,8 +123,13 @@ def test_every_deployment_has_a_form_and_the_retrain_a_cron_schedule(server, dep
     for name, found in deployment.items():
         assert found["enforce_parameter_schema"], name
         assert found["work_pool_name"] == "test-pool", name
-        assert found["parameters"]["cfg"]["store"]["root"] == str(server["home"] / "runs"), name
+        if name == "bench":  # no run config: the bench builds its own model and data
+            assert found["parameters"] == {"out": str(server["home"] / "runs" / "bench")}
+        else:
+            assert found["parameters"]["cfg"]["store"]["root"] == str(server["home"] / "runs"), name
         assert found["pull_steps"][0]["prefect.deployments.steps.git_clone"]["repository"] == str(ROOT)
+    bench = deployment["bench"]["parameter_openapi_schema"]["properties"]
+    assert bench["preset"]["enum"] == ["tiny", "0.5b"] and bench["preset"]["default"] == "tiny"
     properties = deployment["dpo"]["parameter_openapi_schema"]["properties"]
     assert properties["sft"]["pattern"] == "^(latest|sft-[0-9a-f]{16})$" and properties["sft"]["default"] == "latest"
     retrain = deployment["retrain"]

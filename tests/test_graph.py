@@ -18,7 +18,9 @@ PACKAGE = ROOT / "alignment"
 
 def test_order_follows_from_the_inputs():
     order = [s.name for s in graph.plan(load_config(None), ["report"])]
-    assert order == ["world", "data", "base", "sft", "preferences", "reward", "dpo", "probe", "evaluate", "report"]
+    assert order == [
+        *("world", "data", "base", "sft", "preferences", "reward", "reference", "dpo", "probe", "evaluate", "report")
+    ]
     for i, stage in enumerate(graph.plan(load_config(None), ["report"])):
         assert all(order.index(needed) < i for needed in stage.needs(graph.stages(load_config(None))))
     probe_pairs = load_config(ROOT / "configs/tiny-probe-pairs.yaml")
@@ -43,9 +45,11 @@ def test_order_follows_from_the_inputs():
 def test_a_given_artifact_is_not_rebuilt_and_only_a_checks_inputs_are_planned_for_it():
     cfg = load_config(None)
     plan = [s.name for s in graph.plan(cfg, ["dpo"], given=["sft", "base"])]
-    assert plan == ["world", "data", "preferences", "base", "sft", "dpo"]  # world: the base's check needs it
+    assert plan == ["world", "data", "preferences", "base", "sft", "reference", "dpo"]  # world: the base's check
     plan = [s.name for s in graph.plan(cfg, ["dpo"], given=["sft", "base", "preferences"])]
-    assert plan == ["preferences", "world", "base", "sft", "dpo"]
+    assert plan == ["preferences", "world", "base", "sft", "reference", "dpo"]
+    inline = load_config(None, ["dpo.precompute_ref_log_probs=false"])  # no stored reference: DPO computes it
+    assert [s.name for s in graph.plan(inline, ["dpo"], given=["sft", "base", "preferences"])][-2:] == ["sft", "dpo"]
 
 
 def _copy_package(tmp_path: Path) -> Path:
@@ -68,7 +72,7 @@ def test_a_stages_code_version_changes_with_what_it_imports_and_only_that(tmp_pa
 
     after_modeling = edit("modeling.py")  # imported (inside functions) by every stage that loads a model
     expected = {"pretrained_stage", "sft_stage", "reward_stage", "dpo_stage", "probe_stage", "pairs_stage"}
-    expected |= {"evaluate_stage", "export_stage", "rloo_stage"}
+    expected |= {"evaluate_stage", "export_stage", "rloo_stage", "reference_stage"}
     assert changed(after_modeling, before) == expected
     after_plots = edit("plots.py")  # only the report draws plots: a plot change re-runs no model
     assert changed(after_plots, after_modeling) == {"report_stage"}

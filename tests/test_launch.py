@@ -46,7 +46,7 @@ def test_a_failing_rank_fails_the_stage_with_its_message_and_stores_nothing(micr
         "import os\n"
         "if os.environ.get('RANK') == '1':\n"
         "    import alignment.modeling as m\n"
-        "    def fit(trainer, run):\n"
+        "    def fit(trainer, run, section):\n"
         "        raise RuntimeError('rank 1 ran out of luck')\n"
         "    m.fit = fit\n"
     )

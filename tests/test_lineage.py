@@ -20,8 +20,9 @@ def test_lineage_follows_every_input_back_to_the_base_and_the_data(tmp_path, cap
     dpo_id = evaluation.manifest["inputs"]["dpo"]
 
     tree = lineage(store, dpo_id)
-    assert [c.name for c in tree.children] == ["base", "preferences", "sft"]
-    sft = tree.children[2]
+    assert [c.name for c in tree.children] == ["base", "preferences", "reference", "sft"]
+    assert [c.name for c in tree.children[2].children] == ["base", "preferences", "sft"]  # the stored reference
+    sft = tree.children[3]
     assert [c.name for c in sft.children] == ["base", "demonstrations"]
     demos = sft.children[1]
     assert demos.ref.startswith("sha256:") and demos.files and demos.files[0].endswith("demonstrations.jsonl")

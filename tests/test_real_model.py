@@ -116,7 +116,7 @@ def test_a_real_architecture_on_trl_format_data_needs_no_world(real, tmp_path):
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(_config(real, tmp_path / "runs")))
     cfg = load_config(path)
-    order = "data base sft preferences reward dpo probe evaluate report".split()
+    order = "data base sft preferences reward reference dpo probe evaluate report".split()
     assert [s.name for s in graph.plan(cfg, ["report"])] == order
     values = graph.run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))
     store = tmp_path / "runs"

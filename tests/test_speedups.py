@@ -1,0 +1,58 @@
+"""The speed-up switches of the training sections do what their descriptions say (their gains are measured by
+`alignment bench`, not here)."""
+
+import torch
+from peft import LoraConfig, get_peft_model
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from alignment.config import SFTSection
+from alignment.modeling import adapters_in_base_dtype
+
+
+def _bf16_lora_model():
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2
+    )
+    base = LlamaForCausalLM(config).to(torch.bfloat16)
+    return get_peft_model(base, LoraConfig(r=4, target_modules="all-linear", task_type="CAUSAL_LM"))
+
+
+def test_adapters_stay_in_the_base_dtype_only_when_asked():
+    model = _bf16_lora_model()
+    trainable = {p.dtype for p in model.parameters() if p.requires_grad}
+    assert trainable == {torch.float32}  # PEFT's default upcast
+    adapters_in_base_dtype(model, SFTSection())
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.float32}
+    adapters_in_base_dtype(model, SFTSection(autocast_adapter_dtype=False))
+    assert {p.dtype for p in model.parameters() if p.requires_grad} == {torch.bfloat16}
+    assert {p.dtype for p in model.parameters()} == {torch.bfloat16}
+    assert "autocast_adapter_dtype" not in SFTSection().trainer_arguments()  # ours, not a TRL argument
+
+
+def test_dpo_reads_the_stored_reference_and_trains_as_if_it_computed_it(micro):
+    from alignment.context import StageContext
+    from alignment.graph import run_local
+    from alignment.reference import load_reference
+    from alignment.store import ArtifactStore
+
+    def dpo(*overrides: str):
+        cfg = micro(*overrides)
+        return run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("dpo",))
+
+    stored = dpo()
+    reference, trained = stored["reference"], stored["dpo"]
+    assert trained.manifest["inputs"]["reference"] == reference.id
+    assert trained.manifest["metrics"]["stored_reference"] is True
+    rows = load_reference(reference)
+    assert len(rows) == reference.manifest["metrics"]["pairs"] == trained.manifest["metrics"]["pairs"]
+    assert all(r["ref_chosen_logps"] < 0 and r["ref_rejected_logps"] < 0 for r in rows)
+
+    inline = dpo("dpo.precompute_ref_log_probs=false")  # the reference forward in every step
+    assert "reference" not in inline and "reference" not in inline["dpo"].manifest["inputs"]
+    loss = inline["dpo"].manifest["metrics"]["train_loss"]
+    assert abs(trained.manifest["metrics"]["train_loss"] - loss) < 1e-4 * abs(loss)
+
+    other_beta = dpo("dpo.beta=0.3", "dpo.num_train_epochs=2")  # optimisation only: the same reference
+    assert other_beta["reference"].id == reference.id and other_beta["dpo"].id != trained.id
+    shorter = dpo("dpo.max_length=24")  # another truncation: other log-probabilities
+    assert shorter["reference"].id != reference.id
