@@ -88,6 +88,7 @@ class StepTimes:
     seconds: list[float] = field(default_factory=list)
     tokens: list[float] = field(default_factory=list)
     peak_mib: float = 0.0
+    wall_seconds: float = 0.0  # the whole trial: loading, data preparation (DPO's reference precompute), all steps
     parameters: int = 0
     device_name: str = "cpu"
 
@@ -218,6 +219,7 @@ def run_trial(spec: dict) -> dict:
     times = StepTimes(device_name=torch.cuda.get_device_name() if device == "cuda" else "cpu")
     out = Path(spec["out"])
     out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
     if method == "generation":
         _generation_trial(spec, rows, device, bf16, times)
     elif spec["variant"] == "ours":
@@ -227,6 +229,7 @@ def run_trial(spec: dict) -> dict:
         steps |= {"max_completion_length": spec["completion_length"]} if method == "rloo" else {}
         steps |= {} if method == "rloo" else {"max_length": spec["max_length"]}
         _plain_trial(spec, rows, out, steps | {"use_cpu": device == "cpu", "bf16": bf16}, times)
+    times.wall_seconds = time.perf_counter() - start
     times.peak_mib = _peak_mib(device)
     return asdict(times)
 
@@ -429,6 +432,7 @@ def bench(
                 peak = peak_flops(trial["device_name"], peak_tflops)
                 result[variant] = summary | {
                     "peak_mib": trial["peak_mib"],
+                    "wall_seconds": trial["wall_seconds"],
                     "steps_timed": len(trial["seconds"]) - method_warmup,
                     "mfu": mfu(method, summary["tokens_per_s"], trial["parameters"], peak),
                     "device": trial["device_name"],
@@ -472,12 +476,13 @@ def render(table: dict) -> str:
         f"first {table['warmup']} left out; model shape {table['shape']}; tokens are "
         "non-padding tokens. Peak memory: GPU allocator peak, or the process's peak RSS on CPU. RLOO samples "
         f"completions of up to {table['completion_length']} tokens; its tokens are prompt and completion tokens. "
-        "MFU: 6 FLOPs per parameter per trained token (a lower bound), on a GPU whose peak is known."
+        "MFU: 6 FLOPs per parameter per trained token (a lower bound), on a GPU whose peak is known. Trial s: the "
+        "whole trial (loading the model, preparing the data, DPO's reference precompute, every step)."
         + (f" Ours with {table['overrides']}." if table.get("overrides") else ""),
         "",
         "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | plain MFU "
-        "| ours MFU |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| ours MFU | plain trial s | ours trial s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     generation = None
     for r in table["methods"]:
@@ -488,7 +493,8 @@ def render(table: dict) -> str:
         lines.append(
             f"| {r['method']} | {p['tokens_per_s']:,.0f} ({p['min']:,.0f}-{p['max']:,.0f}) | "
             f"{o['tokens_per_s']:,.0f} ({o['min']:,.0f}-{o['max']:,.0f}) | {r['ratio']:.2f} | "
-            f"{p['peak_mib']:,.0f} | {o['peak_mib']:,.0f} | {_mfu(p)} | {_mfu(o)} |"
+            f"{p['peak_mib']:,.0f} | {o['peak_mib']:,.0f} | {_mfu(p)} | {_mfu(o)} | {p['wall_seconds']:.1f} | "
+            f"{o['wall_seconds']:.1f} |"
         )
     if generation:
         p, o = generation["plain"], generation["ours"]

@@ -20,7 +20,7 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
     for row in table["methods"]:
         for variant in ("plain", "ours"):
             trial = row[variant]
-            assert trial["steps_timed"] == 1 and trial["peak_mib"] > 0
+            assert trial["steps_timed"] == 1 and trial["peak_mib"] > 0 and trial["wall_seconds"] > 0
             assert 0 < trial["min"] <= trial["tokens_per_s"] <= trial["max"]
             assert trial["device"] == "cpu" and trial["mfu"] is None  # no MFU without a known GPU peak
         assert row["ratio"] == row["ours"]["tokens_per_s"] / row["plain"]["tokens_per_s"]
@@ -30,7 +30,7 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
     lines = (out / "bench.md").read_text().splitlines()
     header = lines.index(
         "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | plain MFU "
-        "| ours MFU |"
+        "| ours MFU | plain trial s | ours trial s |"
     )
     assert [line.split(" | ")[0] for line in lines[header + 2 : header + 6]] == [f"| {m}" for m in TRAINING]
     assert lines[header + 6] == ""
