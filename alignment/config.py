@@ -171,7 +171,9 @@ class TrainingSection(_PassThrough):
     max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this global norm.")
     logging_steps: int = Field(10, ge=1, description="Log loss and learning rate (and report progress) every N steps.")
     activation_checkpointing: bool = Field(
-        False, description="Recompute activations in the backward pass to save memory (about 20% slower)."
+        False,
+        description="Recompute activations in the backward pass to save memory. TRL turns it on by default; off, "
+        "plain TRL's SFT on the tiny bench ran 6,270 tokens/s instead of 3,727 (2-core CPU, 2026-11-30).",
     )
     lora: LoraSettings = Field(LoraSettings(), description="The LoRA adapter this stage trains.")
     autocast_adapter_dtype: bool = Field(
