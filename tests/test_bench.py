@@ -39,21 +39,14 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("# Bench: ours vs plain TRL (tiny:")
 
 
-def test_the_gpu_preset_starts_on_a_cpu_with_the_tiny_shape(tmp_path):
+def test_the_gpu_preset_starts_on_a_cpu_with_the_tiny_shape_and_a_switch_changes_our_side_only(tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--preset", "0.5b", "--shape-of", "tiny", "--methods", "sft", "--steps", "2", "--out", str(out)]
-    assert main(args) == 0
+    assert main([*args, "--set", "sft.optim=adamw_torch_fused"]) == 0
     table = json.loads((out / "bench.json").read_text())
     assert (table["preset"], table["max_length"], table["shape"]["hidden_size"]) == ("0.5b", 512, 128)
     (row,) = table["methods"]
     assert row["method"] == "sft" and row["ours"]["tokens_per_s"] > 0 and row["plain"]["tokens_per_s"] > 0
-
-
-def test_a_switch_is_measured_on_our_side_only(tmp_path):
-    out = tmp_path / "bench"
-    args = ["bench", "--methods", "sft", "--steps", "2", "--set", "sft.optim=adamw_torch_fused", "--out", str(out)]
-    assert main(args) == 0
-    table = json.loads((out / "bench.json").read_text())
     assert table["overrides"] == {"sft": {"optim": "adamw_torch_fused"}}
     assert "Ours with {'sft': {'optim': 'adamw_torch_fused'}}." in (out / "bench.md").read_text()
     with pytest.raises(SystemExit, match="expected METHOD.FIELD=VALUE"):
