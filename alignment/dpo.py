@@ -68,6 +68,12 @@ def dpo_stage(
     read from the reference artifact when ``precompute_ref_log_probs`` is on."""
     inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
     if reference is not None:
+        built_on = {k: reference.manifest.get("inputs", {}).get(k) for k in ("base", "sft", "preferences")}
+        if built_on != inputs:
+            raise ValueError(
+                f"reference {reference.id} holds log-probabilities of other pairs or another SFT model "
+                f"({built_on}) than this DPO run's ({inputs})"
+            )
         inputs["reference"] = reference.id
 
     def fit(run: TrainingRun) -> dict:

@@ -1,6 +1,7 @@
 """The speed-up switches of the training sections do what their descriptions say (their gains are measured by
 `alignment bench`, not here)."""
 
+import pytest
 import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
@@ -56,3 +57,18 @@ def test_dpo_reads_the_stored_reference_and_trains_as_if_it_computed_it(micro):
     assert other_beta["reference"].id == reference.id and other_beta["dpo"].id != trained.id
     shorter = dpo("dpo.max_length=24")  # another truncation: other log-probabilities
     assert shorter["reference"].id != reference.id
+
+
+def test_a_reference_of_other_pairs_is_refused(micro):
+    from alignment.context import StageContext
+    from alignment.dpo import dpo_stage
+    from alignment.graph import run_local
+    from alignment.store import ArtifactStore
+
+    cfg = micro()
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)
+    values = run_local(ctx, ("reference",))
+    other = micro("world.labeller=confident")  # the same base and SFT model, other preference pairs
+    other_values = run_local(StageContext(other, ctx.store, progress=lambda _: None), ("preferences",))
+    with pytest.raises(ValueError, match="holds log-probabilities of other pairs"):
+        dpo_stage(cfg.dpo, ctx, other_values["preferences"], values["base"], values["sft"], values["reference"])
