@@ -208,6 +208,15 @@ def _peak_mib(device: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+def _workload(spec: dict) -> dict:
+    """The training arguments both variants share: steps, batch, and the length bound of the method (RLOO bounds
+    its sampled completions, the others their tokenized sequences)."""
+    workload = {"max_steps": spec["steps"], "per_device_train_batch_size": spec["batch_size"]}
+    if spec["method"] == "rloo":
+        return workload | {"max_completion_length": spec["completion_length"]}
+    return workload | {"max_length": spec["max_length"]}
+
+
 def run_trial(spec: dict) -> dict:
     """One trial (a method, a variant) in this process; returns its step times and peak memory."""
     import torch
@@ -225,10 +234,7 @@ def run_trial(spec: dict) -> dict:
     elif spec["variant"] == "ours":
         _our_trial(spec, rows, device, bf16, times)
     else:
-        steps = {"max_steps": spec["steps"], "per_device_train_batch_size": spec["batch_size"]}
-        steps |= {"max_completion_length": spec["completion_length"]} if method == "rloo" else {}
-        steps |= {} if method == "rloo" else {"max_length": spec["max_length"]}
-        _plain_trial(spec, rows, out, steps | {"use_cpu": device == "cpu", "bf16": bf16}, times)
+        _plain_trial(spec, rows, out, _workload(spec) | {"use_cpu": device == "cpu", "bf16": bf16}, times)
     times.wall_seconds = time.perf_counter() - start
     times.peak_mib = _peak_mib(device)
     return asdict(times)
@@ -241,13 +247,9 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
     from alignment.model_refs import BaseRef
 
     method, model_dir, out = spec["method"], spec["model_dir"], Path(spec["out"])
-    steps = {"max_steps": spec["steps"], "per_device_train_batch_size": spec["batch_size"]}
-    if method == "rloo":
-        steps["max_completion_length"] = spec["completion_length"]
-    else:
-        steps["max_length"] = spec["max_length"]
     sections = {"sft": SFTSection, "reward": RewardSection, "dpo": DPOSection, "rloo": RLOOSection}
-    section = sections[method](**(steps | {"logging_steps": 1000} | spec.get("overrides", {}).get(method, {})))
+    overrides = spec.get("overrides", {}).get(method, {})
+    section = sections[method](**(_workload(spec) | {"logging_steps": 1000} | overrides))
     callbacks = (step_timer(times), _parameter_counter(times))
     run = TrainingRun(out, Device(device, bf16), 0, lambda _: None, method, callbacks=callbacks)
     base = BaseRef(model_dir, {"dtype": "bfloat16"} if bf16 else {})

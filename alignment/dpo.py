@@ -14,6 +14,36 @@ from alignment.model_refs import BaseRef, base_ref
 from alignment.run_data import RunData
 from alignment.store import Artifact
 
+REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")  # TRL's names: DPOTrainer reads them from the rows
+
+
+def dpo_trainer(
+    cfg: DPOSection, base: BaseRef, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
+):
+    """TRL's DPOTrainer for a fresh LoRA on the SFT model (the base with ``sft_adapters`` merged in). Rows that
+    already carry the reference log-probabilities (``REFERENCE_COLUMNS``, the reference artifact's) are not
+    computed again; otherwise TRL computes them once before training (``precompute_ref_log_probs``) or in every
+    step."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from alignment.modeling import load_causal_lm, load_tokenizer, lora_config, trainer_args
+
+    class StoredReferenceDPOTrainer(DPOTrainer):
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            if all(c in dataset.column_names for c in REFERENCE_COLUMNS):
+                return dataset
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    return StoredReferenceDPOTrainer(
+        model=load_causal_lm(base, sft_adapters, device=run.device.name),
+        ref_model=None,
+        args=trainer_args(DPOConfig, cfg, run),
+        train_dataset=Dataset.from_list(preferences),
+        processing_class=load_tokenizer(base),
+        peft_config=lora_config(cfg.lora, "CAUSAL_LM"),  # a fresh adapter: disabled, it is the SFT model
+    )
+
 
 def train_dpo(
     cfg: DPOSection,
@@ -27,27 +57,15 @@ def train_dpo(
     ``run.out_dir / "adapter"``. ``reference`` holds the stored reference log-probabilities of each pair
     (``alignment.reference``); without them, the reference forward runs once before training
     (``precompute_ref_log_probs``) or in every step."""
-    from datasets import Dataset
-    from trl import DPOConfig
-
-    from alignment.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
-    from alignment.reference import stored_reference_trainer
+    from alignment.modeling import fit
 
     if reference is not None:
         if len(reference) != len(preferences):
             raise ValueError(f"{len(reference)} stored reference log-probs for {len(preferences)} pairs")
         preferences = [pair | ref for pair, ref in zip(preferences, reference, strict=True)]
-    if reference is not None:  # TRL reads them from the dataset only with precompute_ref_log_probs on
+        # TRL reads them from the rows only with precompute_ref_log_probs on
         cfg = cfg.model_copy(update={"precompute_ref_log_probs": True})
-    args = trainer_args(DPOConfig, cfg, run)
-    trainer = stored_reference_trainer()(
-        model=load_causal_lm(base, sft_adapters, device=run.device.name),
-        ref_model=None,
-        args=args,
-        train_dataset=Dataset.from_list(preferences),
-        processing_class=load_tokenizer(base),
-        peft_config=lora_config(cfg.lora, "CAUSAL_LM"),
-    )
+    trainer = dpo_trainer(cfg, base, sft_adapters, preferences, run)
     metrics = fit(trainer, run, cfg) | {"pairs": len(preferences), "stored_reference": reference is not None}
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
     if logs:

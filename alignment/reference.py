@@ -18,11 +18,11 @@ from pathlib import Path
 
 from alignment.config import DPOSection
 from alignment.context import StageContext, TrainingRun
+from alignment.dpo import REFERENCE_COLUMNS, dpo_trainer
 from alignment.model_refs import BaseRef, base_ref
 from alignment.run_data import RunData
 from alignment.store import Artifact
 
-COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")  # TRL's names: DPOTrainer reads them from the dataset
 # DPO fields that shape only the optimisation, not the reference's log-probabilities: changing them reuses the
 # artifact. Any other field (max_length, truncation, a pass-through key) is part of its id.
 OPTIMISATION_ONLY = frozenset(
@@ -53,51 +53,25 @@ def reference_section(cfg: DPOSection, bf16: bool, dtype: str) -> dict:
     return section | {"bf16": bf16, "dtype": dtype}
 
 
-def stored_reference_trainer():
-    """TRL's DPOTrainer, taking the reference log-probabilities from the dataset when it already has them (the
-    reference artifact's columns) instead of computing them again."""
-    from trl import DPOTrainer
-
-    class StoredReferenceDPOTrainer(DPOTrainer):
-        def _precompute_ref_logps(self, dataset, name, batch_size):
-            if all(c in dataset.column_names for c in COLUMNS):
-                return dataset
-            return super()._precompute_ref_logps(dataset, name, batch_size)
-
-    return StoredReferenceDPOTrainer
-
-
 def compute_reference(
     cfg: DPOSection, base: BaseRef, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
 ) -> list[dict]:
     """The reference's summed log-probability of each pair's chosen and rejected answer, in row order, computed
-    by TRL's own DPO precompute (same tokenization and truncation as the DPO stage)."""
-    from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
-
-    from alignment.modeling import load_causal_lm, load_tokenizer, lora_config, trainer_args
-
-    args = trainer_args(DPOConfig, cfg.model_copy(update={"precompute_ref_log_probs": True}), run)
+    by TRL's own DPO precompute on the DPO stage's trainer (same tokenization and truncation)."""
     before = os.environ.get("TQDM_DISABLE")
     os.environ["TQDM_DISABLE"] = "1"  # TRL's precompute bar would land in the run log; our progress is events
     try:
-        trainer = DPOTrainer(
-            model=load_causal_lm(base, sft_adapters, device=run.device.name),
-            ref_model=None,
-            args=args,
-            train_dataset=Dataset.from_list(preferences),
-            processing_class=load_tokenizer(base),
-            peft_config=lora_config(cfg.lora, "CAUSAL_LM"),  # a fresh adapter: disabled, it is the SFT model
-        )
+        precompute = cfg.model_copy(update={"precompute_ref_log_probs": True})
+        found = dpo_trainer(precompute, base, sft_adapters, preferences, run).train_dataset
     finally:
         if before is None:
             os.environ.pop("TQDM_DISABLE")
         else:
             os.environ["TQDM_DISABLE"] = before
-    found = trainer.train_dataset
     if len(found) != len(preferences):
         raise RuntimeError(f"reference log-probs for {len(found)} of {len(preferences)} pairs")
-    return [dict(zip(COLUMNS, values, strict=True)) for values in zip(*(found[c] for c in COLUMNS), strict=True)]
+    columns = zip(*(found[c] for c in REFERENCE_COLUMNS), strict=True)
+    return [dict(zip(REFERENCE_COLUMNS, values, strict=True)) for values in columns]
 
 
 def load_reference(art: Artifact) -> list[dict]:

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from alignment.bench import METHODS, PRESETS, TRAINING
 from alignment.config import ConfigError, RunConfig, load_config
 from alignment.records import DataError
 from alignment.store import StoreFull
@@ -190,7 +191,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     for item in args.set:
         key, sep, value = item.partition("=")
         method, dot, name = key.partition(".")
-        if not sep or not dot or method not in ("sft", "reward", "dpo", "rloo"):
+        if not sep or not dot or method not in TRAINING:
             raise SystemExit(f"alignment bench --set {item!r}: expected METHOD.FIELD=VALUE, e.g. dpo.beta=0.2")
         overrides.setdefault(method, {})[name] = yaml.safe_load(value)
     table = bench(
@@ -278,16 +279,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     p.set_defaults(func=cmd_verify)
     p = sub.add_parser("bench", help="tokens/s and peak memory per training method: ours vs plain TRL, side by side")
-    p.add_argument("--preset", choices=["tiny", "0.5b"], default="tiny", help="model shape and workload")
+    p.add_argument("--preset", choices=list(PRESETS), default="tiny", help="model shape and workload")
     p.add_argument(
         "--methods",
         nargs="+",
-        choices=["sft", "reward", "dpo", "rloo", "generation"],
-        default=["sft", "reward", "dpo", "rloo", "generation"],
+        choices=METHODS,
+        default=list(METHODS),
         help="training methods, and the evaluation's generation (default: all)",
     )
     p.add_argument("--steps", type=int, help="optimizer steps per trial (default: the preset's)")
-    p.add_argument("--shape-of", choices=["tiny", "0.5b"], help="use this preset's model shape (e.g. 0.5b on a CPU)")
+    p.add_argument("--shape-of", choices=list(PRESETS), help="use this preset's model shape (e.g. 0.5b on a CPU)")
     p.add_argument(
         "--set",
         action="append",
