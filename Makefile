@@ -3,9 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= configs/tiny.yaml
-# Environment defaults (offline hub, no telemetry, library logs in the run log) live in alignment/environment.py;
+# Environment defaults (offline hub, no telemetry, library logs in the run log) live in alignment/core/environment.py;
 # the Python entry points apply them themselves, the prefect CLI gets them here.
-ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.environment 2>/dev/null)
+ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.core.environment 2>/dev/null)
 
 .PHONY: demo ablation labeller test lint format data install server pool deploy worker image
 

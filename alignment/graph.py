@@ -3,8 +3,10 @@ config section and the function that builds it. The order of a run follows from 
 
 The CLI, the Prefect pipeline flow, the per-stage flows and the retrain flow all walk this declaration.
 Stage functions are named ``"module:function"`` and imported only when the stage runs, so a run whose
-stages are all cached never imports torch; a stage's cache key hashes its module's import closure.
-Adding a stage is one entry here, its module and its config section.
+stages are all cached never imports torch; a stage's cache key hashes its module's import closure, which never
+includes this module: adding a row here rebuilds nothing that exists. Adding a stage is one entry here, its module
+and its config section; a preference policy is instead one row of ``alignment.config.policies``, from which its
+stage here, and the policy inputs of evaluation and export, are derived.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from alignment.config import RunConfig
-from alignment.context import NotInStore, StageContext
-from alignment.store import Artifact, ArtifactStore, code_version, is_dataset_ref
+from alignment.config.policies import POLICIES
+from alignment.config.run import RunConfig
+from alignment.core.context import NotInStore, StageContext
+from alignment.core.store import Artifact, ArtifactStore, code_version, is_dataset_ref
 
 
 def _world_data(cfg: RunConfig) -> bool:
@@ -35,16 +38,13 @@ def _given_base(cfg: RunConfig) -> bool:
     return cfg.model.name_or_path is not None
 
 
-def _dpo(cfg: RunConfig) -> bool:
-    return "dpo" in cfg.policies
+def _listed(name: str) -> Callable[[RunConfig], bool]:
+    """Whether the config trains the policy ``name`` (one of its ``policies``)."""
+    return lambda cfg: name in cfg.policies
 
 
 def _stored_reference(cfg: RunConfig) -> bool:
-    return _dpo(cfg) and cfg.dpo.precompute_ref_log_probs
-
-
-def _rloo(cfg: RunConfig) -> bool:
-    return "rloo" in cfg.policies
+    return "dpo" in cfg.policies and cfg.dpo.precompute_ref_log_probs
 
 
 def _probe_pairs(cfg: RunConfig) -> bool:
@@ -82,35 +82,46 @@ class Stage:
         return getattr(importlib.import_module(module), name)
 
 
+POLICY_STAGES = tuple(
+    Stage(p.name, p.build, ("preferences", "base", "sft", *p.inputs), p.name, _listed(p.name), trains=True)
+    for p in POLICIES
+)
+OPTIONAL_POLICIES = tuple(f"{p.name}?" for p in POLICIES)  # evaluation and export take whichever the config lists
+
 STAGES = (
-    Stage("world", "alignment.world:world_stage", section="world"),
-    Stage("data", "alignment.run_data:data_stage", ("world",), "data", _world_data),
-    Stage("data", "alignment.run_data:data_stage", (), "data", _own_data),
+    Stage("world", "alignment.data.world:world_stage", section="world"),
+    Stage("data", "alignment.data.run_data:data_stage", ("world",), "data", _world_data),
+    Stage("data", "alignment.data.run_data:data_stage", (), "data", _own_data),
     Stage(
         "base",
-        "alignment.base_model:base_stage",
+        "alignment.models.tiny_base:base_stage",
         ("world",),
         "model",
         _tiny_base,
-        check="alignment.base_model:same_world",
+        check="alignment.models.tiny_base:same_world",
     ),
-    Stage("base", "alignment.pretrained:pretrained_stage", (), "model", _given_base),
-    Stage("sft", "alignment.sft:sft_stage", ("data", "base"), section="sft", trains=True),
-    Stage("preferences", "alignment.run_data:preferences_stage", ("data",), "data", _constructed_pairs),
-    Stage("preferences", "alignment.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
-    Stage("reward", "alignment.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
-    Stage("reference", "alignment.reference:reference_stage", ("preferences", "base", "sft"), "dpo", _stored_reference),
-    Stage("dpo", "alignment.dpo:dpo_stage", ("preferences", "base", "sft", "reference?"), "dpo", _dpo, trains=True),
-    Stage("rloo", "alignment.rloo:rloo_stage", ("preferences", "base", "sft", "reward"), "rloo", _rloo, trains=True),
-    Stage("probe", "alignment.probe:probe_stage", ("data", "base", "sft"), section="probe"),
+    Stage("base", "alignment.models.pretrained:pretrained_stage", (), "model", _given_base),
+    Stage("sft", "alignment.methods.sft:sft_stage", ("data", "base"), section="sft", trains=True),
+    Stage("preferences", "alignment.data.run_data:preferences_stage", ("data",), "data", _constructed_pairs),
+    Stage("preferences", "alignment.evaluation.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
+    Stage("reward", "alignment.methods.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
+    Stage(
+        "reference",
+        "alignment.methods.reference:reference_stage",
+        ("preferences", "base", "sft"),
+        "dpo",
+        _stored_reference,
+    ),
+    *POLICY_STAGES,
+    Stage("probe", "alignment.evaluation.probe:probe_stage", ("data", "base", "sft"), section="probe"),
     Stage(
         "evaluate",
-        "alignment.evaluate:evaluate_stage",
-        ("data", "base", "sft", "reward", "dpo?", "rloo?", "probe"),
+        "alignment.evaluation.evaluate:evaluate_stage",
+        ("data", "base", "sft", "reward", *OPTIONAL_POLICIES, "probe"),
         section="eval",
     ),
-    Stage("report", "alignment.report:report_stage", ("evaluate",)),
-    Stage("export", "alignment.export:export_stage", ("base", "sft", "dpo?", "rloo?")),
+    Stage("report", "alignment.evaluation.report:report_stage", ("evaluate",)),
+    Stage("export", "alignment.models.export:export_stage", ("base", "sft", *OPTIONAL_POLICIES)),
 )
 PIPELINE = ("report", "export")  # what a whole run builds: the evaluation's report and the exported policy
 
@@ -153,7 +164,9 @@ def plan(cfg: RunConfig, targets: Iterable[str], given: Iterable[str] = ()) -> l
 def build_stage(ctx: StageContext, stage: Stage, inputs: dict[str, Any]) -> Any:
     """Run one stage on its inputs under its own code version."""
     section = getattr(ctx.cfg, stage.section) if stage.section else None
-    own = replace(ctx, code=code_version(stage.module), stage=stage.name, inputs=inputs)
+    own = replace(
+        ctx, code=code_version(stage.module), stage=stage.name, inputs=inputs, entry=stage.build, section=stage.section
+    )
     return stage.function()(section, own, **inputs)
 
 

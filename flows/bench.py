@@ -3,7 +3,7 @@ on, the table published as the Prefect Markdown artifact `alignment-bench` and w
 
 from __future__ import annotations
 
-from alignment import environment
+from alignment.core import environment
 
 environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
 
@@ -14,9 +14,10 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
-from alignment.bench import METHODS, bench
+from alignment.studies.bench import bench
+from alignment.studies.bench_trials import METHODS
 
-Method = Literal["sft", "reward", "dpo", "rloo", "generation"]
+Method = Literal[METHODS]  # SFT, the reward model, every policy of the registry, generation
 
 
 @flow(name="alignment-bench")

@@ -6,10 +6,13 @@ import argparse
 import sys
 from pathlib import Path
 
-from alignment.bench import METHODS, PRESETS, TRAINING
-from alignment.config import ConfigError, RunConfig, load_config
-from alignment.records import DataError
-from alignment.store import StoreFull
+from alignment.config.base import ConfigError
+from alignment.config.loading import load_config
+from alignment.config.policies import POLICY_NAMES
+from alignment.config.run import RunConfig
+from alignment.core.store import StoreFull
+from alignment.data.records import DataError
+from alignment.studies.bench_trials import METHODS, PRESETS, TRAINING
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
@@ -24,12 +27,12 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
 def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
     """Everything checkable before any work: the compute settings against this machine, then every data source
     the config names (file, row and column named on an error)."""
-    from alignment.prechecks import check_compute, check_lora_targets
-    from alignment.sources import load
+    from alignment.core.prechecks import check_compute, check_lora_targets
+    from alignment.data.sources import load
 
     check_compute(cfg.compute, source)
     if cfg.model.name_or_path is not None:  # a given base: loadable, a causal LM, with a tokenizer and template
-        from alignment.modeling import check_base
+        from alignment.models.modeling import check_base
 
         try:
             check_base(cfg.model)
@@ -47,7 +50,7 @@ def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
 
 def _show_progress() -> None:
     """A progress bar per training stage on this terminal (besides the Prefect run log)."""
-    from alignment.progress import ProgressBars
+    from alignment.core.progress import ProgressBars
     from flows.pipeline import LOCAL_SINKS
 
     LOCAL_SINKS.append(ProgressBars())
@@ -56,8 +59,8 @@ def _show_progress() -> None:
 def _up_to_date(cfg: RunConfig) -> dict[str, str] | None:
     """The run's outcome when every artifact it needs is already in the store (nothing to run)."""
     from alignment import graph
-    from alignment.context import StageContext
-    from alignment.store import ArtifactStore
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
 
     values = graph.up_to_date(StageContext(cfg, ArtifactStore(cfg.store.root)))
     return {name: str(values[name].path.resolve()) for name in ("evaluate", "report", "export")} if values else None
@@ -98,8 +101,9 @@ def cmd_ablation(args: argparse.Namespace) -> int:
 
 
 def cmd_retrain(args: argparse.Namespace) -> int:
-    from alignment.config import RetrainConfig, validate
-    from alignment.retrain import scan_incoming
+    from alignment.config.loading import validate
+    from alignment.config.run import RetrainConfig
+    from alignment.studies.retrain import scan_incoming
 
     cfg = load_config(args.config, args.overrides)
     _check_before_work(cfg, str(args.config))
@@ -121,8 +125,8 @@ def cmd_retrain(args: argparse.Namespace) -> int:
 
 
 def cmd_promoted(args: argparse.Namespace) -> int:
-    from alignment.retrain import PromotionLog
-    from alignment.store import ArtifactStore
+    from alignment.core.store import ArtifactStore
+    from alignment.studies.retrain import PromotionLog
 
     log = PromotionLog(ArtifactStore(args.store), args.name)
     champion = log.champion()
@@ -141,15 +145,21 @@ def cmd_promoted(args: argparse.Namespace) -> int:
 
 
 def cmd_export(args: argparse.Namespace) -> int:
-    """Merge a DPO policy into its base and save it as a standalone model (an ``export`` artifact)."""
+    """Merge a policy (any of the registry's) into its base and save it as a standalone model (an ``export``
+    artifact). ``latest``: the newest artifact of ``--policy`` (default: the config's first policy)."""
     from alignment import graph
-    from alignment.context import StageContext
-    from alignment.store import ArtifactStore
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
 
     cfg = load_config(args.config, [*args.overrides, f"store.root={args.store}"])
+    name = (args.policy or cfg.policies[0]) if args.artifact == "latest" else Path(args.artifact).name.rsplit("-", 1)[0]
+    if name not in POLICY_NAMES:
+        print(f"error: {args.artifact} is not a policy artifact (one of {', '.join(POLICY_NAMES)})", file=sys.stderr)
+        return 2
+    cfg = cfg.model_copy(update={"policies": [name]})
     store = ArtifactStore(args.store)
     try:
-        given = graph.resolve_given(store, cfg, "export", {"dpo": args.artifact})
+        given = graph.resolve_given(store, cfg, "export", {name: args.artifact})
     except (FileNotFoundError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -159,8 +169,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_lineage(args: argparse.Namespace) -> int:
-    from alignment.lineage import lineage, render_text
-    from alignment.store import ArtifactStore
+    from alignment.core.lineage import lineage, render_text
+    from alignment.core.store import ArtifactStore
 
     try:
         tree = lineage(ArtifactStore(args.store), args.artifact)
@@ -172,7 +182,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from alignment.store import ArtifactStore
+    from alignment.core.store import ArtifactStore
 
     found = ArtifactStore(args.store).verify_all()
     for artifact_id, problem in found.items():
@@ -185,7 +195,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import yaml
 
-    from alignment.bench import bench
+    from alignment.studies.bench import bench
 
     overrides: dict[str, dict] = {}
     for item in args.set:
@@ -216,7 +226,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_world(args: argparse.Namespace) -> int:
-    from alignment.world import write_world
+    from alignment.data.world import write_world
 
     cfg = load_config(args.config, args.overrides)
     counts = write_world(cfg.world, Path(args.out))
@@ -260,8 +270,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", default="policy", help="promoted pointer name (default: %(default)s)")
     p.add_argument("--last", type=int, default=10, help="decisions to list (default: %(default)s)")
     p.set_defaults(func=cmd_promoted)
-    p = sub.add_parser("export", help="merge a DPO policy into its base: a standalone model directory for serving")
-    p.add_argument("artifact", help="DPO artifact id (e.g. dpo-1a2b...) or 'latest'")
+    p = sub.add_parser("export", help="merge a policy into its base: a standalone model directory for serving")
+    p.add_argument("artifact", help=f"a policy artifact id ({', '.join(POLICY_NAMES)}; e.g. kto-1a2b...) or 'latest'")
+    p.add_argument(
+        "--policy",
+        choices=POLICY_NAMES,
+        help="the policy whose latest artifact 'latest' means (default: the config's first)",
+    )
     p.add_argument(
         "--config", default="configs/tiny.yaml", help="run config: how the base loads (default: %(default)s)"
     )

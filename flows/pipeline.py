@@ -8,7 +8,7 @@ and table artifacts, the lineage as Markdown.
 
 from __future__ import annotations
 
-from alignment import environment
+from alignment.core import environment
 
 environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
 
@@ -28,14 +28,14 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
 from alignment import graph
-from alignment.ablation import RunResult, write_comparison
-from alignment.allowed_paths import confine
-from alignment.config import RunConfig
-from alignment.context import StageContext
-from alignment.lineage import lineage, render_markdown
-from alignment.progress import Progress, ProgressEvent, fan_out
-from alignment.report import read_metrics
-from alignment.store import Artifact, ArtifactStore
+from alignment.config.run import RunConfig
+from alignment.core.allowed_paths import confine
+from alignment.core.context import StageContext
+from alignment.core.lineage import lineage, render_markdown
+from alignment.core.progress import Progress, ProgressEvent, fan_out
+from alignment.core.store import Artifact, ArtifactStore
+from alignment.evaluation.report import read_metrics
+from alignment.studies.ablation import RunResult, write_comparison
 
 # A training task that fails (killed worker, OOM) is retried once; the retry resumes from the stage's last
 # checkpoint (compute.checkpoint_steps) instead of step 0.
@@ -147,8 +147,9 @@ def outcome(values: dict[str, Any]) -> dict[str, str]:
 
 @flow(name="alignment-pipeline")
 def alignment_pipeline(cfg: RunConfig = RunConfig()) -> dict[str, str]:  # noqa: B008 - frozen model, the UI form's default
-    """World -> base -> SFT -> (probe pairs) -> reward -> DPO -> probe -> evaluation -> report, and the policy
-    exported; returns the evaluation's, the report's and the export's directories."""
+    """World -> base -> SFT -> (probe pairs) -> reward -> policies (DPO, RLOO, KTO: the config's) -> probe ->
+    evaluation -> report, and the first policy exported; returns the evaluation's, the report's and the export's
+    directories."""
     return outcome(run_stages(cfg))
 
 

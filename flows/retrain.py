@@ -7,7 +7,7 @@ Prefect artifact and a record in the store; the promoted pointer moves atomicall
 
 from __future__ import annotations
 
-from alignment import environment
+from alignment.core import environment
 
 environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
 
@@ -16,10 +16,11 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from alignment import retrain as lib
-from alignment.allowed_paths import confine
-from alignment.config import RetrainConfig, RunConfig
-from alignment.store import Artifact, ArtifactStore
+from alignment.config.policies import POLICY_NAMES
+from alignment.config.run import RetrainConfig, RunConfig
+from alignment.core.allowed_paths import confine
+from alignment.core.store import Artifact, ArtifactStore
+from alignment.studies import retrain as lib
 from flows.pipeline import run_stages
 
 
@@ -35,7 +36,7 @@ def evaluate_champion(cfg: RunConfig, champion: dict) -> Artifact:
     """The champion evaluated on this run's held-out data (reused when it already was)."""
     store = ArtifactStore(cfg.store.root)
     given = {stage: store.load(art) for stage, art in champion["artifacts"].items() if stage != "evaluate"}
-    policies = [stage for stage in champion["artifacts"] if stage in ("dpo", "rloo")]
+    policies = [stage for stage in champion["artifacts"] if stage in POLICY_NAMES]
     return run_stages(cfg.model_copy(update={"policies": policies}), ("evaluate",), given)["evaluate"]
 
 

@@ -1,23 +1,24 @@
-"""One stage alone, as its own flow (deployments `alignment-sft/sft`, `alignment-reward/reward`,
-`alignment-dpo/dpo`, `alignment-evaluate/evaluate`): inputs are artifact ids or "latest" (the newest
-artifact of that stage in the store); upstream artifacts not given are read from the given artifacts'
-manifests, and the rest of what the stage needs is planned from the stage graph. Each returns the id of
-the artifact it built (or reused)."""
+"""One stage alone, as its own flow (deployments `alignment-sft/sft`, `alignment-reward/reward`, one per policy of
+the registry -- `alignment-dpo/dpo`, `alignment-rloo/rloo`, `alignment-kto/kto` -- and `alignment-evaluate/evaluate`):
+inputs are artifact ids or "latest" (the newest artifact of that stage in the store); upstream artifacts not given
+are read from the given artifacts' manifests, and the rest of what the stage needs is planned from the stage graph.
+Each returns the id of the artifact it built (or reused)."""
 
 from __future__ import annotations
 
-from alignment import environment
+from alignment.core import environment
 
 environment.apply()  # a worker loads this file by path, without flows/__init__: defaults before any import
 
 from typing import Annotated
 
-from prefect import flow
+from prefect import Flow, flow
 from pydantic import Field
 
 from alignment import graph
-from alignment.config import RunConfig
-from alignment.store import ArtifactStore
+from alignment.config.policies import POLICIES, POLICY_NAMES, Policy
+from alignment.config.run import RunConfig
+from alignment.core.store import ArtifactStore
 from flows.pipeline import run_stages
 
 
@@ -32,7 +33,15 @@ def _ref(stage: str) -> type[str]:
     ]
 
 
-BaseRef, SFTRef, RewardRef, DPORef = _ref("base"), _ref("sft"), _ref("reward"), _ref("dpo")
+BaseRef, SFTRef, RewardRef = _ref("base"), _ref("sft"), _ref("reward")
+PolicyRef = Annotated[
+    str,
+    Field(
+        pattern=rf"^(latest|({'|'.join(POLICY_NAMES)})-[0-9a-f]{{16}})$",
+        description="A policy artifact id (any of " + ", ".join(POLICY_NAMES) + ", e.g. dpo-0123456789abcdef) or "
+        "'latest': the newest artifact of the config's first policy.",
+    ),
+]
 
 
 def run_target(cfg: RunConfig, target: str, refs: dict[str, str], publish: bool = False) -> str:
@@ -40,6 +49,16 @@ def run_target(cfg: RunConfig, target: str, refs: dict[str, str], publish: bool 
     given = graph.resolve_given(ArtifactStore(cfg.store.root), cfg, target, refs)
     values = run_stages(cfg, ("report",) if publish else (target,), given)
     return values[target].id
+
+
+def policy_of(cfg: RunConfig, ref: str) -> str:
+    """The policy an artifact ref names: its id's prefix, or the config's first policy for "latest"."""
+    return cfg.policies[0] if ref == "latest" else ref.rsplit("-", 1)[0]
+
+
+def listing(cfg: RunConfig, name: str) -> RunConfig:
+    """``cfg`` with the policy ``name`` among its policies (a policy's own flow trains it even if not listed)."""
+    return cfg if name in cfg.policies else cfg.model_copy(update={"policies": [*cfg.policies, name]})
 
 
 @flow(name="alignment-sft")
@@ -55,22 +74,31 @@ def reward_flow(cfg: RunConfig = RunConfig(), base: BaseRef = "latest", sft: SFT
     return run_target(cfg, "reward", {"base": base, "sft": sft})
 
 
-@flow(name="alignment-dpo")
-def dpo_flow(cfg: RunConfig = RunConfig(), sft: SFTRef = "latest") -> str:  # noqa: B008
-    """DPO on an SFT model (its base is read from the SFT artifact) with the run's preference pairs."""
-    return run_target(cfg, "dpo", {"sft": sft})
+def policy_flow(policy: Policy) -> Flow:
+    """The flow that trains one policy of the registry on an SFT model (its base is read from the SFT artifact),
+    and on a reward model on the same base where the policy learns against one."""
+    if "reward" in policy.inputs:
+
+        def train(cfg: RunConfig = RunConfig(), sft: SFTRef = "latest", reward: RewardRef = "latest") -> str:  # noqa: B008
+            return run_target(listing(cfg, policy.name), policy.name, {"sft": sft, "reward": reward})
+
+    else:
+
+        def train(cfg: RunConfig = RunConfig(), sft: SFTRef = "latest") -> str:  # noqa: B008
+            return run_target(listing(cfg, policy.name), policy.name, {"sft": sft})
+
+    train.__name__ = train.__qualname__ = f"{policy.name}_flow"
+    train.__doc__ = f"{policy.description} Trained on an SFT model (artifact id or 'latest')."
+    return flow(name=f"alignment-{policy.name}")(train)
+
+
+for _policy in POLICIES:  # dpo_flow, rloo_flow, kto_flow: the deployments' entry points
+    globals()[f"{_policy.name}_flow"] = policy_flow(_policy)
 
 
 @flow(name="alignment-evaluate")
-def evaluate_flow(cfg: RunConfig = RunConfig(), dpo: DPORef = "latest", reward: RewardRef = "latest") -> str:  # noqa: B008
-    """Evaluate a DPO policy (with its SFT model and base, read from its manifest), judged by ``reward`` (a
-    reward model on the same base), and publish the report and lineage; returns the evaluation's id."""
-    return run_target(cfg, "evaluate", {"dpo": dpo, "reward": reward}, publish=True)
-
-
-@flow(name="alignment-rloo")
-def rloo_flow(cfg: RunConfig = RunConfig(), sft: SFTRef = "latest", reward: RewardRef = "latest") -> str:  # noqa: B008
-    """Online RLHF (RLOO) on an SFT model against ``reward``, a reward model on the same base."""
-    if "rloo" not in cfg.policies:
-        cfg = cfg.model_copy(update={"policies": [*cfg.policies, "rloo"]})
-    return run_target(cfg, "rloo", {"sft": sft, "reward": reward})
+def evaluate_flow(cfg: RunConfig = RunConfig(), policy: PolicyRef = "latest", reward: RewardRef = "latest") -> str:  # noqa: B008
+    """Evaluate a policy (any of the registry's; with its SFT model and base, read from its manifest), judged by
+    ``reward`` (a reward model on the same base), and publish the report and lineage; returns the evaluation's id."""
+    name = policy_of(cfg, policy)
+    return run_target(cfg.model_copy(update={"policies": [name]}), "evaluate", {name: policy, "reward": reward}, True)

@@ -1,4 +1,4 @@
-from alignment import environment
+from alignment.core import environment
 
 environment.apply()  # before any test imports Prefect or transformers
 
@@ -28,7 +28,7 @@ def harness():
 @pytest.fixture
 def micro(tmp_path):
     """The micro config (seconds-long runs), storing artifacts under this test's temporary directory."""
-    from alignment.config import load_config
+    from alignment.config.loading import load_config
 
     def load(*overrides: str):
         return load_config(MICRO, [f"store.root={tmp_path / 'runs'}", *overrides])

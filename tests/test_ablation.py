@@ -1,6 +1,6 @@
 """The ablation comparison on hand-made metrics with known outcomes."""
 
-from alignment.ablation import RunResult, claims, render
+from alignment.studies.ablation import RunResult, claims, render
 
 
 def _metrics(sft_halluc, dpo_halluc, width=0.02):

@@ -2,8 +2,9 @@
 
 import pytest
 
-from alignment.allowed_paths import VARIABLE, allowed_roots, confine
-from alignment.config import ConfigError, load_config
+from alignment.config.base import ConfigError
+from alignment.config.loading import load_config
+from alignment.core.allowed_paths import VARIABLE, allowed_roots, confine
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from flows.cli import main
 
-TRAINING = ["sft", "reward", "dpo", "rloo"]
+TRAINING = ["sft", "reward", "dpo", "rloo", "kto"]  # every policy of the registry is benched
 
 
 def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
@@ -32,8 +32,9 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
         "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | plain MFU "
         "| ours MFU | plain trial s | ours trial s |"
     )
-    assert [line.split(" | ")[0] for line in lines[header + 2 : header + 6]] == [f"| {m}" for m in TRAINING]
-    assert lines[header + 6] == ""
+    end = header + 2 + len(TRAINING)
+    assert [line.split(" | ")[0] for line in lines[header + 2 : end]] == [f"| {m}" for m in TRAINING]
+    assert lines[end] == ""
     generation_rows = lines[lines.index("| generation | answers/s | tokens/s | peak MiB |") + 2 :]
     assert [line.split(" | ")[0] for line in generation_rows] == ["| plain `generate`", "| ours", "| ours / plain"]
     assert capsys.readouterr().out.startswith("# Bench: ours vs plain TRL (tiny:")
@@ -54,7 +55,7 @@ def test_the_gpu_preset_starts_on_a_cpu_with_the_tiny_shape_and_a_switch_changes
 
 
 def test_mfu_counts_six_flops_per_parameter_per_trained_token():
-    from alignment.bench import mfu, peak_flops
+    from alignment.studies.bench import mfu, peak_flops
 
     assert peak_flops("NVIDIA H100 80GB HBM3") == 989e12 and peak_flops("NVIDIA H200") == 989e12
     assert peak_flops("cpu") is None and peak_flops("Some GPU") is None and peak_flops("Some GPU", 100) == 1e14

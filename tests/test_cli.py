@@ -30,10 +30,10 @@ def test_world_command_writes_files(tmp_path):
 
 
 def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
-    from alignment.config import load_config
-    from alignment.context import StageContext
+    from alignment.config.loading import load_config
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
     from alignment.graph import run_local
-    from alignment.store import ArtifactStore
 
     store = tmp_path / "runs"
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
@@ -60,10 +60,10 @@ def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):
 
 
 def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
-    from alignment.config import load_config
-    from alignment.context import StageContext
+    from alignment.config.loading import load_config
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
     from alignment.graph import run_local
-    from alignment.store import ArtifactStore
 
     store = tmp_path / "runs"
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
@@ -74,7 +74,9 @@ def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == f"exported policy: {export / 'model'}"
     assert (export / "model" / "model.safetensors").is_file() and (export / "model" / "tokenizer.json").is_file()
     assert main(["export", "sft-0123456789abcdef", "--store", str(store)]) == 2
-    assert "no artifact 'sft-0123456789abcdef'" in capsys.readouterr().err
+    assert "sft-0123456789abcdef is not a policy artifact (one of dpo, rloo, kto)" in capsys.readouterr().err
+    assert main(["export", "kto-0123456789abcdef", "--store", str(store)]) == 2
+    assert "no artifact 'kto-0123456789abcdef'" in capsys.readouterr().err
 
 
 def test_check_refuses_compute_this_machine_lacks_before_any_work(capsys):

@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from alignment.config import ConfigError, load_config
+from alignment.config.base import ConfigError
+from alignment.config.loading import load_config
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -83,7 +84,7 @@ def test_settings_the_pipeline_owns_cannot_be_passed_through():
 
 
 def test_lora_settings_map_onto_peft_lora_config():
-    from alignment.modeling import lora_config
+    from alignment.models.modeling import lora_config
 
     cfg = load_config(None, ["sft.lora.r=4", "sft.lora.use_rslora=true", "sft.lora.lora_dropout=0.1"])
     lora = lora_config(cfg.sft.lora, "CAUSAL_LM")
@@ -101,7 +102,7 @@ def test_lora_settings_map_onto_peft_lora_config():
 def test_every_field_has_a_description():
     from pydantic import BaseModel
 
-    from alignment.config import RetrainConfig, RunConfig
+    from alignment.config.run import RetrainConfig, RunConfig
 
     def walk(model: type[BaseModel], prefix: str) -> list[str]:
         missing = []

@@ -13,7 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from alignment.config import load_config, section_dict
+from alignment.config.base import section_dict
+from alignment.config.loading import load_config
+from alignment.config.policies import POLICY_NAMES
 
 ROOT = Path(__file__).resolve().parents[1]
 AUTH_STRING = "admin:test-secret"
@@ -115,7 +117,7 @@ def test_plain_prefect_deploy_without_the_store_stops_naming_the_variable(server
 
 
 DEPLOYMENTS = [
-    (f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", "dpo", "rloo", "evaluate", "retrain", "bench")
+    (f"alignment-{name}", name) for name in ("pipeline", "sft", "reward", *POLICY_NAMES, "evaluate", "retrain", "bench")
 ]
 
 

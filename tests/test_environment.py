@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from alignment import environment
+from alignment.core import environment
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """

@@ -5,10 +5,10 @@ import math
 import pytest
 import torch
 
-from alignment.context import StageContext
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.modeling import NonFiniteTraining, check_finite
-from alignment.store import ArtifactStore
+from alignment.models.modeling import NonFiniteTraining, check_finite
 
 
 def test_check_finite_names_the_stage_and_the_first_bad_tensor():

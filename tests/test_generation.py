@@ -18,7 +18,7 @@ import torch
 from tokenizers import Tokenizer, models, pre_tokenizers
 from transformers import PreTrainedTokenizerFast
 
-from alignment import generation
+from alignment.models import generation
 
 PAD, EOS, USER, ASSISTANT, A, B, C = range(7)
 VOCAB = {"<pad>": PAD, "<eos>": EOS, "<user>": USER, "<assistant>": ASSISTANT, "a": A, "b": B, "c": C}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from alignment import graph
-from alignment.config import load_config
-from alignment.store import source_hash
+from alignment.config.loading import load_config
+from alignment.core.store import source_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "alignment"
@@ -24,7 +24,7 @@ def test_order_follows_from_the_inputs():
     for i, stage in enumerate(graph.plan(load_config(None), ["report"])):
         assert all(order.index(needed) < i for needed in stage.needs(graph.stages(load_config(None))))
     probe_pairs = load_config(ROOT / "configs/tiny-probe-pairs.yaml")
-    assert graph.stages(probe_pairs)["preferences"].build == "alignment.probe:pairs_stage"
+    assert graph.stages(probe_pairs)["preferences"].build == "alignment.evaluation.probe:pairs_stage"
     assert [s.name for s in graph.plan(probe_pairs, ["reward"])] == [
         "world",
         "data",
@@ -70,20 +70,67 @@ def test_a_stages_code_version_changes_with_what_it_imports_and_only_that(tmp_pa
     def changed(after: dict[str, str], was: dict[str, str]) -> set[str]:
         return {build.split(":")[1] for build in was if after[build] != was[build]}
 
-    after_modeling = edit("modeling.py")  # imported (inside functions) by every stage that loads a model
+    after_modeling = edit("models/modeling.py")  # imported (inside functions) by every stage that loads a model
     expected = {"pretrained_stage", "sft_stage", "reward_stage", "dpo_stage", "probe_stage", "pairs_stage"}
-    expected |= {"evaluate_stage", "export_stage", "rloo_stage", "reference_stage"}
+    expected |= {"evaluate_stage", "export_stage", "rloo_stage", "reference_stage", "kto_stage"}
     assert changed(after_modeling, before) == expected
-    after_plots = edit("plots.py")  # only the report draws plots: a plot change re-runs no model
+    after_plots = edit("evaluation/plots.py")  # only the report draws plots: a plot change re-runs no model
     assert changed(after_plots, after_modeling) == {"report_stage"}
-    after_probe = edit("probe.py")  # the evaluation imports the probe's agreement
+    after_probe = edit("evaluation/probe.py")  # the evaluation imports the probe's agreement
     assert changed(after_probe, after_plots) == {"probe_stage", "pairs_stage", "evaluate_stage"}
+    after_dpo = edit("methods/dpo.py")  # a method module: its stage and the stage built on its trainer
+    assert changed(after_dpo, after_probe) == {"dpo_stage", "reference_stage"}
+    after_kto = edit("config/kto.py")  # a policy's config section: that policy alone
+    assert changed(after_kto, after_dpo) == {"kto_stage"}
+
+
+def test_editing_the_graph_or_the_policy_registry_rebuilds_nothing(tmp_path):
+    # the map is in no stage's code version: a new row (a new method) re-keys no artifact that exists
+    copy = _copy_package(tmp_path)
+    before = {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
+    for module in ("graph.py", "config/policies.py", "config/run.py", "config/loading.py"):
+        with (copy / module).open("a") as fh:
+            fh.write("\n# a new row\n")
+    assert {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES} == before
+
+
+def test_a_package_init_is_in_the_code_version_of_every_stage_that_imports_the_package(tmp_path):
+    copy = _copy_package(tmp_path)
+    before = {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
+    with (copy / "methods" / "__init__.py").open("a") as fh:
+        fh.write("\nWEIGHTS = 2  # code in a package __init__ runs on every import of a module below it\n")
+    after = {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
+    changed = {build.split(":")[0] for build in before if after[build] != before[build]}
+    assert changed == {
+        "alignment.methods.sft",
+        "alignment.methods.reward",
+        "alignment.methods.reference",
+        "alignment.methods.dpo",
+        "alignment.methods.rloo",
+        "alignment.methods.kto",
+    }
+
+
+def test_the_import_closure_follows_packages_and_skips_annotation_only_imports(tmp_path):
+    from alignment.core.store import import_closure
+
+    pkg = tmp_path / "alignment"
+    (pkg / "sub").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "sub" / "__init__.py").write_text("from alignment.helpers import X\n")
+    (pkg / "helpers.py").write_text("X = 1\n")
+    (pkg / "typed.py").write_text("")
+    (pkg / "stage.py").write_text(
+        "from typing import TYPE_CHECKING\nfrom alignment import sub\nif TYPE_CHECKING:\n    import alignment.typed\n"
+    )
+    found = {p.relative_to(pkg).as_posix() for p in import_closure("alignment.stage", pkg)}
+    assert found == {"__init__.py", "stage.py", "sub/__init__.py", "helpers.py"}
 
 
 def test_no_hand_kept_list_of_stage_modules_or_stage_order_remains():
-    sources = {p: p.read_text() for p in [*PACKAGE.glob("*.py"), *(ROOT / "flows").glob("*.py")]}
+    sources = {p: p.read_text() for p in [*PACKAGE.rglob("*.py"), *(ROOT / "flows").glob("*.py")]}
     assert not [p.name for p, text in sources.items() if "STAGE_CODE" in text]
-    declared = [p.name for p, text in sources.items() if '"alignment.sft:sft_stage"' in text]
+    declared = [p.name for p, text in sources.items() if '"alignment.methods.sft:sft_stage"' in text]
     assert declared == ["graph.py"]
 
 
@@ -104,7 +151,7 @@ def _positional(fn: ast.FunctionDef) -> int:
 
 @pytest.mark.parametrize("package", ["alignment", "flows", "tests"])
 def test_functions_take_few_positional_parameters_and_need_no_fmt_skip(package):
-    for path in sorted((ROOT / package).glob("*.py")):
+    for path in sorted((ROOT / package).rglob("*.py")):
         text = path.read_text()
         assert "fmt" + ": skip" not in text, path.name
         for node in ast.walk(ast.parse(text)):

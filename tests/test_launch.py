@@ -2,12 +2,12 @@
 
 import pytest
 
-from alignment.context import StageContext
+from alignment.core.context import StageContext
+from alignment.core.launch import METRICS_FILE, LaunchError
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.launch import METRICS_FILE, LaunchError
-from alignment.model_refs import base_ref
-from alignment.modeling import load_causal_lm
-from alignment.store import ArtifactStore
+from alignment.models.modeling import load_causal_lm
+from alignment.models.refs import base_ref
 
 
 def _run(cfg, targets, events=None):
@@ -18,9 +18,9 @@ def _run(cfg, targets, events=None):
 def test_sft_and_dpo_train_in_two_processes_and_write_one_artifact_each(micro, caplog):
     cfg = micro("compute.num_processes=2")
     events = []
-    with caplog.at_level("INFO", logger="alignment.launch"):
+    with caplog.at_level("INFO", logger="alignment.core.launch"):
         values = _run(cfg, ("dpo",), events)
-    launched = [r.getMessage() for r in caplog.records if r.name == "alignment.launch"]
+    launched = [r.getMessage() for r in caplog.records if r.name == "alignment.core.launch"]
     assert any("accelerate.commands.launch --num_processes 2" in line for line in launched)  # the command, logged
     assert len(launched) > 2  # and the children's own output, line by line
     for stage in ("sft", "dpo"):
@@ -45,7 +45,7 @@ def test_a_failing_rank_fails_the_stage_with_its_message_and_stores_nothing(micr
     (hook / "sitecustomize.py").write_text(
         "import os\n"
         "if os.environ.get('RANK') == '1':\n"
-        "    import alignment.modeling as m\n"
+        "    import alignment.models.modeling as m\n"
         "    def fit(trainer, run, section):\n"
         "        raise RuntimeError('rank 1 ran out of luck')\n"
         "    m.fit = fit\n"

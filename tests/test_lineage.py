@@ -3,11 +3,11 @@
 import json
 from pathlib import Path
 
-from alignment.config import load_config
-from alignment.context import StageContext
+from alignment.config.loading import load_config
+from alignment.core.context import StageContext
+from alignment.core.lineage import lineage, render_markdown
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.lineage import lineage, render_markdown
-from alignment.store import ArtifactStore
 from flows.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]

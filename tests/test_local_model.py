@@ -3,13 +3,13 @@
 import json
 from pathlib import Path
 
-from alignment.base_model import build_model
-from alignment.config import load_config
-from alignment.context import StageContext
+from alignment.config.loading import load_config
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore
+from alignment.data.tokenizer import train_tokenizer
+from alignment.data.world import tokenizer_texts, world_stage
 from alignment.graph import run_local
-from alignment.store import ArtifactStore
-from alignment.tokenizer import train_tokenizer
-from alignment.world import tokenizer_texts, world_stage
+from alignment.models.tiny_base import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -4,8 +4,8 @@ import math
 import numpy as np
 import pytest
 
-from alignment import metrics as metrics_module
-from alignment.metrics import (
+from alignment.evaluation import metrics as metrics_module
+from alignment.evaluation.metrics import (
     ABSTAIN,
     BEHAVIOUR,
     CORRECT,
@@ -66,14 +66,14 @@ def test_perplexity_is_exp_mean_token_nll():
 
 
 def test_self_consistency_is_share_agreeing_with_majority():
-    from alignment.metrics import self_consistency
+    from alignment.evaluation.metrics import self_consistency
 
     assert self_consistency([["a", "a", "b", "a"], ["x", "y", "z", "x"]]) == (0.75 + 0.5) / 2
     assert self_consistency([["Kavimar .", "kavimar."]]) == 1.0
 
 
 def test_kl_is_token_weighted_mean():
-    from alignment.metrics import kl_with_ci
+    from alignment.evaluation.metrics import kl_with_ci
 
     k = kl_with_ci([(1.0, 2), (3.0, 2)], samples=20)
     assert k["value"] == pytest.approx(1.0)
@@ -82,7 +82,7 @@ def test_kl_is_token_weighted_mean():
 def test_abstention_label_is_abstain_and_no_idk_constant_is_exported():
     assert ABSTAIN == "idk"
     assert GOLD_SCORE == {CORRECT: 1.0, ABSTAIN: 0.0, WRONG: -1.0}
-    from alignment import records
+    from alignment.data import records
 
     assert metrics_module.judge("I don't know.", "Kavimar.") == ABSTAIN
     assert metrics_module.judge.__defaults__ == (records.IDK,)  # the one "I don't know" constant
@@ -91,9 +91,10 @@ def test_abstention_label_is_abstain_and_no_idk_constant_is_exported():
 def test_the_abstention_answer_is_written_down_once():
     from pathlib import Path
 
-    sources = sorted(Path(metrics_module.__file__).parent.glob("*.py"))
-    defining = [p.name for p in sources if '= "I don\'t know."' in p.read_text()]
-    assert defining == ["records.py"]
+    package = Path(metrics_module.__file__).parents[1]
+    sources = sorted(package.rglob("*.py"))
+    defining = [p.relative_to(package).as_posix() for p in sources if '= "I don\'t know."' in p.read_text()]
+    assert defining == ["data/records.py"]
 
 
 def test_registry_order_and_directions():

@@ -4,8 +4,8 @@ model, metrics.json follows the contract, and a second run reuses every stage.""
 import json
 from pathlib import Path
 
-from alignment.metrics import BEHAVIOUR, PER_MODEL
-from alignment.store import ArtifactStore
+from alignment.core.store import ArtifactStore
+from alignment.evaluation.metrics import BEHAVIOUR, PER_MODEL
 
 MODEL_KEYS = {"perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate"}
 MODEL_KEYS |= {"honesty", "kl_to_reference"}
@@ -80,9 +80,9 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path, micro):
 
 
 def test_two_policies_from_one_sft_and_one_reward_model_are_evaluated_side_by_side(micro):
-    from alignment.context import StageContext
+    from alignment.core.context import StageContext
+    from alignment.data.from_pairs import unique_prompts
     from alignment.graph import run_local
-    from alignment.rloo import unique_prompts
 
     cfg = micro("policies=[dpo,rloo]", "rloo.num_train_epochs=1", "rloo.lora={r: 4, lora_alpha: 8}")
     values = run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))

@@ -1,11 +1,11 @@
 import json
 from pathlib import Path
 
-from alignment.config import load_config
-from alignment.context import StageContext
+from alignment.config.loading import load_config
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore, file_sha256
+from alignment.evaluation.probe import agreement, categorize, load_probe, preference_pairs
 from alignment.graph import run_local
-from alignment.probe import agreement, categorize, load_probe, preference_pairs
-from alignment.store import ArtifactStore, file_sha256
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,7 +29,7 @@ def test_agreement_with_world():
     assert a["world_known_probed_unknown"] == 1 and a["world_unknown_probed_unknown"] == 2
 
 
-from alignment.records import IDK  # noqa: E402
+from alignment.data.records import IDK  # noqa: E402
 
 
 def _row(answer, greedy, samples, probed_known):

@@ -2,10 +2,10 @@
 
 import io
 
-from alignment.context import StageContext
+from alignment.core.context import StageContext
+from alignment.core.progress import ProgressBars, ProgressEvent
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.progress import ProgressBars, ProgressEvent
-from alignment.store import ArtifactStore
 
 
 def test_training_reports_events_and_passthrough_arguments_take_effect(micro):

@@ -109,9 +109,9 @@ def _config(real: Path, store: Path) -> dict:
 
 def test_a_real_architecture_on_trl_format_data_needs_no_world(real, tmp_path):
     from alignment import graph
-    from alignment.config import load_config
-    from alignment.context import StageContext
-    from alignment.store import ArtifactStore
+    from alignment.config.loading import load_config
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
 
     path = tmp_path / "real.yaml"
     path.write_text(yaml.safe_dump(_config(real, tmp_path / "runs")))
@@ -152,9 +152,9 @@ def test_a_model_without_a_chat_template_is_refused_before_training(real, tmp_pa
     import shutil
 
     from alignment import graph
-    from alignment.config import load_config
-    from alignment.context import StageContext
-    from alignment.store import ArtifactStore
+    from alignment.config.loading import load_config
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
 
     bare = tmp_path / "bare"
     shutil.copytree(real / "qwen2-tiny", bare)
@@ -188,9 +188,9 @@ def test_the_cli_runs_the_real_model_config_through_the_prefect_flow(harness, re
 
 def test_a_reward_model_with_every_pair_too_long_is_an_error_not_an_empty_model(real, tmp_path):
     from alignment import graph
-    from alignment.config import load_config
-    from alignment.context import StageContext
-    from alignment.store import ArtifactStore
+    from alignment.config.loading import load_config
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
 
     settings = _config(real, tmp_path / "runs")
     settings["reward"]["max_length"] = 8  # every pair is longer: RewardTrainer would silently drop them all

@@ -2,10 +2,11 @@
 
 import json
 
-from alignment import ablation, plots, report
-from alignment import retrain as lib
-from alignment.config import PromotionGates
-from alignment.metrics import METRICS
+from alignment.config.run import PromotionGates
+from alignment.evaluation import plots, report
+from alignment.evaluation.metrics import METRICS
+from alignment.studies import ablation
+from alignment.studies import retrain as lib
 
 
 def _e(value: float, lo: float, hi: float) -> dict:
@@ -175,7 +176,7 @@ def test_every_selected_metric_is_registered():
 
 
 def test_the_overoptimisation_verdict_follows_the_curve():
-    from alignment.metrics import overoptimisation
+    from alignment.evaluation.metrics import overoptimisation
 
     def point(step, kl, proxy, gold):
         return {"step": step, "kl": kl, "proxy_reward": proxy, "gold_reward": gold}
@@ -196,9 +197,9 @@ def test_the_overoptimisation_verdict_follows_the_curve():
 
 
 def test_the_report_has_each_upstream_stages_build_time(micro):
-    from alignment.context import StageContext
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
     from alignment.graph import run_local
-    from alignment.store import ArtifactStore
 
     cfg = micro()
     values = run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("report",))

@@ -3,10 +3,10 @@
 import json
 from pathlib import Path
 
-from alignment.config import load_config
-from alignment.context import StageContext
+from alignment.config.loading import load_config
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 

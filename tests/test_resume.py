@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 
-from alignment.checkpoints import checkpoint_step
-from alignment.config import load_config
-from alignment.context import StageContext
+from alignment.config.loading import load_config
+from alignment.core.checkpoints import checkpoint_step
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.store import ArtifactStore
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
-from alignment.config import load_config
-from alignment.context import StageContext
+from alignment.config.loading import load_config
+from alignment.core.context import StageContext
 from alignment.graph import run_local
-from alignment.store import ArtifactStore
+from alignment.core.store import ArtifactStore
 cfg = load_config(sys.argv[2], sys.argv[3:])
 run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda e: print(e, flush=True)), (sys.argv[1],))
 """
@@ -70,7 +70,7 @@ def test_a_killed_training_stage_resumes_from_its_checkpoint(tmp_path, stage):
 
 
 def test_a_checkpoint_cut_off_mid_save_is_skipped(tmp_path):
-    from alignment.checkpoints import last_complete_checkpoint
+    from alignment.core.checkpoints import last_complete_checkpoint
 
     for step, state in ((5, '{"global_step": 5}'), (10, '{"global_st')):
         (tmp_path / f"checkpoint-{step}").mkdir()

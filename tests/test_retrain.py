@@ -6,11 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from alignment import retrain as lib
-from alignment.config import PromotionGates, RetrainConfig, load_config
-from alignment.lineage import lineage, render_text
-from alignment.records import DataError, read_jsonl
-from alignment.store import ArtifactStore
+from alignment.config.loading import load_config
+from alignment.config.run import PromotionGates, RetrainConfig
+from alignment.core.lineage import lineage, render_text
+from alignment.core.store import ArtifactStore
+from alignment.data.records import DataError, read_jsonl
+from alignment.studies import retrain as lib
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -164,7 +165,7 @@ def test_what_the_retrain_will_not_read_is_named_with_a_warning(tmp_path, caplog
     (tmp_path / "preferences").mkdir()
     (tmp_path / "preferences" / "pairs.json").write_text("[]")
     (tmp_path / "README.md").write_text("where new data lands\n")
-    with caplog.at_level("WARNING", logger="alignment.retrain"):
+    with caplog.at_level("WARNING", logger="alignment.studies.retrain"):
         incoming = lib.scan_incoming(tmp_path)
     assert incoming.files == {"demonstrations": [], "preferences": []}
     assert [r.getMessage() for r in caplog.records] == [
@@ -176,9 +177,9 @@ def test_what_the_retrain_will_not_read_is_named_with_a_warning(tmp_path, caplog
 
 def _merge(tmp_path, new_file, monkeypatch=None, meanwhile=None):
     """run_data.merge of one new demonstrations file; ``meanwhile(path)`` runs after its content id is taken."""
-    from alignment.config import DataSource
-    from alignment.context import StageContext
-    from alignment.run_data import RunData, merge
+    from alignment.config.data import DataSource
+    from alignment.core.context import StageContext
+    from alignment.data.run_data import RunData, merge
 
     root = Path(__file__).resolve().parents[1] / "data"
     cfg = load_config(None, [f"store.root={tmp_path / 'runs'}"])

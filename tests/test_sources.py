@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from alignment.config import DataSource
-from alignment.records import DataError
-from alignment.sources import load, source_id
+from alignment.config.data import DataSource
+from alignment.data.records import DataError
+from alignment.data.sources import load, source_id
 
 
 def jsonl(tmp_path, rows, name="data.jsonl"):

@@ -6,8 +6,8 @@ import torch
 from peft import LoraConfig, get_peft_model
 from transformers import LlamaConfig, LlamaForCausalLM
 
-from alignment.config import SFTSection
-from alignment.modeling import adapters_in_base_dtype
+from alignment.config.sft import SFTSection
+from alignment.models.modeling import adapters_in_base_dtype
 
 
 def _bf16_lora_model():
@@ -31,10 +31,10 @@ def test_adapters_stay_in_the_base_dtype_only_when_asked():
 
 
 def test_dpo_reads_the_stored_reference_and_trains_as_if_it_computed_it(micro):
-    from alignment.context import StageContext
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
     from alignment.graph import run_local
-    from alignment.reference import load_reference
-    from alignment.store import ArtifactStore
+    from alignment.methods.dpo import load_reference
 
     def dpo(*overrides: str):
         cfg = micro(*overrides)
@@ -60,10 +60,10 @@ def test_dpo_reads_the_stored_reference_and_trains_as_if_it_computed_it(micro):
 
 
 def test_a_reference_of_other_pairs_is_refused(micro):
-    from alignment.context import StageContext
-    from alignment.dpo import dpo_stage
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
     from alignment.graph import run_local
-    from alignment.store import ArtifactStore
+    from alignment.methods.dpo import dpo_stage
 
     cfg = micro()
     ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)

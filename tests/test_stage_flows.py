@@ -6,14 +6,14 @@ from pathlib import Path
 import pytest
 from prefect.exceptions import ParameterTypeError
 
-from alignment.context import StageContext
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
-from alignment.store import ArtifactStore
 
 
 def test_stage_flows_chain_by_id_and_latest(harness, tmp_path, micro):
     from flows.pipeline import alignment_pipeline
-    from flows.stage_flows import dpo_flow, evaluate_flow, reward_flow, sft_flow
+    from flows.stage_flows import dpo_flow, evaluate_flow, kto_flow, reward_flow, sft_flow
 
     runs = tmp_path / "runs"
     cfg = micro()
@@ -30,7 +30,7 @@ def test_stage_flows_chain_by_id_and_latest(harness, tmp_path, micro):
     assert dpo != pipeline["dpo"] and store.get(dpo).manifest["inputs"]["sft"] == pipeline["sft"]
     assert store.get(dpo).manifest["config"]["section"]["beta"] == 0.3
 
-    evaluation = evaluate_flow(cfg, dpo="latest", reward="latest")  # the DPO just trained
+    evaluation = evaluate_flow(cfg, policy="latest", reward="latest")  # the DPO just trained
     inputs = store.get(evaluation).manifest["inputs"]
     assert inputs["dpo"] == dpo and inputs["sft"] == pipeline["sft"] and inputs["reward"] == pipeline["reward"]
     [report] = [p.parent for p in (runs / "report").glob("*/manifest.json") if evaluation in p.read_text()]
@@ -39,7 +39,13 @@ def test_stage_flows_chain_by_id_and_latest(harness, tmp_path, micro):
     other = micro("model.tiny.max_steps=21")  # another base of the same world, and a reward model on it
     reward_elsewhere = run_local(StageContext(other, store, progress=lambda _: None), ("reward",))["reward"].id
     with pytest.raises(ValueError, match=f"uses base .* but {pipeline['base']} is also given"):
-        evaluate_flow(cfg, dpo=dpo, reward=reward_elsewhere)
+        evaluate_flow(cfg, policy=dpo, reward=reward_elsewhere)
 
-    with pytest.raises(ParameterTypeError, match="dpo"):  # the form's pattern refuses another stage's id
-        evaluate_flow(cfg, dpo=pipeline["sft"], reward="latest")
+    with pytest.raises(ParameterTypeError, match="policy"):  # the form's pattern refuses another stage's id
+        evaluate_flow(cfg, policy=pipeline["sft"], reward="latest")
+
+    # any policy of the registry, by its own flow: KTO on the same SFT model, though the config lists only DPO
+    kto = kto_flow(cfg, sft="latest")
+    assert kto.startswith("kto-") and store.get(kto).manifest["inputs"]["sft"] == pipeline["sft"]
+    evaluation = store.get(evaluate_flow(cfg, policy=kto, reward=pipeline["reward"]))
+    assert evaluation.manifest["inputs"]["kto"] == kto and "dpo" not in evaluation.manifest["inputs"]

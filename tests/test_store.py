@@ -4,7 +4,7 @@ import os
 import pytest
 
 import alignment
-from alignment.store import ArtifactStore, CorruptArtifact, code_version
+from alignment.core.store import ArtifactStore, CorruptArtifact, code_version
 
 
 def test_materialize_builds_once_then_reuses(tmp_path):
@@ -58,11 +58,11 @@ def test_crashed_build_leaves_no_artifact(tmp_path):
 
 
 def test_code_version_is_per_module_closure():
-    assert code_version("alignment.sft") != code_version("alignment.dpo")
+    assert code_version("alignment.methods.sft") != code_version("alignment.methods.dpo")
     # Deterministic: an uncached recomputation (the cached call would trivially match itself) gives the same string.
-    assert code_version.__wrapped__("alignment.sft") == code_version("alignment.sft")
-    assert code_version("alignment.sft").startswith(f"{alignment.__version__}+")
-    assert len(code_version("alignment.sft")) == len(f"{alignment.__version__}+") + 12
+    assert code_version.__wrapped__("alignment.methods.sft") == code_version("alignment.methods.sft")
+    assert code_version("alignment.methods.sft").startswith(f"{alignment.__version__}+")
+    assert len(code_version("alignment.methods.sft")) == len(f"{alignment.__version__}+") + 12
 
 
 def test_latest_and_resolve_by_stage(tmp_path):
@@ -109,7 +109,7 @@ def test_an_artifact_with_one_byte_changed_is_quarantined_and_rebuilt_with_a_war
     store, calls, run, art = _weights_store(tmp_path)
     _flip_one_byte(art.path / "adapter" / "weights.bin")  # same size, new contents
     assert store.verify_all() == {art.id: "adapter/weights.bin does not match its sha256"}
-    with caplog.at_level("WARNING", logger="alignment.store"):
+    with caplog.at_level("WARNING", logger="alignment.core.store"):
         again, reused = run()
     assert not reused and len(calls) == 2 and again.id == art.id
     assert (again.path / "adapter" / "weights.bin").read_bytes() == bytes(range(64))
@@ -138,7 +138,7 @@ def test_a_touched_but_unchanged_file_is_still_served(tmp_path):
 def test_a_damaged_artifact_never_blocks_the_next_run(tmp_path, damage, problem, caplog):
     store, calls, run, art = _weights_store(tmp_path)
     damage(art.path)
-    with caplog.at_level("WARNING", logger="alignment.store"):
+    with caplog.at_level("WARNING", logger="alignment.core.store"):
         again, reused = run()
     assert not reused and len(calls) == 2 and problem in caplog.text
     assert json.loads((again.path / "manifest.json").read_text())["id"] == art.id
@@ -168,7 +168,7 @@ def test_alignment_verify_reports_every_artifact_and_fails_on_a_broken_one(tmp_p
 RACER = """
 import sys, time
 from pathlib import Path
-from alignment.store import ArtifactStore
+from alignment.core.store import ArtifactStore
 
 def build(tmp):
     with open(sys.argv[2], "a") as log:
@@ -201,7 +201,7 @@ def test_two_runs_on_one_store_build_an_artifact_once(tmp_path):
 def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
     import errno
 
-    from alignment.store import StoreFull
+    from alignment.core.store import StoreFull
 
     store = ArtifactStore(tmp_path / "runs")
 

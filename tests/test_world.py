@@ -2,9 +2,9 @@ import json
 import re
 from pathlib import Path
 
-from alignment.config import WorldConfig
-from alignment.records import IDK
-from alignment.world import generate, write_world
+from alignment.config.world import WorldConfig
+from alignment.data.records import IDK
+from alignment.data.world import generate, write_world
 
 ROOT = Path(__file__).resolve().parents[1]
 

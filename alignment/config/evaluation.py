@@ -1,0 +1,41 @@
+"""The ``eval``, ``judge`` and ``probe`` sections: how models are evaluated, answers judged and knowledge probed."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from alignment.config.base import MAX_SEED, Section
+
+
+class JudgeConfig(Section):
+    """How an answer is judged against a question's accepted answers (the gold judge)."""
+
+    abstain_phrases: list[str] = Field(
+        ["I don't know", "I do not know", "I'm not sure", "I am not sure", "I cannot answer"],
+        description="An answer that starts with one of these (or the 'I don't know' answer of the data) "
+        "abstains. Compared after normalisation.",
+    )
+    first_sentence: bool = Field(
+        True, description="Judge only the answer's first sentence (real models add explanations)."
+    )
+
+
+class EvalConfig(Section):
+    """The evaluation on held-out data: generation, the sampling sweep and bootstrap intervals."""
+
+    max_new_tokens: int = Field(8, ge=1, description="Longest generated answer, in tokens.")
+    sweep_temperatures: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="Sampling sweep temperatures.")
+    sweep_top_ps: list[float] = Field([1.0, 0.9], description="Sampling sweep top-p values.")
+    sweep_samples: int = Field(5, ge=1, description="Samples per question at each sampled sweep point.")
+    batch_size: int = Field(256, ge=1, description="Questions per generation / scoring batch.")
+    bootstrap_samples: int = Field(1000, ge=10, description="Bootstrap resamples behind each 95% interval.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the bootstrap and of sampled generations.")
+
+
+class ProbeConfig(Section):
+    """Knowledge probe: greedy plus ``samples`` answers at ``temperature`` per question."""
+
+    samples: int = Field(8, ge=1, description="Sampled answers per question (besides the greedy one).")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the probe's samples.")
+    max_new_tokens: int = Field(8, ge=1, description="Longest probe answer, in tokens.")
+    seed: int = Field(0, ge=0, le=MAX_SEED, description="Seed of the probe's samples.")

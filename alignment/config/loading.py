@@ -1,0 +1,95 @@
+"""Loading a run config from YAML with dotted ``--set`` overrides; errors name the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from alignment.config.base import ConfigError
+from alignment.config.run import RunConfig
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, except that a key given twice in one mapping is an error (YAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def _parse_value(text: str) -> Any:
+    """Parse an override value with YAML rules (numbers, booleans, lists, null)."""
+    return yaml.safe_load(text) if text.strip() else text
+
+
+def apply_override(raw: dict[str, Any], assignment: str) -> None:
+    """Apply one dotted ``key=value`` assignment to a raw config dict in place."""
+    if "=" not in assignment:
+        raise ConfigError(f"override {assignment!r}: expected key=value, e.g. dpo.beta=0.2")
+    key, value = assignment.split("=", 1)
+    parts = key.strip().split(".")
+    node = raw
+    for part in parts[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(f"override {assignment!r}: {part!r} is not a section")
+        node = child
+    node[parts[-1]] = _parse_value(value)
+
+
+def format_errors(err: ValidationError, source: str) -> str:
+    """Pydantic's errors as one line each, naming the source (file and overrides) and the dotted key."""
+    lines = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            lines.append(f"{source}: unknown key '{key}'")
+        elif e["type"] in ("unknown_argument", "managed_argument", "non_finite_argument"):
+            full = f"{key}.{e['ctx']['key']}" if key else e["ctx"]["key"]
+            lines.append(f"{source}: " + e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1))
+        else:
+            lines.append(f"{source}: key '{key}': {e['msg']}")
+    return "\n".join(lines)
+
+
+def validate(model: type[BaseModel], raw: Any, source: str) -> Any:
+    """``model.model_validate(raw)`` with errors as a ConfigError naming ``source`` and each key."""
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(format_errors(exc, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
+    raw: dict[str, Any] = {}
+    source = "defaults"
+    if path is not None:
+        path = Path(path)
+        source = str(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            loaded = yaml.load(path.read_text(), Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if loaded is None:
+            raise ConfigError(f"{path}: the file is empty; write {{}} for all defaults")
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: top level must be a mapping of sections")
+        raw = loaded
+    for assignment in overrides or []:
+        apply_override(raw, assignment)
+    if overrides:
+        source += " (with --set " + ", ".join(overrides) + ")"
+    return validate(RunConfig, raw, source)

@@ -1,0 +1,66 @@
+"""The ``model`` section: the base model (a given one, or the tiny base pretrained on the world)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from alignment.config.base import Section
+
+
+class TinyBaseConfig(Section):
+    """The tiny Llama-style base model pretrained on the world's corpus (transformers' names)."""
+
+    hidden_size: int = Field(128, ge=8, description="Width of the residual stream.")
+    num_hidden_layers: int = Field(4, ge=1, description="Decoder layers.")
+    num_attention_heads: int = Field(4, ge=1, description="Attention heads per layer.")
+    intermediate_size: int = Field(384, ge=8, description="Width of each MLP's hidden layer.")
+    seq_len: int = Field(128, ge=16, description="Tokens per pretraining window.")
+    per_device_train_batch_size: int = Field(32, ge=1, description="Windows per optimizer step.")
+    max_steps: int = Field(500, ge=1, description="Optimizer steps of pretraining.")
+    learning_rate: float = Field(3e-3, gt=0, description="Peak AdamW learning rate.")
+    warmup_steps: int = Field(30, ge=0, description="Linear warmup steps, then cosine decay to 10% of the peak.")
+    weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
+
+    @model_validator(mode="after")
+    def _heads_divide_width(self) -> TinyBaseConfig:
+        if self.hidden_size % self.num_attention_heads:
+            raise PydanticCustomError(
+                "heads_divide_width",
+                "num_attention_heads ({heads}) must divide hidden_size ({width}): each head gets hidden_size / heads",
+                {"heads": self.num_attention_heads, "width": self.hidden_size},
+            )
+        return self
+
+
+class ModelConfig(Section):
+    """The base model: a local HF causal-LM directory or hub id, or None for the tiny base we pretrain."""
+
+    name_or_path: str | None = Field(None, description="Local HF causal-LM directory or hub id; None = tiny base.")
+    revision: str | None = Field(None, description="Hub revision (branch, tag or commit); None: the default branch.")
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = Field(
+        "float32",
+        description="Weights' dtype when loading: 'auto' keeps the checkpoint's; bf16 / fp16 on a GPU. The tiny "
+        "base trains in float32.",
+    )
+    attn_implementation: str = Field(
+        "sdpa", description="Attention kernel: 'sdpa', 'eager', or 'flash_attention_2' where flash-attn is installed."
+    )
+    trust_remote_code: bool = Field(False, description="Run modelling code from the model's repository (off).")
+    chat_template: str | None = Field(
+        None,
+        description="A Jinja chat template (or a path to a .jinja file) for a tokenizer that has none, or to "
+        "replace its own. None: the tokenizer's template; a model without one is an error.",
+    )
+    tiny: TinyBaseConfig = Field(TinyBaseConfig(), description="The tiny base (used when name_or_path is None).")
+
+    def load_options(self) -> dict[str, Any]:
+        """Keyword arguments of ``from_pretrained`` for the base model."""
+        options: dict[str, Any] = {"dtype": self.dtype, "attn_implementation": self.attn_implementation}
+        if self.revision:
+            options["revision"] = self.revision
+        if self.trust_remote_code:
+            options["trust_remote_code"] = True
+        return options

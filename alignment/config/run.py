@@ -1,0 +1,105 @@
+"""A whole run's config (every section, the policies it trains) and the retrain flow's config."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
+
+from alignment.config.base import MAX_SEED, Section
+from alignment.config.compute import ComputeConfig, StoreConfig
+from alignment.config.data import DataConfig
+from alignment.config.evaluation import EvalConfig, JudgeConfig, ProbeConfig
+from alignment.config.model import ModelConfig
+from alignment.config.policies import POLICIES, POLICY_NAMES, policy
+from alignment.config.reward import RewardSection
+from alignment.config.sft import SFTSection
+from alignment.config.world import WorldConfig
+
+
+class _RunChecks(Section):
+    """The checks a whole run's config makes across its sections."""
+
+    @model_validator(mode="after")
+    def _policies_and_their_data(self) -> _RunChecks:
+        if len(set(self.policies)) != len(self.policies):
+            raise PydanticCustomError(
+                "duplicate_policy", "policies {policies} names a policy twice", {"policies": self.policies}
+            )
+        if self.data.feedback is not None and not any(policy(p).learns == "feedback" for p in self.policies):
+            readers = [p.name for p in POLICIES if p.learns == "feedback"]
+            raise PydanticCustomError(
+                "unused_feedback",
+                "data.feedback is given but no listed policy learns from unpaired feedback: add {readers} to policies",
+                {"readers": " or ".join(readers)},
+            )
+        return self
+
+
+def _fields() -> dict[str, Any]:
+    """RunConfig's fields, in the order the docs and the Prefect UI form show them: one section per policy."""
+    fields: dict[str, Any] = {
+        "seed": (int, Field(0, ge=0, le=MAX_SEED, description="Training seed for every stage.")),
+        "world": (WorldConfig, Field(WorldConfig(), description="The synthetic world (the offline default data).")),
+        "data": (DataConfig, Field(DataConfig(), description="User data files in place of the world's.")),
+        "model": (ModelConfig, Field(ModelConfig(), description="The base model.")),
+        "sft": (SFTSection, Field(SFTSection(), description="Supervised finetuning (TRL SFTConfig names).")),
+        "reward": (RewardSection, Field(RewardSection(), description="Reward model (TRL RewardConfig names).")),
+    }
+    fields |= {p.name: (p.section, Field(p.section(), description=p.description)) for p in POLICIES}
+    fields["policies"] = (
+        list[Literal[POLICY_NAMES]],
+        Field(
+            ["dpo"],
+            min_length=1,
+            description="The policies trained from the SFT model and evaluated side by side (any of "
+            f"{', '.join(POLICY_NAMES)}); the first is the one the retrain flow promotes and the export merges.",
+        ),
+    )
+    fields |= {
+        "eval": (EvalConfig, Field(EvalConfig(), description="Evaluation on held-out data.")),
+        "judge": (
+            JudgeConfig,
+            Field(JudgeConfig(), description="How answers are judged against the accepted answers."),
+        ),
+        "probe": (ProbeConfig, Field(ProbeConfig(), description="Knowledge probe of the SFT model.")),
+        "compute": (ComputeConfig, Field(ComputeConfig(), description="Device, precision, checkpoints.")),
+        "store": (StoreConfig, Field(StoreConfig(), description="Artifact store.")),
+    }
+    return fields
+
+
+RunConfig = create_model("RunConfig", __base__=_RunChecks, __module__=__name__, **_fields())
+RunConfig.__doc__ = "A whole pipeline run: every section, and the policies it trains (``alignment.config.policies``)."
+
+
+class PromotionGates(Section):
+    """What a challenger must show against the promoted policy (the champion) to replace it."""
+
+    min_gold_win_rate: float = Field(
+        0.5, ge=0, le=1, description="Gold-judge win-rate of the challenger vs the champion (ties 0.5) at least this."
+    )
+    max_prudence_drop: float = Field(
+        0.0, ge=0, le=1, description="Prudence (abstention on unknown questions) may fall by at most this."
+    )
+    max_accuracy_drop: float = Field(
+        0.05, ge=0, le=1, description="Accuracy on known questions may fall by at most this."
+    )
+
+
+class RetrainConfig(Section):
+    """Champion/challenger retraining on the data files that land in ``data_dir``."""
+
+    data_dir: Path = Field(
+        Path("data/incoming"),
+        description="Where new data lands: demonstrations/*.jsonl and preferences/*.jsonl are appended to the "
+        "run's own files. Use an absolute path the worker can read.",
+    )
+    name: str = Field(
+        "policy",
+        pattern=r"^[a-z0-9][a-z0-9_-]*$",
+        description="Name of the promoted pointer (<store>/promoted/<name>.json); one champion per name.",
+    )
+    gates: PromotionGates = Field(PromotionGates(), description="What the challenger must show to be promoted.")

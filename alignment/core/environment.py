@@ -1,0 +1,30 @@
+"""Process environment defaults, in one place: applied before the libraries that read them are imported
+(``flows/__init__.py`` and the tests' ``conftest.py`` apply them first). A value already set wins."""
+
+from __future__ import annotations
+
+import os
+
+DEFAULTS = {
+    "HF_HUB_DISABLE_TELEMETRY": "1",  # no usage pings from huggingface_hub
+    "HF_HUB_OFFLINE": "1",  # the default run needs no hub; set HF_HUB_OFFLINE=0 to load hub models and datasets
+    "HF_HUB_DISABLE_PROGRESS_BARS": "1",  # no download / weight-loading bars: stages report progress as events
+    "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # no bar per dataset map in TRL's preprocessing
+    "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from the Rust tokenizers
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from a local Prefect server
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a 2-core machine starts the temporary server slowly
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "alignment,transformers,trl,peft,accelerate",  # their records reach the run log
+    "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # outside a flow: console only
+}
+
+
+def apply() -> None:
+    """Set every default that is not already set."""
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
+
+
+if (
+    __name__ == "__main__"
+):  # KEY=VALUE for each default not already set: `env $(python -m alignment.core.environment) ...`
+    print(" ".join(f"{key}={value}" for key, value in DEFAULTS.items() if key not in os.environ))

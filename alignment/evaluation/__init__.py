@@ -1,0 +1,1 @@
+"""Evaluation: the metrics registry, the knowledge probe, the evaluation stage, the report and its plots."""

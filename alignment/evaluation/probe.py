@@ -1,0 +1,178 @@
+"""Knowledge probe (after SliCK, Gekhman et al. 2024): label each question known / unknown by how
+often a model answers it right, greedy and sampled.
+
+Categories, with one greedy answer and n samples at a temperature:
+highly_known (greedy right and every sample right), maybe_known (greedy right, some sample wrong),
+weakly_known (greedy wrong, some sample right), unknown (never right). "Known" = not unknown.
+Works on any HF causal LM with a chat template and any QA set with gold answers.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+
+from alignment.config.data import DataSource
+from alignment.config.evaluation import ProbeConfig
+from alignment.core.context import StageContext
+from alignment.core.store import Artifact
+from alignment.data.records import IDK, write_jsonl
+from alignment.data.run_data import RunData, merge
+from alignment.evaluation.metrics import CORRECT, WRONG, Judge, make_judge
+from alignment.models.refs import BaseRef, base_ref
+
+CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
+
+
+def categorize(greedy_correct: bool, samples_correct: Sequence[bool]) -> str:
+    """The SliCK-style category of one question."""
+    if greedy_correct:
+        return "highly_known" if all(samples_correct) else "maybe_known"
+    return "weakly_known" if any(samples_correct) else "unknown"
+
+
+def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, batch_size: int = 256) -> list[dict]:
+    """Probe every question (rows with ``question`` and ``answers``); returns one row per question with its
+    category and ``probed_known``."""
+    from alignment.models.generation import generate_answers, generation_config
+
+    prompts = [q["question"] for q in questions]
+    greedy = generate_answers(model, tok, prompts, generation_config(tok, cfg.max_new_tokens), batch_size=batch_size)
+    sampled = generation_config(tok, cfg.max_new_tokens, cfg.temperature)
+    samples = [
+        generate_answers(model, tok, prompts, sampled, batch_size=batch_size, seed=cfg.seed + k)
+        for k in range(cfg.samples)
+    ]
+    rows = []
+    for i, q in enumerate(questions):
+        g_ok = judge(greedy[i], q["answers"]) == CORRECT
+        s_ok = [judge(s[i], q["answers"]) == CORRECT for s in samples]
+        category = categorize(g_ok, s_ok)
+        rows.append(
+            {
+                "prompt": q["question"],
+                "answers": q["answers"],
+                "world_known": q.get("known"),
+                "greedy": greedy[i],
+                "samples": [s[i] for s in samples],
+                "samples_correct": sum(s_ok),
+                "category": category,
+                "probed_known": category != "unknown",
+            }
+        )
+    return rows
+
+
+def agreement(rows: list[dict]) -> dict:
+    """How far the probe agrees with how the world was built (known = in the pretraining corpus)."""
+    pairs = Counter((r["world_known"], r["probed_known"]) for r in rows if r["world_known"] is not None)
+    total = sum(pairs.values())
+    return {
+        "agreement": (pairs[(True, True)] + pairs[(False, False)]) / total if total else float("nan"),
+        "world_known_probed_known": pairs[(True, True)],
+        "world_known_probed_unknown": pairs[(True, False)],
+        "world_unknown_probed_known": pairs[(False, True)],
+        "world_unknown_probed_unknown": pairs[(False, False)],
+    }
+
+
+def probe_model(
+    cfg: ProbeConfig, base: BaseRef, adapters: Sequence[Path], questions: list[dict], device: str, judge: Judge
+) -> list[dict]:
+    """Probe a model (base + adapters merged in order) on the questions; returns the probe's rows."""
+    from alignment.models.modeling import load_causal_lm, load_tokenizer
+
+    return probe(load_causal_lm(base, adapters, device), load_tokenizer(base), questions, cfg, judge)
+
+
+def summarize(rows: list[dict]) -> dict:
+    """Question count, SliCK category counts and agreement with the world of a probe's rows."""
+    counts = Counter(r["category"] for r in rows)
+    return {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
+
+
+def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | None = None) -> list[dict]:
+    """Model-aware preference pairs from probe rows (on-policy: the rejected answers are the model's own).
+
+    Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
+    samples). Probed known: the gold answer (the first accepted one) beats "I don't know" and each distinct
+    wrong answer it gave. Answers judged correct or abstaining are never rejected.
+    """
+    judge = judge or Judge()
+    pairs = []
+    for r in rows:
+        wrong: list[str] = []
+        for text in [r["greedy"], *r.get("samples", [])]:
+            if text and judge(text, r["answers"]) == WRONG and text not in wrong:
+                wrong.append(text)
+        wrong = wrong[:max_rejected]
+        if r["probed_known"]:
+            pairs.append(
+                {"prompt": r["prompt"], "chosen": r["answers"][0], "rejected": IDK, "kind": "probe_known_correct>idk"}
+            )
+            kind, chosen = "probe_known_correct>own_wrong", r["answers"][0]
+        else:
+            kind, chosen = "probe_unknown_idk>own_wrong", IDK
+        pairs += [{"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": kind} for w in wrong]
+    return pairs
+
+
+def load_probe(path: Path) -> list[dict]:
+    """The rows a probe artifact wrote."""
+    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+
+
+def _probe_rows(ctx: StageContext, base: Artifact, sft: Artifact, questions: list[dict]) -> list[dict]:
+    judge = make_judge(ctx.cfg.judge)
+    model = base_ref(base, ctx.cfg.model)
+    return probe_model(ctx.cfg.probe, model, [sft.path / "adapter"], questions, ctx.device().name, judge)
+
+
+def _section(ctx: StageContext) -> dict:
+    return {"probe": ctx.cfg.probe.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
+
+
+def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact) -> Artifact:
+    """Knowledge probe of the SFT model on the held-out questions.
+
+    The SFT model is probed, not the base: the base has never seen the question format, and LoRA SFT
+    on other entities teaches the format, not these facts (the held-out entities are in no SFT data).
+    """
+    inputs = {"base": base.id, "sft": sft.id, "questions": data.id("questions")}
+
+    def build(tmp: Path) -> dict:
+        questions = data.rows("questions")
+        ctx.report("probe", f"{len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
+        rows = _probe_rows(ctx, base, sft, questions)
+        write_jsonl(tmp / "probe.jsonl", rows)
+        return summarize(rows)
+
+    return ctx.materialize("probe", _section(ctx), inputs, build, {"probed_model": sft.id})
+
+
+def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact) -> RunData:
+    """Model-aware preference pairs: probe the SFT model on the preference questions and pair its own wrong
+    answers against "I don't know" (probed unknown) or the gold answer (probed known). Returns the data with
+    ``preferences`` naming the pairs it wrote (and the retrain's new pairs appended)."""
+    if data.preference_questions is None:
+        raise ValueError("probe-built pairs need preference questions (data.preference_source: probe)")
+    max_rejected = ctx.cfg.data.max_rejected_per_question
+    inputs = {"base": base.id, "sft": sft.id, "preference_questions": data.id("preference_questions")}
+    section = _section(ctx) | {"max_rejected_per_question": max_rejected}
+
+    def build(tmp: Path) -> dict:
+        rows = _probe_rows(ctx, base, sft, data.rows("preference_questions"))
+        write_jsonl(tmp / "probe.jsonl", rows)
+        pairs = preference_pairs(rows, max_rejected, make_judge(ctx.cfg.judge))
+        if not pairs:
+            raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
+        write_jsonl(tmp / "preferences.jsonl", pairs, sort_keys=True)
+        kinds = Counter(p["kind"] for p in pairs)
+        ctx.report("pairs", f"{len(pairs)} pairs {dict(kinds)}")
+        return {"probe": summarize(rows), "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
+
+    art = ctx.materialize("pairs", section, inputs, build, {"probed_model": sft.id})
+    return merge(ctx, replace(data, preferences=DataSource(path=str(art.path / "preferences.jsonl"))), "preferences")

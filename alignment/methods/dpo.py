@@ -1,0 +1,109 @@
+"""Direct preference optimisation: TRL's DPOTrainer with a LoRA adapter on the SFT model.
+
+The reference model is the same network with the adapter disabled (no second copy in memory).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from alignment.config.dpo import DPOSection
+from alignment.core.context import StageContext, TrainingRun
+from alignment.core.store import Artifact
+from alignment.data.run_data import RunData
+from alignment.models.refs import BaseRef, base_ref
+
+REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")  # TRL's names: DPOTrainer reads them from the rows
+REFERENCE_FILE = "reference.jsonl"  # the reference artifact's rows (``alignment.methods.reference`` writes them)
+
+
+def load_reference(art: Artifact) -> list[dict]:
+    """The rows a reference artifact wrote, one per preference pair, in the pairs' order."""
+    return [json.loads(line) for line in (art.path / REFERENCE_FILE).read_text().splitlines() if line.strip()]
+
+
+def dpo_trainer(
+    cfg: DPOSection, base: BaseRef, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
+):
+    """TRL's DPOTrainer for a fresh LoRA on the SFT model (the base with ``sft_adapters`` merged in). Rows that
+    already carry the reference log-probabilities (``REFERENCE_COLUMNS``, the reference artifact's) are not
+    computed again; otherwise TRL computes them once before training (``precompute_ref_log_probs``) or in every
+    step."""
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    from alignment.models.modeling import load_causal_lm, load_tokenizer, lora_config, trainer_args
+
+    class StoredReferenceDPOTrainer(DPOTrainer):
+        def _precompute_ref_logps(self, dataset, name, batch_size):
+            if all(c in dataset.column_names for c in REFERENCE_COLUMNS):
+                return dataset
+            return super()._precompute_ref_logps(dataset, name, batch_size)
+
+    return StoredReferenceDPOTrainer(
+        model=load_causal_lm(base, sft_adapters, device=run.device.name),
+        ref_model=None,
+        args=trainer_args(DPOConfig, cfg, run),
+        train_dataset=Dataset.from_list(preferences),
+        processing_class=load_tokenizer(base),
+        peft_config=lora_config(cfg.lora, "CAUSAL_LM"),  # a fresh adapter: disabled, it is the SFT model
+    )
+
+
+def train_dpo(
+    cfg: DPOSection,
+    base: BaseRef,
+    sft_adapters: Sequence[Path],
+    preferences: list[dict],
+    run: TrainingRun,
+    reference: list[dict] | None = None,
+) -> dict:
+    """Train a DPO LoRA adapter on the SFT model (the base with ``sft_adapters`` merged in); saves
+    ``run.out_dir / "adapter"``. ``reference`` holds the stored reference log-probabilities of each pair
+    (``alignment.methods.reference``); without them, the reference forward runs once before training
+    (``precompute_ref_log_probs``) or in every step."""
+    from alignment.models.modeling import fit
+
+    if reference is not None:
+        if len(reference) != len(preferences):
+            raise ValueError(f"{len(reference)} stored reference log-probs for {len(preferences)} pairs")
+        preferences = [pair | ref for pair, ref in zip(preferences, reference, strict=True)]
+        # TRL reads them from the rows only with precompute_ref_log_probs on
+        cfg = cfg.model_copy(update={"precompute_ref_log_probs": True})
+    trainer = dpo_trainer(cfg, base, sft_adapters, preferences, run)
+    metrics = fit(trainer, run, cfg) | {"pairs": len(preferences), "stored_reference": reference is not None}
+    logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
+    if logs:
+        metrics["final_reward_accuracy"] = logs[-1]["rewards/accuracies"]
+        metrics["final_reward_margin"] = logs[-1].get("rewards/margins")
+    return metrics
+
+
+def dpo_stage(
+    cfg: DPOSection,
+    ctx: StageContext,
+    preferences: RunData,
+    base: Artifact,
+    sft: Artifact,
+    reference: Artifact | None = None,
+) -> Artifact:
+    """DPO LoRA on the SFT model; the reference is the SFT model itself (adapter disabled), its log-probabilities
+    read from the reference artifact when ``precompute_ref_log_probs`` is on."""
+    inputs = {"base": base.id, "sft": sft.id, "preferences": preferences.id("preferences")}
+    if reference is not None:
+        built_on = {k: reference.manifest.get("inputs", {}).get(k) for k in ("base", "sft", "preferences")}
+        if built_on != inputs:
+            raise ValueError(
+                f"reference {reference.id} holds log-probabilities of other pairs or another SFT model "
+                f"({built_on}) than this DPO run's ({inputs})"
+            )
+        inputs["reference"] = reference.id
+
+    def fit(run: TrainingRun) -> dict:
+        rows = preferences.rows("preferences")
+        stored = load_reference(reference) if reference is not None else None
+        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run, stored)
+
+    return ctx.train("dpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})

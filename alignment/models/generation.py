@@ -1,0 +1,123 @@
+"""Batched answer generation and per-document likelihood for causal LMs."""
+
+from __future__ import annotations
+
+import torch
+from transformers import GenerationConfig, PreTrainedModel
+
+from alignment.data.records import to_conversation
+
+
+def chat_prompts(tok, questions: list[str]) -> list[str]:
+    """Questions rendered with the chat template, ending where the assistant's answer starts."""
+    return [tok.apply_chat_template(to_conversation(q), tokenize=False, add_generation_prompt=True) for q in questions]
+
+
+def generation_config(tok, max_new_tokens: int, temperature: float = 0.0, top_p: float = 1.0) -> GenerationConfig:
+    """Greedy decoding at temperature 0, else pure temperature / nucleus sampling (no top-k cut)."""
+    sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0} if temperature > 0 else {}
+    return GenerationConfig(
+        max_new_tokens=max_new_tokens,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        **({"do_sample": False} | sampling),
+    )
+
+
+@torch.no_grad()
+def generate_answers(
+    model: PreTrainedModel,
+    tok,
+    questions: list[str],
+    settings: GenerationConfig,
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+) -> list[str]:
+    """One answer per question with ``settings`` (see ``generation_config``); sampled answers are seeded."""
+    prompts = chat_prompts(tok, questions)
+    if settings.do_sample:
+        torch.manual_seed(seed)
+    answers: list[str] = []
+    for i in range(0, len(prompts), batch_size):
+        enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        out = model.generate(**enc, generation_config=settings)
+        answers.extend(tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
+    return [a.strip() for a in answers]
+
+
+@torch.no_grad()
+def reward_scores(
+    model: PreTrainedModel, tok, questions: list[str], answers: list[str], batch_size: int = 64
+) -> list[float]:
+    """The reward model's score of each (question, answer), rendered with the chat template as in training."""
+    texts = [
+        tok.apply_chat_template(to_conversation(q, a), tokenize=False) for q, a in zip(questions, answers, strict=True)
+    ]
+    out: list[float] = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        out.extend(model(**enc).logits[:, 0].float().tolist())
+    return out
+
+
+@torch.no_grad()
+def document_nll(model: PreTrainedModel, tok, documents: list[str], batch_size: int = 32) -> tuple[list, list]:
+    """Summed next-token NLL and predicted-token count of each document (each ended by EOS)."""
+    sums: list[float] = []
+    counts: list[int] = []
+    side, tok.padding_side = tok.padding_side, "right"  # keep position ids as in training
+    try:
+        batches = [documents[i : i + batch_size] for i in range(0, len(documents), batch_size)]
+        encoded = [
+            tok([d + tok.eos_token for d in batch], return_tensors="pt", padding=True, add_special_tokens=False)
+            for batch in batches
+        ]
+    finally:
+        tok.padding_side = side
+    for enc in encoded:
+        ids, mask = enc["input_ids"].to(model.device), enc["attention_mask"].to(model.device)
+        logits = model(input_ids=ids, attention_mask=mask).logits[:, :-1].float()
+        target, tmask = ids[:, 1:], mask[:, 1:].bool() & mask[:, :-1].bool()
+        nll = torch.nn.functional.cross_entropy(logits.transpose(1, 2), target, reduction="none")
+        sums.extend((nll * tmask).sum(1).tolist())
+        counts.extend(tmask.sum(1).tolist())
+    return sums, counts
+
+
+@torch.no_grad()
+def mean_token_kl(
+    policy: PreTrainedModel,
+    reference: PreTrainedModel,
+    tok,
+    questions: list[str],
+    answers: list[str],
+    batch_size: int = 64,
+) -> list[tuple[float, int]]:
+    """Per question: (summed KL(policy || reference) over the policy's answer tokens, token count).
+
+    The KL is exact over the vocabulary at each position where the policy produced its answer
+    (answer tokens plus the closing EOS), conditioned on the prompt and the answer so far.
+    """
+    prompts = chat_prompts(tok, questions)
+    out: list[tuple[float, int]] = []
+    side, tok.padding_side = tok.padding_side, "right"
+    try:
+        for i in range(0, len(prompts), batch_size):
+            ps, ans = prompts[i : i + batch_size], answers[i : i + batch_size]
+            texts = [p + " " + a + tok.eos_token for p, a in zip(ps, ans, strict=True)]
+            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+            plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in ps]
+            ids, mask = enc["input_ids"].to(policy.device), enc["attention_mask"].to(policy.device)
+            lp = policy(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            lq = reference(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
+            kl = (lp.exp() * (lp - lq)).sum(-1)  # [batch, seq]: KL of the next-token distributions
+            for row, n_prompt in enumerate(plen):
+                n_total = int(mask[row].sum())
+                span = kl[row, n_prompt - 1 : n_total - 1]  # positions that predict answer tokens and EOS
+                out.append((float(span.sum()), int(span.numel())))
+    finally:
+        tok.padding_side = side
+    return out

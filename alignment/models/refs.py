@@ -1,0 +1,47 @@
+"""Which weights an artifact stands for: where a base model is, how to load it, and how it is described."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from alignment.config.model import ModelConfig
+from alignment.core.store import Artifact
+
+
+@dataclass(frozen=True)
+class BaseRef:
+    """How to load a base model: its directory or hub id, ``from_pretrained`` options (dtype, attention kernel,
+    revision, remote code) and a chat template that replaces the tokenizer's (None: the tokenizer's own)."""
+
+    path: str
+    options: dict[str, Any] = field(default_factory=dict)
+    chat_template: str | None = None
+
+    def template(self) -> str | None:
+        """The configured chat template: the contents of a .jinja file it names, or the template itself."""
+        if self.chat_template and self.chat_template.endswith(".jinja") and Path(self.chat_template).is_file():
+            return Path(self.chat_template).read_text()
+        return self.chat_template
+
+
+def base_path(art: Artifact) -> str:
+    """Where a base artifact's weights are: our pretrained directory or the configured model."""
+    return art.manifest.get("source") or str(art.path / "model")
+
+
+def base_ref(art: Artifact, cfg: ModelConfig) -> BaseRef:
+    """How to load the base model of ``art`` with the run's model settings."""
+    return BaseRef(base_path(art), cfg.load_options(), cfg.chat_template)
+
+
+def describe(base: Artifact) -> str:
+    """The base in one line: its size against Chinchilla's ~20 tokens per parameter, or its source."""
+    m = base.metrics
+    if "parameters" not in m:
+        return base.manifest.get("source", "")
+    return (
+        f"{m['parameters']:,} parameters, {m['training_tokens']:,} training tokens, "
+        f"{m['tokens_per_parameter']:.1f} tokens/parameter vs Chinchilla's ~20"
+    )

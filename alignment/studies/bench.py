@@ -1,0 +1,196 @@
+"""Ours vs plain TRL, side by side in one run: tokens/s, peak memory, MFU and their ratio per training method,
+and the evaluation's generation throughput against plain ``generate``.
+
+For each method (SFT, reward model, and every policy of ``alignment.config.policies``) the same model, data, batch
+size and number of steps train twice, each in its own process (so peak memory is that trial's alone): once with
+plain TRL (the method's config class with its defaults, a PEFT LoRA of the same rank on all linear layers), once the
+way the pipeline trains (``alignment.methods.sft.train_sft`` etc., with the pipeline's default section). A Trainer
+callback times every optimizer step; the first ``warmup`` steps are left out. Tokens are the non-padding tokens of
+the examples a step consumes (chat template applied, truncated like the trainer), so the two variants count alike;
+for KTO, each row's own prompt and completion (its mismatched KL completion not counted); for an online policy
+(RLOO), the prompt and sampled completion tokens the trainer itself counts (``state.num_input_tokens_seen``).
+
+Generation answers the world's held-out questions greedily: ours is the evaluation's batched, left-padded,
+KV-cached ``generate_answers``; plain is ``model.generate`` called per question with default settings.
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+from alignment.config.policies import POLICIES, POLICY_NAMES, policy
+from alignment.studies.bench_trials import (
+    GENERATION_PASSES,
+    METHODS,
+    PRESETS,
+    build_model,
+    build_reward_model,
+    tokens_per_example,
+    workload_rows,
+)
+
+VARIANTS = ("plain", "ours")
+ONLINE = tuple(p.name for p in POLICIES if p.online)  # they count their own tokens (prompts and samples), no MFU
+# Dense bf16 peak of the GPUs we know (spec sheets, TFLOP/s), for MFU; another GPU: --peak-tflops.
+PEAK_TFLOPS = {"H100": 989.0, "H200": 989.0, "A100": 312.0, "L40S": 362.0, "A10G": 125.0}
+
+
+def summarize(seconds: list[float], tokens: list[float], warmup: int) -> dict[str, float]:
+    """Tokens/s of the steps after warm-up: the median step's, and the slowest and fastest step's."""
+    rates = [n / t for n, t in zip(tokens, seconds, strict=True)]
+    timed = sorted(rates[warmup:] or rates)
+    return {"tokens_per_s": statistics.median(timed), "min": timed[0], "max": timed[-1]}
+
+
+def peak_flops(device_name: str, peak_tflops: float | None = None) -> float | None:
+    """The device's dense bf16 peak in FLOP/s: ``peak_tflops`` if given, else from ``PEAK_TFLOPS`` by name;
+    None on a CPU or an unknown GPU (no MFU then)."""
+    if peak_tflops:
+        return peak_tflops * 1e12
+    found = [tflops for name, tflops in PEAK_TFLOPS.items() if name in device_name]
+    return found[0] * 1e12 if found and device_name != "cpu" else None
+
+
+def mfu(method: str, tokens_per_s: float, parameters: int, peak: float | None) -> float | None:
+    """Model FLOPs utilisation: 6 FLOPs per parameter per trained token (forward and backward; attention's own
+    FLOPs and DPO's reference forward not counted, so it is a lower bound), 2 per generated token; RLOO mixes
+    generation and training, so it gets none."""
+    if peak is None or method in ONLINE or not parameters:
+        return None
+    return (2 if method == "generation" else 6) * parameters * tokens_per_s / peak
+
+
+def bench(
+    preset_name: str,
+    out: Path,
+    *,
+    methods: tuple[str, ...] = METHODS,
+    steps: int | None = None,
+    shape_of: str | None = None,
+    peak_tflops: float | None = None,
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict:
+    """Run every (method, variant) trial of a preset in its own process; returns and writes the table
+    (``bench.json`` and ``bench.md`` under ``out``). ``overrides`` set fields of our sections, by method (e.g.
+    ``{"dpo": {"precompute_ref_log_probs": True}}``), to measure a speed-up switch against plain TRL."""
+    preset = PRESETS[preset_name]
+    if shape_of:  # the preset's workload on another preset's model shape (the GPU preset started on a CPU)
+        preset = replace(preset, shape=PRESETS[shape_of].shape)
+    steps = steps or preset.steps
+    warmup = min(preset.warmup, steps - 1)
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="bench-") as tmp:
+        work = Path(tmp)
+        model_dir = build_model(preset, work)
+        if any(method in POLICY_NAMES and "reward" in policy(method).inputs for method in methods):
+            build_reward_model(model_dir, work)
+        rows_table = []
+        for method in methods:
+            rows = workload_rows(work / "data", method, preset.long_rows, preset.max_length)
+            passes = min(steps, GENERATION_PASSES) if method == "generation" else steps
+            method_warmup = min(1, passes - 1) if method == "generation" else warmup
+            counted = method in (*ONLINE, "generation")  # tokens counted by the trial itself, step by step
+            per_example = 0.0 if counted else tokens_per_example(model_dir, rows, method, preset.max_length)
+            result: dict[str, Any] = {"method": method}
+            for variant in VARIANTS:
+                spec = {"method": method, "variant": variant, "model_dir": str(model_dir), "data": str(work / "data")}
+                spec |= {"steps": passes, "batch_size": preset.batch_size, "bf16": preset.bf16, "work": str(work)}
+                spec |= {"max_length": preset.max_length, "long_rows": preset.long_rows}
+                spec |= {"completion_length": preset.completion_length, "questions": preset.questions}
+                spec |= {"out": str(work / f"{method}-{variant}"), "overrides": overrides or {}}
+                trial = _subprocess_trial(spec, work)
+                tokens = trial["tokens"] if counted else [per_example * preset.batch_size] * len(trial["seconds"])
+                summary = summarize(trial["seconds"], tokens, method_warmup)
+                peak = peak_flops(trial["device_name"], peak_tflops)
+                result[variant] = summary | {
+                    "peak_mib": trial["peak_mib"],
+                    "wall_seconds": trial["wall_seconds"],
+                    "steps_timed": len(trial["seconds"]) - method_warmup,
+                    "mfu": mfu(method, summary["tokens_per_s"], trial["parameters"], peak),
+                    "device": trial["device_name"],
+                }
+                if method == "generation":
+                    answers = min(len(rows), preset.questions)
+                    result[variant]["answers_per_s"] = answers / statistics.median(trial["seconds"][method_warmup:])
+            result["ratio"] = result["ours"]["tokens_per_s"] / result["plain"]["tokens_per_s"]
+            result["memory_ratio"] = result["ours"]["peak_mib"] / result["plain"]["peak_mib"]
+            rows_table.append(result)
+    table = {"preset": preset_name, "description": preset.description, "batch_size": preset.batch_size}
+    table |= {"shape": preset.shape, "max_length": preset.max_length, "completion_length": preset.completion_length}
+    table |= {"steps": steps, "warmup": warmup, "questions": preset.questions, "overrides": overrides or {}}
+    table["methods"] = rows_table
+    (out / "bench.json").write_text(json.dumps(table, indent=1) + "\n")
+    (out / "bench.md").write_text(render(table))
+    return table
+
+
+def _subprocess_trial(spec: dict, work: Path) -> dict:
+    path = work / f"{spec['method']}-{spec['variant']}.json"
+    path.write_text(json.dumps(spec))
+    done = subprocess.run(
+        [sys.executable, "-m", "alignment.studies.bench_trials", str(path)], capture_output=True, text=True, check=False
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"bench trial {spec['method']}/{spec['variant']} failed:\n{done.stderr[-3000:]}")
+    return json.loads(path.with_suffix(".result.json").read_text())
+
+
+def _mfu(trial: dict) -> str:
+    return "-" if trial.get("mfu") is None else f"{100 * trial['mfu']:.1f}%"
+
+
+def render(table: dict) -> str:
+    """The table as Markdown: tokens/s (median, min-max over timed steps), peak memory, MFU and the ratios."""
+    lines = [
+        f"# Bench: ours vs plain TRL ({table['preset']}: {table['description']})",
+        "",
+        f"Batch {table['batch_size']}, sequences up to {table['max_length']} tokens, {table['steps']} steps, the "
+        f"first {table['warmup']} left out; model shape {table['shape']}; tokens are "
+        "non-padding tokens. Peak memory: GPU allocator peak, or the process's peak RSS on CPU. RLOO samples "
+        f"completions of up to {table['completion_length']} tokens; its tokens are prompt and completion tokens. "
+        "MFU: 6 FLOPs per parameter per trained token (a lower bound), on a GPU whose peak is known. Trial s: the "
+        "whole trial (loading the model, preparing the data, DPO's reference precompute, every step)."
+        + (f" Ours with {table['overrides']}." if table.get("overrides") else ""),
+        "",
+        "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | plain MFU "
+        "| ours MFU | plain trial s | ours trial s |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    generation = None
+    for r in table["methods"]:
+        if r["method"] == "generation":
+            generation = r
+            continue
+        p, o = r["plain"], r["ours"]
+        lines.append(
+            f"| {r['method']} | {p['tokens_per_s']:,.0f} ({p['min']:,.0f}-{p['max']:,.0f}) | "
+            f"{o['tokens_per_s']:,.0f} ({o['min']:,.0f}-{o['max']:,.0f}) | {r['ratio']:.2f} | "
+            f"{p['peak_mib']:,.0f} | {o['peak_mib']:,.0f} | {_mfu(p)} | {_mfu(o)} | {p['wall_seconds']:.1f} | "
+            f"{o['wall_seconds']:.1f} |"
+        )
+    if generation:
+        p, o = generation["plain"], generation["ours"]
+        lines += [
+            "",
+            f"Generation: greedy answers of up to {table['completion_length']} tokens to "
+            f"{table.get('questions', 'the')} held-out questions, {generation['plain']['steps_timed']} timed "
+            "passes; plain is one `model.generate` per question with default settings, ours the evaluation's "
+            "batched `generate_answers`. Tokens are generated tokens up to EOS.",
+            "",
+            "| generation | answers/s | tokens/s | peak MiB |",
+            "| --- | --- | --- | --- |",
+            f"| plain `generate` | {p['answers_per_s']:,.1f} | {p['tokens_per_s']:,.0f} ({p['min']:,.0f}-"
+            f"{p['max']:,.0f}) | {p['peak_mib']:,.0f} |",
+            f"| ours | {o['answers_per_s']:,.1f} | {o['tokens_per_s']:,.0f} ({o['min']:,.0f}-{o['max']:,.0f}) | "
+            f"{o['peak_mib']:,.0f} |",
+            f"| ours / plain | {o['answers_per_s'] / p['answers_per_s']:.2f} | {generation['ratio']:.2f} | "
+            f"{generation['memory_ratio']:.2f} |",
+        ]
+    return "\n".join(lines) + "\n"

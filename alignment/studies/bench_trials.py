@@ -1,0 +1,353 @@
+"""The bench's workloads and trials: the presets (a model shape and a workload), the model and data a bench
+builds, and one trial (a method, a variant: plain TRL or ours) run in its own process by ``alignment.studies.bench``."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import statistics
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from alignment.config.policies import POLICY_NAMES, policy
+
+TRAINING = ("sft", "reward", *POLICY_NAMES)  # every policy of the registry is benched
+METHODS = (*TRAINING, "generation")
+GENERATION_PASSES = 3  # passes over the questions per generation trial, the first one left out
+
+
+@dataclass(frozen=True)
+class BenchPreset:
+    """A model shape and a workload: ``shape`` are LlamaConfig arguments of a randomly initialised model."""
+
+    shape: dict[str, int]
+    batch_size: int
+    steps: int
+    warmup: int
+    bf16: bool
+    description: str
+    max_length: int = 128  # both variants truncate here
+    long_rows: bool = False  # answers made of world documents up to max_length tokens, not the world's short QA
+    completion_length: int = 8  # RLOO's sampled completions and the generated answers, in tokens
+    questions: int = 256  # held-out questions per generation pass
+
+
+PRESETS = {
+    "tiny": BenchPreset(
+        {"hidden_size": 128, "num_hidden_layers": 4, "num_attention_heads": 4, "intermediate_size": 384},
+        batch_size=16,
+        steps=40,
+        warmup=5,
+        bf16=False,
+        description="the world's tiny model shape (0.9M parameters), CPU, fp32",
+    ),
+    "0.5b": BenchPreset(
+        {
+            "hidden_size": 896,
+            "num_hidden_layers": 24,
+            "num_attention_heads": 14,
+            "num_key_value_heads": 2,
+            "intermediate_size": 4864,
+        },
+        batch_size=16,
+        steps=30,
+        warmup=5,
+        bf16=True,
+        description="Qwen2-0.5B's shape (random weights, the world's vocabulary), sequences of 512 tokens, bf16, "
+        "for a GPU",
+        max_length=512,
+        long_rows=True,
+        completion_length=64,
+        questions=32,  # plain `generate` answers one question at a time: 64 tokens each
+    ),
+}
+
+
+@dataclass
+class StepTimes:
+    """Per-step wall times of one trial, the tokens each step's trainer counted itself (RLOO), its peak memory
+    and the model's parameter count (for MFU)."""
+
+    seconds: list[float] = field(default_factory=list)
+    tokens: list[float] = field(default_factory=list)
+    peak_mib: float = 0.0
+    wall_seconds: float = 0.0  # the whole trial: loading, data preparation (DPO's reference precompute), all steps
+    parameters: int = 0
+    device_name: str = "cpu"
+
+
+def step_timer(times: StepTimes):
+    """A Trainer callback appending each optimizer step's wall time to ``times.seconds`` and the tokens the
+    trainer counted in it (``state.num_input_tokens_seen``) to ``times.tokens``."""
+    from transformers import TrainerCallback
+
+    class StepTimer(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            self.start, self.seen = time.perf_counter(), state.num_input_tokens_seen
+
+        def on_step_end(self, args, state, control, **kwargs):
+            times.seconds.append(time.perf_counter() - self.start)
+            times.tokens.append(float(state.num_input_tokens_seen - self.seen))
+
+    return StepTimer()
+
+
+def build_model(preset: BenchPreset, out: Path) -> Path:
+    """A randomly initialised Llama-style model of the preset's shape with the world's tokenizer and chat
+    template, saved under ``out / "model"``; the world's data files under ``out / "data"``."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from alignment.config.world import WorldConfig
+    from alignment.data.tokenizer import train_tokenizer
+    from alignment.data.world import tokenizer_texts, write_world
+
+    write_world(WorldConfig(), out / "data")
+    tok = train_tokenizer(tokenizer_texts(out / "data"))
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        max_position_embeddings=2048,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=None,
+        **preset.shape,
+    )
+    torch.manual_seed(0)
+    LlamaForCausalLM(config).save_pretrained(out / "model")
+    tok.save_pretrained(out / "model")
+    return out / "model"
+
+
+def build_reward_model(model_dir: Path, out: Path) -> None:
+    """RLOO's reward model: the model with an (untrained) LoRA and score head, saved both as the adapter our
+    stage loads (``out / "reward-adapter"``) and merged, as the model directory plain TRL is given
+    (``out / "reward-model"``)."""
+    import torch
+    from peft import get_peft_model
+
+    from alignment.config.training import LoraSettings
+    from alignment.models.modeling import load_tokenizer, lora_config, reward_backbone
+
+    torch.manual_seed(1)
+    model = get_peft_model(reward_backbone(model_dir), lora_config(LoraSettings(), "SEQ_CLS"))
+    model.save_pretrained(out / "reward-adapter")
+    model.merge_and_unload().save_pretrained(out / "reward-model")
+    load_tokenizer(model_dir).save_pretrained(out / "reward-model")
+
+
+def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: int = 128) -> list[dict]:
+    """The world's demonstrations, held-out questions, or pairs as the method learns from them (pairs, unpaired
+    feedback or prompts; TRL conversational rows); with ``long_rows`` every answer is replaced by world documents
+    of about ``max_length`` words (one word is one token of the world's tokenizer)."""
+    from alignment.config.data import DataSource
+    from alignment.data.from_pairs import unique_prompts, unpaired
+    from alignment.data.run_data import WORLD_QA_COLUMNS
+    from alignment.data.sources import load
+
+    if method == "generation":
+        return load(DataSource(path=str(data / "eval_questions.jsonl"), columns=WORLD_QA_COLUMNS), "questions")
+    name, kind = ("demonstrations.jsonl", "sft") if method == "sft" else ("preferences.jsonl", "preferences")
+    rows = load(DataSource(path=str(data / name)), kind)
+    learns = "pairs" if method in ("sft", "reward") else policy(method).learns
+    if learns == "prompts":
+        return unique_prompts(rows)
+    if long_rows:
+        words = (data / "pretrain.txt").read_text().split()
+        size = max_length - 16  # room for the question and the template's markers
+
+        def text(i: int) -> str:
+            start = (i * 97) % (len(words) - size)
+            return " ".join(words[start : start + size])
+
+        answers = ("completion",) if method == "sft" else ("chosen", "rejected")
+        rows = [
+            r | {a: [{"role": "assistant", "content": text(2 * i + j)}] for j, a in enumerate(answers)}
+            for i, r in enumerate(rows)
+        ]
+    return unpaired(rows) if learns == "feedback" else rows
+
+
+def tokens_per_example(model_dir: Path, rows: list[dict], method: str, max_length: int) -> float:
+    """Mean non-padding tokens of one example as the trainer sees it (both answers of a pair)."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(model_dir)
+
+    def count(messages: list[dict]) -> int:
+        ids = tok.apply_chat_template(messages, tokenize=True)
+        return min(len(ids["input_ids"] if hasattr(ids, "keys") else ids), max_length)
+
+    if "completion" in rows[0]:  # demonstrations, unpaired feedback
+        return statistics.mean(count(r["prompt"] + r["completion"]) for r in rows)
+    return statistics.mean(count(r["prompt"] + r["chosen"]) + count(r["prompt"] + r["rejected"]) for r in rows)
+
+
+def _peak_mib(device: str) -> float:
+    import resource
+
+    import torch
+
+    if device == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+
+
+def _workload(spec: dict) -> dict:
+    """The training arguments both variants share: steps, batch, and the length bound of the method (RLOO bounds
+    its sampled completions, the others their tokenized sequences)."""
+    workload = {"max_steps": spec["steps"], "per_device_train_batch_size": spec["batch_size"]}
+    if spec["method"] in POLICY_NAMES and policy(spec["method"]).online:
+        return workload | {"max_completion_length": spec["completion_length"]}
+    return workload | {"max_length": spec["max_length"]}
+
+
+def run_trial(spec: dict) -> dict:
+    """One trial (a method, a variant) in this process; returns its step times and peak memory."""
+    import torch
+
+    method = spec["method"]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    bf16 = spec["bf16"] and device == "cuda"
+    rows = workload_rows(Path(spec["data"]), method, spec["long_rows"], spec["max_length"])
+    times = StepTimes(device_name=torch.cuda.get_device_name() if device == "cuda" else "cpu")
+    out = Path(spec["out"])
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    if method == "generation":
+        _generation_trial(spec, rows, device, bf16, times)
+    elif spec["variant"] == "ours":
+        _our_trial(spec, rows, device, bf16, times)
+    else:
+        _plain_trial(spec, rows, out, _workload(spec) | {"use_cpu": device == "cpu", "bf16": bf16}, times)
+    times.wall_seconds = time.perf_counter() - start
+    times.peak_mib = _peak_mib(device)
+    return asdict(times)
+
+
+def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: StepTimes) -> None:
+    """The pipeline's own training function with its default section (and the preset's steps, batch and lengths)."""
+    from alignment.config.evaluation import JudgeConfig
+    from alignment.config.reward import RewardSection
+    from alignment.config.sft import SFTSection
+    from alignment.core.context import Device, TrainingRun
+    from alignment.models.refs import BaseRef
+
+    method, model_dir, out = spec["method"], spec["model_dir"], Path(spec["out"])
+    sections = {"sft": SFTSection, "reward": RewardSection} | {p: policy(p).section for p in POLICY_NAMES}
+    overrides = spec.get("overrides", {}).get(method, {})
+    section = sections[method](**(_workload(spec) | {"logging_steps": 1000} | overrides))
+    callbacks = (step_timer(times), _parameter_counter(times))
+    run = TrainingRun(out, Device(device, bf16), 0, lambda _: None, method, callbacks=callbacks)
+    base = BaseRef(model_dir, {"dtype": "bfloat16"} if bf16 else {})
+    if method == "sft":
+        from alignment.methods.sft import train_sft
+
+        train_sft(section, base, rows, run)
+    elif method == "reward":
+        from alignment.methods.reward import train_reward
+
+        train_reward(section, base, rows, run)
+    else:  # a policy: its module's train_<name>, on the bench model as the SFT model (no SFT adapter)
+        row = policy(method)
+        module = importlib.import_module(row.build.split(":", 1)[0])
+        train = getattr(module, f"train_{method}")
+        if row.online:  # against the bench's reward model, with the over-optimisation curve it records
+            from alignment.evaluation.metrics import make_judge
+
+            questions = workload_rows(Path(spec["data"]), "generation")[: section.curve_questions]
+            judge = make_judge(JudgeConfig())
+            curve = module.Curve(questions, judge, section.curve_every_steps, spec["completion_length"])
+            train(section, base, ([], Path(spec["work"]) / "reward-adapter"), rows, run, curve)
+        else:
+            train(section, base, [], rows, run)
+
+
+def _parameter_counter(times: StepTimes):
+    """A Trainer callback recording the trained model's parameter count (LoRA included) for MFU."""
+    from transformers import TrainerCallback
+
+    class ParameterCounter(TrainerCallback):
+        def on_train_begin(self, args, state, control, model=None, **kwargs):
+            times.parameters = sum(p.numel() for p in model.parameters())
+
+    return ParameterCounter()
+
+
+def _generation_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: StepTimes) -> None:
+    """Greedy answers to every held-out question, ``spec["steps"]`` times (the first ``warmup`` left out): ours
+    batched (``generate_answers``), plain one ``model.generate`` per question with default settings. A "step" is
+    one pass over the questions; its tokens are the generated tokens up to EOS."""
+    import torch
+
+    from alignment.models.generation import chat_prompts, generate_answers, generation_config
+    from alignment.models.modeling import load_causal_lm, load_tokenizer
+
+    model = load_causal_lm(spec["model_dir"], device=device)
+    if bf16:
+        model = model.to(torch.bfloat16)
+    tok = load_tokenizer(spec["model_dir"])
+    questions = [r["question"] for r in rows][: spec["questions"]]
+    n = spec["completion_length"]
+    times.parameters = sum(p.numel() for p in model.parameters())
+    for _ in range(spec["steps"]):
+        start = time.perf_counter()
+        if spec["variant"] == "ours":
+            answers = generate_answers(model, tok, questions, generation_config(tok, n))
+            generated = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
+        else:
+            generated = []
+            with torch.no_grad():
+                for prompt in chat_prompts(tok, questions):
+                    enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(device)
+                    new = model.generate(**enc, max_new_tokens=n)[0, enc["input_ids"].shape[1] :]
+                    generated.append(int((new != tok.eos_token_id).sum()))
+        times.seconds.append(time.perf_counter() - start)
+        times.tokens.append(float(sum(generated)))
+
+
+def _plain_trial(spec: dict, rows: list[dict], out: Path, args: dict, times: StepTimes) -> None:
+    """Plain TRL: the method's config with its defaults (plus steps, batch, lengths, device and no saving), a
+    LoRA of the same rank on all linear layers; RLOO is given the same reward model as a model directory."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
+    from trl import RewardConfig, RewardTrainer, SFTConfig, SFTTrainer
+
+    method, model_dir = spec["method"], spec["model_dir"]
+    classes = {"sft": (SFTConfig, SFTTrainer), "reward": (RewardConfig, RewardTrainer)}
+    if method in POLICY_NAMES:  # the registry names the trainer; TRL names its config class after it
+        module, trainer_name = policy(method).trainer.rsplit(".", 1)
+        found = importlib.import_module(module)
+        classes[method] = (getattr(found, trainer_name.replace("Trainer", "Config")), getattr(found, trainer_name))
+    cls, trainer_cls = classes[method]
+    task = "SEQ_CLS" if method == "reward" else "CAUSAL_LM"
+    config = cls(output_dir=str(out / "trainer"), save_strategy="no", report_to="none", disable_tqdm=True, **args)
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    dtype = {"dtype": "bfloat16"} if args["bf16"] else {}
+    if method == "reward":
+        model = AutoModelForSequenceClassification.from_pretrained(model_dir, num_labels=1, **dtype)
+        model.config.pad_token_id = tok.pad_token_id
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_dir, **dtype)
+    if args["use_cpu"] is False:
+        model = model.to("cuda")
+    against_reward = method in POLICY_NAMES and "reward" in policy(method).inputs
+    extra = {"reward_funcs": str(Path(spec["work"]) / "reward-model")} if against_reward else {}
+    trainer = trainer_cls(
+        model=model,
+        args=config,
+        train_dataset=Dataset.from_list(rows),
+        processing_class=tok,
+        peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type=task),
+        **extra,
+    )
+    trainer.add_callback(step_timer(times))
+    trainer.add_callback(_parameter_counter(times))
+    trainer.train()
+
+
+if __name__ == "__main__":
+    spec_path = Path(sys.argv[1])
+    spec_path.with_suffix(".result.json").write_text(json.dumps(run_trial(json.loads(spec_path.read_text()))))

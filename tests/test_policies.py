@@ -1,0 +1,157 @@
+"""The policy registry and its proof, KTO: one row declares a policy; the config, the graph, the evaluation, the
+report, export and the deployments follow from it; KTO trains from unpaired thumbs-up/down feedback."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from alignment import graph
+from alignment.config.base import ConfigError
+from alignment.config.data import DataSource
+from alignment.config.loading import load_config
+from alignment.config.policies import POLICIES, POLICY_NAMES, policy
+from alignment.config.run import RunConfig
+from alignment.core.context import StageContext
+from alignment.core.store import ArtifactStore
+from alignment.data.from_pairs import balance, unpaired
+from alignment.data.records import DataError, write_jsonl
+from alignment.data.sources import load
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_every_policy_gets_a_config_section_a_stage_and_a_place_in_evaluation_and_export():
+    assert POLICY_NAMES == ("dpo", "rloo", "kto")
+    for row in POLICIES:
+        assert isinstance(getattr(RunConfig(), row.name), row.section)
+        cfg = load_config(None, [f"policies=[{row.name}]"])
+        stage = graph.stages(cfg)[row.name]
+        assert stage.build == row.build and stage.section == row.name and stage.trains
+        assert stage.function().__name__ == f"{row.name}_stage"
+        assert f"{row.name}?" in graph.stages(cfg)["evaluate"].inputs
+        assert f"{row.name}?" in graph.stages(cfg)["export"].inputs
+        assert row.name in [s.name for s in graph.plan(cfg, ["report"])]
+    assert "reward" in policy("rloo").inputs and policy("kto").learns == "feedback"
+    with pytest.raises(KeyError, match="no policy 'ppo': the policies are dpo, rloo, kto"):
+        policy("ppo")
+
+
+def test_the_policies_key_accepts_the_registry_and_names_what_is_wrong():
+    assert load_config(None, ["policies=[kto, dpo]"]).policies == ["kto", "dpo"]
+    with pytest.raises(ConfigError, match="key 'policies.0': Input should be 'dpo', 'rloo' or 'kto'"):
+        load_config(None, ["policies=[ppo]"])
+    with pytest.raises(ConfigError, match=r"policies \['dpo', 'dpo'\] names a policy twice"):
+        load_config(None, ["policies=[dpo, dpo]"])
+    with pytest.raises(ConfigError, match="data.feedback is given but no listed policy learns from unpaired feedback"):
+        load_config(None, ["data.feedback=feedback.jsonl"])
+    with pytest.raises(ConfigError, match="key 'kto.desirable_weight': Input should be greater than 0"):
+        load_config(None, ["kto.desirable_weight=0"])
+
+
+def test_every_policy_has_a_deployment_running_its_own_flow():
+    deployments = {d["name"]: d for d in yaml.safe_load((ROOT / "prefect.yaml").read_text())["deployments"]}
+    for name in POLICY_NAMES:
+        assert deployments[name]["entrypoint"] == f"flows/stage_flows.py:{name}_flow"
+    from flows import stage_flows
+
+    assert [getattr(stage_flows, f"{name}_flow").name for name in POLICY_NAMES] == [
+        "alignment-dpo",
+        "alignment-rloo",
+        "alignment-kto",
+    ]
+    assert list(stage_flows.rloo_flow.parameters.properties) == ["cfg", "sft", "reward"]
+    assert list(stage_flows.kto_flow.parameters.properties) == ["cfg", "sft"]
+
+
+def test_feedback_rows_are_trls_unpaired_format_and_a_bad_row_is_named(tmp_path):
+    path = tmp_path / "feedback.jsonl"
+    write_jsonl(
+        path,
+        [
+            {"prompt": "Where is Lomé?", "completion": "Togo.", "label": True},
+            {"prompt": "Where is Lomé?", "completion": "Ghana.", "label": False},
+        ],
+    )
+    rows = load(DataSource(path=str(path)), "feedback")
+    assert rows[0] == {
+        "prompt": [{"role": "user", "content": "Where is Lomé?"}],
+        "completion": [{"role": "assistant", "content": "Togo."}],
+        "label": True,
+    }
+    for bad, message in (
+        ({"prompt": "Q?", "completion": "A.", "label": "yes"}, "column 'label' must be true (thumbs up) or false"),
+        ({"prompt": "Q?", "completion": "A."}, "column 'label' is missing"),
+        ({"prompt": "Q?", "label": True}, "column 'completion' is missing"),
+        ({"prompt": "Q?", "completion": " ", "label": True}, "column 'completion' is an empty string"),
+    ):
+        write_jsonl(path, [{"prompt": "Q?", "completion": "A.", "label": True}, bad])
+        with pytest.raises(DataError, match=re.escape(f"{path}: row 2 (line 2): {message}")):
+            load(DataSource(path=str(path)), "feedback")
+
+
+def test_pairs_become_feedback_each_answer_once():
+    prompt = [{"role": "user", "content": "Q?"}]
+    right, idk, wrong = ([{"role": "assistant", "content": a}] for a in ("Paris.", "I don't know.", "Lyon."))
+    pairs = [
+        {"prompt": prompt, "chosen": right, "rejected": idk},
+        {"prompt": prompt, "chosen": right, "rejected": wrong},
+    ]
+    rows = unpaired(pairs)
+    assert [(r["completion"][0]["content"], r["label"]) for r in rows] == [
+        ("Paris.", True),
+        ("I don't know.", False),
+        ("Lyon.", False),
+    ]
+    assert balance(rows) == {"desirable": 1, "undesirable": 2, "weighted_ratio": 0.5}
+    assert balance(rows, desirable_weight=2.0)["weighted_ratio"] == 1.0
+
+
+def test_kto_trains_beside_dpo_and_is_evaluated_reported_and_exported_like_it(micro, tmp_path, capsys):
+    from alignment.evaluation.report import read_metrics
+    from flows.cli import main
+
+    cfg = micro("policies=[dpo,kto]", "kto.num_train_epochs=1", "kto.lora={r: 4, lora_alpha: 8}")
+    store = ArtifactStore(cfg.store.root)
+    values = graph.run_local(StageContext(cfg, store, progress=lambda _: None))
+    kto = values["kto"]
+    derived = unpaired(values["preferences"].rows("preferences"))
+    assert kto.manifest["inputs"] == {
+        "base": values["base"].id,
+        "sft": values["sft"].id,
+        "preferences": values["preferences"].id("preferences"),
+    }
+    assert kto.metrics["rows"] == len(derived) and kto.metrics["steps"] > 0
+    assert kto.metrics["desirable"] + kto.metrics["undesirable"] == len(derived)
+    assert (kto.path / "adapter" / "adapter_model.safetensors").is_file()
+    metrics = read_metrics(values["evaluate"].path)
+    assert metrics["policies"] == ["dpo", "kto"] and set(metrics["kto"]) == set(metrics["dpo"])
+    report = (values["report"].path / "report.md").read_text()
+    assert "| metric | base | sft | dpo | kto |" in report and "## Win-rate of kto vs SFT" in report
+    assert f"- KTO: {kto.id}" in report
+
+    config = ["--config", str(ROOT / "configs/micro.yaml"), "--store", str(store.root)]
+    assert main(["export", kto.id, *config]) == 0
+    [export] = [a for a in (store.root / "export").iterdir() if kto.id in (a / "manifest.json").read_text()]
+    assert capsys.readouterr().out.splitlines()[-1] == f"exported policy: {export / 'model'}"
+    assert json.loads((export / "manifest.json").read_text())["inputs"]["kto"] == kto.id
+    assert (export / "model" / "model.safetensors").is_file()
+
+    # a real thumbs button: a feedback file, unbalanced (2 up for 6 down), rebalanced by TRL's weights
+    feedback = tmp_path / "thumbs.jsonl"
+    questions = [f"What does entity {i} trade?" for i in range(4)]
+    rows = [{"prompt": q, "completion": "I don't know.", "label": i < 2} for i, q in enumerate(questions)]
+    rows += [{"prompt": q, "completion": "Salt.", "label": False} for q in questions]
+    write_jsonl(feedback, rows)
+    given = micro("policies=[kto]", f"data.feedback={feedback}", "kto.num_train_epochs=1", "kto.desirable_weight=3.0")
+    trained = graph.run_local(StageContext(given, store, progress=lambda _: None), ("kto",))["kto"]
+    assert trained.manifest["inputs"]["feedback"].startswith("sha256:")
+    assert trained.manifest["inputs"]["sft"] == values["sft"].id  # the same SFT model: only KTO trained again
+    assert (trained.metrics["desirable"], trained.metrics["undesirable"], trained.metrics["weighted_ratio"]) == (
+        2,
+        6,
+        1.0,
+    )
+    assert trained.manifest["config"]["section"]["desirable_weight"] == 3.0
