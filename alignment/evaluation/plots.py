@@ -13,12 +13,14 @@ from alignment.evaluation.metrics import METRICS  # noqa: E402
 
 # The summary figure's panels, left to right (names in ``METRICS``, which titles them).
 PANELS = ("perplexity", "win_rate", "prudence", "over_conservativeness")
+POLICY_COLOURS = ("#cc6677", "#228833", "#ccbb44", "#aa3377", "#66ccee")  # the policies, in the run's order
 
 
 def plot_summary(metrics: dict, path: Path) -> None:
     """Perplexity, win-rate, prudence and over-conservativeness per model, with 95% intervals."""
     policies = metrics.get("policies", [metrics["policy"]])
     names = [n for n in ("base", "sft", *policies) if n in metrics]
+    colours = {"base": "#999999", "sft": "#4477aa"} | dict(zip(policies, POLICY_COLOURS * len(policies), strict=False))
     fig, axes = plt.subplots(1, len(PANELS), figsize=(14, 3.4))
     for ax, key in zip(axes, PANELS, strict=True):
         if key == "win_rate":  # stored once, vs SFT: SFT is 0.5 by definition, base is not compared
@@ -35,10 +37,7 @@ def plot_summary(metrics: dict, path: Path) -> None:
             vals = [metrics[n][key] for n in shown]
         v = [x["value"] for x in vals]
         err = [[x["value"] - x["ci95"][0] for x in vals], [x["ci95"][1] - x["value"] for x in vals]]
-        colours = {"base": "#999999", "sft": "#4477aa"}
-        ax.bar(
-            shown, v, yerr=err, capsize=4, color=[colours.get(n, "#cc6677" if n == "dpo" else "#228833") for n in shown]
-        )
+        ax.bar(shown, v, yerr=err, capsize=4, color=[colours[n] for n in shown])
         ax.set_title(METRICS[key].title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignment.config.policies import POLICIES
 from alignment.evaluation.metrics import METRICS, definitions, fmt
 
 # The rows of each per-stage table (names in ``METRICS``, which titles and defines them).
 COMPARED = ("hallucination_rate", "prudence", "accuracy_known", "over_conservativeness")
 WIN_RATES = {"win_rate": "gold", "reward_model_win_rate": "reward_model"}  # metric -> key in win_rate_vs_sft
-ONLINE = "rloo"  # the online-RL policy whose labeller story is checked
+ONLINE = tuple(p.name for p in POLICIES if p.online)  # the online-RL policies whose labeller story is checked
 
 
 @dataclass(frozen=True)
@@ -86,34 +87,40 @@ def _mismatch_claims(runs: list[RunResult]) -> list[tuple[str, str, str]]:
 
 
 def _labeller_claims(runs: list[RunResult]) -> list[tuple[str, str, str]]:
-    """For every run with an online-RL policy: against the default labeller's reward model it gains prudence
-    and loses hallucination; against the confident labeller's it still wins by its reward model while the gold
-    judge sees hallucination above SFT's, and above the default labeller's policy."""
+    """For every run with an online-RL policy (each of the registry's that learn against the reward model):
+    against the default labeller's reward model it gains prudence and loses hallucination; against the
+    confident labeller's it still wins by its reward model while the gold judge sees hallucination above SFT's,
+    and above the default labeller's policy."""
+    return [claim for online in ONLINE for claim in _online_claims(runs, online)]
+
+
+def _online_claims(runs: list[RunResult], online: str) -> list[tuple[str, str, str]]:
+    """The labeller claims of one online-RL policy."""
     out = []
-    with_rl = [r for r in runs if ONLINE in r.metrics and not r.mismatch]
+    with_rl = [r for r in runs if online in r.metrics and not r.mismatch]
     for r in with_rl:
-        sft, pol = r.metrics["sft"], r.metrics[ONLINE]
+        sft, pol = r.metrics["sft"], r.metrics[online]
         if r.labeller == "confident":
-            rm_win = r.estimate(ONLINE, "reward_model_win_rate")
+            rm_win = r.estimate(online, "reward_model_win_rate")
             out.append(
                 (
-                    f"{ONLINE} against the confident labeller's reward model ({r.name}) wins by that reward model",
+                    f"{online} against the confident labeller's reward model ({r.name}) wins by that reward model",
                     _above_half(rm_win),
                     f"reward-model win-rate vs SFT {fmt(rm_win)}",
                 )
             )
             out.append(
                 (
-                    f"the gold judge sees {r.name}'s {ONLINE} hallucinate more than its SFT",
+                    f"the gold judge sees {r.name}'s {online} hallucinate more than its SFT",
                     _higher(pol["hallucination_rate"], sft["hallucination_rate"]),
-                    f"SFT {fmt(sft['hallucination_rate'])} -> {ONLINE} {fmt(pol['hallucination_rate'])}",
+                    f"SFT {fmt(sft['hallucination_rate'])} -> {online} {fmt(pol['hallucination_rate'])}",
                 )
             )
             for other in (o for o in with_rl if o.labeller != "confident"):
-                other_h = other.metrics[ONLINE]["hallucination_rate"]
+                other_h = other.metrics[online]["hallucination_rate"]
                 out.append(
                     (
-                        f"{ONLINE} hallucinates more against the confident labeller ({r.name}) than against "
+                        f"{online} hallucinates more against the confident labeller ({r.name}) than against "
                         f"{other.name}'s",
                         _higher(pol["hallucination_rate"], other_h),
                         f"{r.name} {fmt(pol['hallucination_rate'])} vs {other.name} {fmt(other_h)}",
@@ -122,16 +129,16 @@ def _labeller_claims(runs: list[RunResult]) -> list[tuple[str, str, str]]:
         else:
             out.append(
                 (
-                    f"{ONLINE} against {r.name}'s reward model raises prudence above its SFT's",
+                    f"{online} against {r.name}'s reward model raises prudence above its SFT's",
                     _higher(pol["prudence"], sft["prudence"]),
-                    f"SFT {fmt(sft['prudence'])} -> {ONLINE} {fmt(pol['prudence'])}",
+                    f"SFT {fmt(sft['prudence'])} -> {online} {fmt(pol['prudence'])}",
                 )
             )
             out.append(
                 (
-                    f"{ONLINE} against {r.name}'s reward model lowers hallucination below its SFT's",
+                    f"{online} against {r.name}'s reward model lowers hallucination below its SFT's",
                     _higher(sft["hallucination_rate"], pol["hallucination_rate"]),
-                    f"SFT {fmt(sft['hallucination_rate'])} -> {ONLINE} {fmt(pol['hallucination_rate'])}",
+                    f"SFT {fmt(sft['hallucination_rate'])} -> {online} {fmt(pol['hallucination_rate'])}",
                 )
             )
     return out
