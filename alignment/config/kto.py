@@ -20,11 +20,18 @@ class KTOSection(SequenceTrainingSection):
     per_device_train_batch_size: int = Field(
         16, ge=2, description="Rows per device per step; KTO estimates its KL term from mismatched rows of a batch."
     )
-    beta: float = Field(0.1, gt=0, description="Strength of the implicit KL penalty to the reference (SFT) model.")
+    beta: float = Field(
+        0.3,
+        gt=0,
+        description="Strength of the implicit KL penalty to the reference (SFT) model. TRL's default is 0.1; on the "
+        "tiny world (seed 0) 0.1 cost 0.05 of SFT's accuracy on known questions, 0.3 none.",
+    )
     desirable_weight: float = Field(
-        1.0,
+        2.0,
         gt=0,
         description="Weight of the thumbs-up rows' loss. TRL advises desirable_weight x thumbs-up rows / "
-        "(undesirable_weight x thumbs-down rows) within [1, 4/3]; the stage logs that ratio.",
+        "(undesirable_weight x thumbs-down rows) within [1, 4/3] (the stage records that ratio and warns outside "
+        "it). 2.0 balances the world's feedback, two thumbs-down rows per thumbs-up; TRL's default is 1.0. On the "
+        "tiny world (seed 0) 1.0 cost 0.14 of SFT's accuracy on known questions.",
     )
     undesirable_weight: float = Field(1.0, gt=0, description="Weight of the thumbs-down rows' loss.")
