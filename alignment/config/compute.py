@@ -20,7 +20,7 @@ class ComputeConfig(Section):
     num_processes: int = Field(
         1,
         ge=1,
-        description="Processes each TRL training stage (SFT, reward, DPO, RLOO) runs in, through `accelerate "
+        description="Processes each TRL training stage (SFT, reward, every policy) runs in, through `accelerate "
         "launch`: one per GPU; on CPU each is a gloo DDP process. 1: in the calling process, no launch.",
     )
     accelerate_config: str | None = Field(
