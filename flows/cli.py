@@ -41,7 +41,7 @@ def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
     check_lora_targets(cfg, source)
 
     kinds = {"sft": "sft", "preferences": "preferences", "eval_questions": "questions"}
-    kinds |= {"reference_text": "reference", "preference_questions": "questions"}
+    kinds |= {"reference_text": "reference", "preference_questions": "questions", "feedback": "feedback"}
     for name, kind in kinds.items():
         source = getattr(cfg.data, name)
         if source is not None:

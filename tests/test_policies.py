@@ -45,7 +45,9 @@ def test_the_policies_key_accepts_the_registry_and_names_what_is_wrong():
         load_config(None, ["policies=[ppo]"])
     with pytest.raises(ConfigError, match=r"policies \['dpo', 'dpo'\] names a policy twice"):
         load_config(None, ["policies=[dpo, dpo]"])
-    with pytest.raises(ConfigError, match="data.feedback is given but no listed policy learns from unpaired feedback"):
+    with pytest.raises(
+        ConfigError, match=r"\(with --set data.feedback=feedback.jsonl\): data.feedback is given but no listed"
+    ):
         load_config(None, ["data.feedback=feedback.jsonl"])
     with pytest.raises(ConfigError, match="key 'kto.desirable_weight': Input should be greater than 0"):
         load_config(None, ["kto.desirable_weight=0"])

@@ -57,8 +57,10 @@ def format_errors(err: ValidationError, source: str) -> str:
         elif e["type"] in ("unknown_argument", "managed_argument", "non_finite_argument"):
             full = f"{key}.{e['ctx']['key']}" if key else e["ctx"]["key"]
             lines.append(f"{source}: " + e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1))
-        else:
+        elif key:
             lines.append(f"{source}: key '{key}': {e['msg']}")
+        else:  # a check across sections (e.g. policies and data)
+            lines.append(f"{source}: {e['msg']}")
     return "\n".join(lines)
 
 
