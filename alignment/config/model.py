@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from alignment.config.base import Section
@@ -48,6 +49,13 @@ class ModelConfig(Section):
     attn_implementation: str = Field(
         "sdpa", description="Attention kernel: 'sdpa', 'eager', or 'flash_attention_2' where flash-attn is installed."
     )
+    gguf_file: str | None = Field(
+        None,
+        description="A GGUF file in name_or_path (transformers' gguf_file; needs the gguf package): the base stage "
+        "loads it once, dequantized to dtype ('auto': the file's own), and stores it in its artifact as "
+        "safetensors with its tokenizer, so no later stage reads the GGUF again. `alignment fetch "
+        "smollm2-135m-instruct` puts SmolLM2-135M-Instruct's under ~/.cache/alignment.",
+    )
     trust_remote_code: bool = Field(False, description="Run modelling code from the model's repository (off).")
     chat_template: str | None = Field(
         None,
@@ -55,6 +63,21 @@ class ModelConfig(Section):
         "replace its own. None: the tokenizer's template; a model without one is an error.",
     )
     tiny: TinyBaseConfig = Field(TinyBaseConfig(), description="The tiny base (used when name_or_path is None).")
+
+    @field_validator("name_or_path")
+    @classmethod
+    def _home(cls, value: str | None) -> str | None:
+        return str(Path(value).expanduser()) if value and value.startswith("~") else value
+
+    @model_validator(mode="after")
+    def _gguf_needs_a_model(self) -> ModelConfig:
+        if self.gguf_file is not None and self.name_or_path is None:
+            raise PydanticCustomError(
+                "gguf_without_model",
+                "gguf_file '{file}' needs name_or_path: the directory (or hub repository) that holds it",
+                {"file": self.gguf_file},
+            )
+        return self
 
     def load_options(self) -> dict[str, Any]:
         """Keyword arguments of ``from_pretrained`` for the base model."""

@@ -55,7 +55,12 @@ def pretrained_options(ref: BaseRef) -> dict:
 
 
 def check_base(cfg: ModelConfig) -> None:
-    """Fail early and clearly if the configured base is not a causal LM or has no usable chat template."""
+    """Fail early and clearly if the configured base is not a causal LM or has no usable chat template (a GGUF
+    file: that it exists, is GGUF and holds a causal LM; its tokenizer is checked when it is dequantized)."""
+    if cfg.gguf_file is not None:
+        from alignment.models.gguf import check_gguf
+
+        return check_gguf(cfg)
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 

@@ -9,8 +9,14 @@ from alignment.core.store import Artifact
 
 
 def pretrained_stage(cfg: ModelConfig, ctx: StageContext) -> Artifact:
-    """The configured model as the base artifact (its manifest names the source and how it is loaded)."""
+    """The configured model as the base artifact (its manifest names the source and how it is loaded); a GGUF
+    file is dequantized into the artifact instead (``alignment.models.gguf``)."""
     from alignment.models.modeling import check_base
+
+    if cfg.gguf_file is not None:
+        from alignment.models.gguf import gguf_stage
+
+        return gguf_stage(cfg, ctx)
 
     check_base(cfg)  # fail now, clearly: not a causal LM, or no chat template
     section = cfg.model_dump(mode="json", exclude={"tiny"})

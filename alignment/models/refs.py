@@ -39,6 +39,8 @@ def base_ref(art: Artifact, cfg: ModelConfig) -> BaseRef:
 def describe(base: Artifact) -> str:
     """The base in one line: its size against Chinchilla's ~20 tokens per parameter, or its source."""
     m = base.metrics
+    if "gguf" in m:
+        return f"{m['gguf']}, dequantized to {m['dtype']}: {m['parameters']:,} parameters"
     if "parameters" not in m:
         return base.manifest.get("source", "")
     return (
