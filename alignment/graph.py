@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from alignment.config.base import ConfigError
 from alignment.config.policies import POLICIES
 from alignment.config.run import RunConfig
 from alignment.core.context import NotInStore, StageContext
@@ -128,6 +129,11 @@ PIPELINE = ("report", "export")  # what a whole run builds: the evaluation's rep
 
 def stages(cfg: RunConfig) -> dict[str, Stage]:
     """The stages this config runs, by name (of alternatives, the one whose ``when`` holds)."""
+    if cfg.facts is not None:  # never silently ignored: the real-facts lab is being built (issue 23)
+        raise ConfigError(
+            "key 'facts': no stage reads real-facts data yet; `alignment facts CONFIG --out DIR` writes its "
+            "questions, reference text and data card, which data.eval_questions and data.reference_text can name"
+        )
     active: dict[str, Stage] = {}
     for stage in STAGES:
         if stage.when is None or stage.when(cfg):

@@ -249,6 +249,18 @@ def cmd_world(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_facts(args: argparse.Namespace) -> int:
+    from alignment.data.facts import write_facts
+
+    cfg = load_config(args.config, args.overrides)
+    if cfg.facts is None:
+        raise ConfigError(f"{args.config}: no 'facts' section: nothing to build (see configs/real-facts.yaml)")
+    for name, n in write_facts(cfg.facts, Path(args.out)).items():
+        print(f"{name}: {n}")
+    print(f"data card: {Path(args.out) / 'DATA_CARD.md'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alignment", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -339,6 +351,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p)
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("facts", help="write the real-facts questions, reference text and data card for a config")
+    _config_args(p)
+    p.add_argument("--out", required=True, help="directory for the files")
+    p.set_defaults(func=cmd_facts)
     p = sub.add_parser("world", help="write the synthetic world's data files for a config")
     _config_args(p)
     p.add_argument("--out", default="data", help="output directory (default: %(default)s)")

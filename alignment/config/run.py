@@ -12,6 +12,7 @@ from alignment.config.base import MAX_SEED, Section
 from alignment.config.compute import ComputeConfig, StoreConfig
 from alignment.config.data import DataConfig
 from alignment.config.evaluation import EvalConfig, JudgeConfig, ProbeConfig
+from alignment.config.facts import FactsConfig
 from alignment.config.model import ModelConfig
 from alignment.config.policies import POLICIES, POLICY_NAMES, policy
 from alignment.config.reward import RewardSection
@@ -43,6 +44,10 @@ def _fields() -> dict[str, Any]:
     fields: dict[str, Any] = {
         "seed": (int, Field(0, ge=0, le=MAX_SEED, description="Training seed for every stage.")),
         "world": (WorldConfig, Field(WorldConfig(), description="The synthetic world (the offline default data).")),
+        "facts": (
+            FactsConfig | None,
+            Field(None, description="Real-facts questions (countries, elements) in place of the world's; None: none."),
+        ),
         "data": (DataConfig, Field(DataConfig(), description="User data files in place of the world's.")),
         "model": (ModelConfig, Field(ModelConfig(), description="The base model.")),
         "sft": (SFTSection, Field(SFTSection(), description="Supervised finetuning (TRL SFTConfig names).")),

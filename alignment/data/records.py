@@ -6,6 +6,7 @@ Dataset sources are loaded and checked by ``alignment.data.sources``; a problem 
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -59,3 +60,9 @@ def to_conversation(prompt: str, completion: str | None = None) -> list[dict[str
     if completion is not None:
         messages.append({"role": "assistant", "content": completion})
     return messages
+
+
+def fold_accents(text: str) -> str:
+    """``text`` without diacritics ('Lomé' -> 'Lome', 'Asunción' -> 'Asuncion'): Unicode NFKD, combining marks
+    dropped."""
+    return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))

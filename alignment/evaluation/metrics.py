@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from alignment.config.evaluation import JudgeConfig
-from alignment.data.records import IDK
+from alignment.data.records import IDK, fold_accents
 
 CORRECT, ABSTAIN, WRONG = "correct", "idk", "wrong"
 GOLD_SCORE = {CORRECT: 1.0, ABSTAIN: 0.0, WRONG: -1.0}
@@ -172,9 +172,10 @@ _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])|\n")
 
 
 def normalize(text: str) -> str:
-    """SQuAD-style answer normalisation: lowercase, no punctuation, no articles; then no whitespace at all, so
-    tokenizer spacing does not matter ('Kavimar .' == 'kavimar', "I don ' t know." == "I don't know")."""
-    text = _PUNCTUATION.sub(" ", text.lower())
+    """SQuAD-style answer normalisation: lowercase, no punctuation, no articles, no diacritics ('Lomé' == 'Lome');
+    then no whitespace at all, so tokenizer spacing does not matter ('Kavimar .' == 'kavimar', "I don ' t know." ==
+    "I don't know")."""
+    text = _PUNCTUATION.sub(" ", fold_accents(text).lower())
     return re.sub(r"\s+", "", _ARTICLES.sub(" ", text))
 
 
