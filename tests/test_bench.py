@@ -8,7 +8,7 @@ import pytest
 
 from flows.cli import main
 
-TRAINING = ["sft", "reward", "dpo", "rloo", "kto"]  # every policy of the registry is benched
+TRAINING = ["sft", "reward", "dpo", "rloo", "kto", "grpo"]  # every policy of the registry is benched
 
 
 def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):

@@ -74,7 +74,7 @@ def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines()[-1] == f"exported policy: {export / 'model'}"
     assert (export / "model" / "model.safetensors").is_file() and (export / "model" / "tokenizer.json").is_file()
     assert main(["export", "sft-0123456789abcdef", "--store", str(store)]) == 2
-    assert "sft-0123456789abcdef is not a policy artifact (one of dpo, rloo, kto)" in capsys.readouterr().err
+    assert "sft-0123456789abcdef is not a policy artifact (one of dpo, rloo, kto, grpo)" in capsys.readouterr().err
     assert main(["export", "kto-0123456789abcdef", "--store", str(store)]) == 2
     assert "no artifact 'kto-0123456789abcdef'" in capsys.readouterr().err
 

@@ -72,7 +72,7 @@ def test_a_stages_code_version_changes_with_what_it_imports_and_only_that(tmp_pa
 
     after_modeling = edit("models/modeling.py")  # imported (inside functions) by every stage that loads a model
     expected = {"pretrained_stage", "sft_stage", "reward_stage", "dpo_stage", "probe_stage", "pairs_stage"}
-    expected |= {"evaluate_stage", "export_stage", "rloo_stage", "reference_stage", "kto_stage"}
+    expected |= {"evaluate_stage", "export_stage", "rloo_stage", "reference_stage", "kto_stage", "grpo_stage"}
     assert changed(after_modeling, before) == expected
     after_plots = edit("evaluation/plots.py")  # only the report draws plots: a plot change re-runs no model
     assert changed(after_plots, after_modeling) == {"report_stage"}
@@ -108,6 +108,7 @@ def test_a_package_init_is_in_the_code_version_of_every_stage_that_imports_the_p
         "alignment.methods.dpo",
         "alignment.methods.rloo",
         "alignment.methods.kto",
+        "alignment.methods.grpo",
     }
 
 

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_every_policy_gets_a_config_section_a_stage_and_a_place_in_evaluation_and_export():
-    assert POLICY_NAMES == ("dpo", "rloo", "kto")
+    assert POLICY_NAMES == ("dpo", "rloo", "kto", "grpo")
     for row in POLICIES:
         assert isinstance(getattr(RunConfig(), row.name), row.section)
         cfg = load_config(None, [f"policies=[{row.name}]"])
@@ -41,7 +41,7 @@ def test_every_policy_gets_a_config_section_a_stage_and_a_place_in_evaluation_an
 
 def test_the_policies_key_accepts_the_registry_and_names_what_is_wrong():
     assert load_config(None, ["policies=[kto, dpo]"]).policies == ["kto", "dpo"]
-    with pytest.raises(ConfigError, match="key 'policies.0': Input should be 'dpo', 'rloo' or 'kto'"):
+    with pytest.raises(ConfigError, match="key 'policies.0': Input should be 'dpo', 'rloo', 'kto' or 'grpo'"):
         load_config(None, ["policies=[ppo]"])
     with pytest.raises(ConfigError, match=r"policies \['dpo', 'dpo'\] names a policy twice"):
         load_config(None, ["policies=[dpo, dpo]"])
@@ -63,9 +63,11 @@ def test_every_policy_has_a_deployment_running_its_own_flow():
         "alignment-dpo",
         "alignment-rloo",
         "alignment-kto",
+        "alignment-grpo",
     ]
     assert list(stage_flows.rloo_flow.parameters.properties) == ["cfg", "sft", "reward"]
     assert list(stage_flows.kto_flow.parameters.properties) == ["cfg", "sft"]
+    assert list(stage_flows.grpo_flow.parameters.properties) == ["cfg", "sft"]
 
 
 def test_feedback_rows_are_trls_unpaired_format_and_a_bad_row_is_named(tmp_path):
@@ -157,3 +159,41 @@ def test_kto_trains_beside_dpo_and_is_evaluated_reported_and_exported_like_it(mi
         1.0,
     )
     assert trained.manifest["config"]["section"]["desirable_weight"] == 3.0
+
+
+def test_the_gold_reward_scores_correct_abstain_and_wrong():
+    from alignment.evaluation.metrics import Judge
+    from alignment.methods.grpo import gold_reward
+
+    reward = gold_reward(Judge())
+    completions = [[{"role": "assistant", "content": a}] for a in ("Lomé.", "I don't know.", "Accra.")]
+    assert reward(["q"] * 3, completions, [["Lome"]] * 3) == [1.0, 0.0, -1.0]
+    assert reward(["q"], ["Paris"], [["Paris"]]) == [1.0]  # standard (string) completions too
+
+
+def test_questions_for_grpo_are_required_and_never_ignored(tmp_path):
+    with pytest.raises(ConfigError, match="data.preference_questions is given but nothing reads it"):
+        load_config(None, ["data.preference_questions=q.jsonl"])
+    assert load_config(None, ["policies=[grpo]", "data.preference_questions=q.jsonl"]).policies == ["grpo"]
+    own = [f"data.{k}=x.jsonl" for k in ("sft", "preferences", "eval_questions", "reference_text")]
+    with pytest.raises(ConfigError, match=r"policies \['grpo'\] learn from questions with accepted answers"):
+        load_config(None, ["policies=[grpo]", *own])
+
+
+def test_grpo_trains_beside_dpo_against_the_gold_judge(micro):
+    from alignment.evaluation.report import read_metrics
+
+    cfg = micro("policies=[dpo,grpo]", "grpo.num_train_epochs=1", "grpo.lora={r: 4, lora_alpha: 8}")
+    values = graph.run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))
+    grpo = values["grpo"]
+    questions = values["preferences"].learning_rows("questions")
+    assert grpo.manifest["inputs"] == {
+        "base": values["base"].id,
+        "sft": values["sft"].id,
+        "questions": values["preferences"].id("preference_questions"),
+    }
+    assert grpo.metrics["questions"] == len(questions) and grpo.metrics["steps"] > 0
+    assert -1.0 <= grpo.metrics["final_reward"] <= 1.0 and "reward" not in grpo.manifest["inputs"]
+    metrics = read_metrics(values["evaluate"].path)
+    assert metrics["policies"] == ["dpo", "grpo"] and set(metrics["grpo"]) == set(metrics["dpo"])
+    assert "## Win-rate of grpo vs SFT" in (values["report"].path / "report.md").read_text()

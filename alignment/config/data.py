@@ -74,8 +74,6 @@ class DataConfig(Section):
     def _one_source(self) -> DataConfig:
         if self.preference_source == "probe" and self.preferences is not None:
             raise ValueError("'preferences' and preference_source 'probe' exclude each other")
-        if self.preference_source == "construction" and self.preference_questions is not None:
-            raise ValueError("'preference_questions' is only used with preference_source 'probe'")
         return self
 
     def needs_world(self) -> bool:

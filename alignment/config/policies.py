@@ -14,10 +14,11 @@ from typing import Literal
 
 from alignment.config.base import Section
 from alignment.config.dpo import DPOSection
+from alignment.config.grpo import GRPOSection
 from alignment.config.kto import KTOSection
 from alignment.config.rloo import RLOOSection
 
-Learns = Literal["pairs", "feedback", "prompts"]
+Learns = Literal["pairs", "feedback", "prompts", "questions"]
 
 
 @dataclass(frozen=True)
@@ -25,11 +26,12 @@ class Policy:
     """One preference method.
 
     ``learns``: what it trains on: ``pairs`` (chosen/rejected), ``feedback`` (unpaired completions with a
-    thumbs-up/down label; derived from the pairs unless ``data.feedback`` names a file) or ``prompts`` (it
-    samples its own answers and scores them). ``inputs``: graph values it takes besides ``preferences`` (the run's
-    preference data: pairs, feedback, prompts), ``base`` and ``sft``; one ending in ``?`` is used when its stage
-    runs. ``online``: trained on its own samples, so its artifact holds the over-optimisation curve
-    (``curve.json``). ``trainer``: the TRL trainer class it wraps."""
+    thumbs-up/down label; derived from the pairs unless ``data.feedback`` names a file), ``prompts`` (it samples
+    its own answers and a reward model scores them) or ``questions`` (it samples its own answers and the gold
+    judge scores them against the questions' accepted answers: a verifiable reward). ``inputs``: graph values it
+    takes besides ``preferences`` (the run's preference data: pairs, feedback, prompts, questions), ``base`` and
+    ``sft``; one ending in ``?`` is used when its stage runs. ``online``: trained on its own samples (it counts
+    its own tokens in the bench). ``trainer``: the TRL trainer class it wraps."""
 
     name: str
     section: type[Section]
@@ -69,6 +71,17 @@ POLICIES: tuple[Policy, ...] = (
         (),
         "trl.KTOTrainer",
         "KTO (TRL KTOConfig names): offline, from unpaired thumbs-up/down feedback.",
+    ),
+    Policy(
+        "grpo",
+        GRPOSection,
+        "alignment.methods.grpo:grpo_stage",
+        "questions",
+        (),
+        "trl.GRPOTrainer",
+        "GRPO with a verifiable reward (TRL GRPOConfig names): samples answers to the preference-role questions, "
+        "scored by the gold judge (correct +1, I don't know 0, wrong -1).",
+        online=True,
     ),
 )
 POLICY_NAMES: tuple[str, ...] = tuple(p.name for p in POLICIES)

@@ -29,7 +29,23 @@ class _RunChecks(Section):
             raise PydanticCustomError(
                 "duplicate_policy", "policies {policies} names a policy twice", {"policies": self.policies}
             )
-        if self.data.feedback is not None and not any(policy(p).learns == "feedback" for p in self.policies):
+        learns = {policy(p).learns for p in self.policies}
+        probe = self.data.preference_source == "probe"
+        if self.data.preference_questions is not None and not (probe or "questions" in learns):
+            readers = [p.name for p in POLICIES if p.learns == "questions"]
+            raise PydanticCustomError(
+                "unused_questions",
+                "data.preference_questions is given but nothing reads it: set data.preference_source to probe, or "
+                "add {readers} to policies",
+                {"readers": " or ".join(readers)},
+            )
+        if "questions" in learns and not self.data.needs_world() and self.data.preference_questions is None:
+            raise PydanticCustomError(
+                "missing_questions",
+                "policies {policies} learn from questions with accepted answers: set data.preference_questions",
+                {"policies": [p for p in self.policies if policy(p).learns == "questions"]},
+            )
+        if self.data.feedback is not None and "feedback" not in learns:
             readers = [p.name for p in POLICIES if p.learns == "feedback"]
             raise PydanticCustomError(
                 "unused_feedback",

@@ -12,7 +12,7 @@ from alignment.config.data import DataConfig, DataSource
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
 from alignment.data.from_pairs import unique_prompts, unpaired
-from alignment.data.records import DataError, write_jsonl
+from alignment.data.records import DataError, to_conversation, write_jsonl
 from alignment.data.sources import load, source_id, to_source
 
 WORLD_QA_COLUMNS = {"question": "prompt", "answers": "answer"}  # the world's QA files name them so
@@ -44,11 +44,17 @@ class RunData:
         return load(getattr(self, name), kind)
 
     def learning_rows(self, learns: str) -> list[dict]:
-        """What a policy learns from (``Policy.learns``): the pairs, unpaired feedback, or the pairs' prompts."""
+        """What a policy learns from (``Policy.learns``): the pairs, unpaired feedback, the pairs' prompts, or the
+        preference-role questions as prompts with their accepted ``answers``."""
         if learns == "pairs":
             return self.rows("preferences")
         if learns == "feedback":
             return self.rows("feedback")
+        if learns == "questions":
+            if self.preference_questions is None:
+                raise ValueError("no questions with accepted answers: set data.preference_questions")
+            rows = self.rows("preference_questions")
+            return [{"prompt": to_conversation(r["question"]), "answers": r["answers"]} for r in rows]
         return unique_prompts(self.rows("preferences"))
 
     def feedback_input(self) -> dict[str, str]:
@@ -78,7 +84,7 @@ def resolve_sources(cfg: DataConfig, world: Artifact | None = None) -> RunData:
         questions=pick(cfg.eval_questions, "eval_questions.jsonl", WORLD_QA_COLUMNS),
         reference=pick(cfg.reference_text, "reference.txt"),
         preference_questions=pick(cfg.preference_questions, "preference_questions.jsonl", WORLD_QA_COLUMNS)
-        if probe
+        if probe or cfg.preference_questions is not None or world is not None
         else None,
         feedback=cfg.feedback,
     )
@@ -88,8 +94,7 @@ def validate_data(files: RunData) -> dict[str, int]:
     """Load and check every source before any training (the source, row and column named on an error);
     returns row counts."""
     names = ["sft", "questions", "reference"]
-    names.append("preference_questions" if files.preferences is None else "preferences")
-    names += ["feedback"] if files.feedback is not None else []
+    names += [n for n in ("preferences", "preference_questions", "feedback") if getattr(files, n) is not None]
     return {name: len(files.rows(name)) for name in names}
 
 

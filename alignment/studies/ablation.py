@@ -20,7 +20,7 @@ from alignment.evaluation.metrics import METRICS, definitions, fmt
 # The rows of each per-stage table (names in ``METRICS``, which titles and defines them).
 COMPARED = ("hallucination_rate", "prudence", "accuracy_known", "over_conservativeness")
 WIN_RATES = {"win_rate": "gold", "reward_model_win_rate": "reward_model"}  # metric -> key in win_rate_vs_sft
-ONLINE = tuple(p.name for p in POLICIES if p.online)  # the online-RL policies whose labeller story is checked
+ONLINE = tuple(p.name for p in POLICIES if "reward" in p.inputs)  # online RL against the labellers' reward model
 
 
 @dataclass(frozen=True)

@@ -143,11 +143,15 @@ def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: 
     of about ``max_length`` words (one word is one token of the world's tokenizer)."""
     from alignment.config.data import DataSource
     from alignment.data.from_pairs import unique_prompts, unpaired
+    from alignment.data.records import to_conversation
     from alignment.data.run_data import WORLD_QA_COLUMNS
     from alignment.data.sources import load
 
     if method == "generation":
         return load(DataSource(path=str(data / "eval_questions.jsonl"), columns=WORLD_QA_COLUMNS), "questions")
+    if method in POLICY_NAMES and policy(method).learns == "questions":  # prompts with their accepted answers
+        source = DataSource(path=str(data / "preference_questions.jsonl"), columns=WORLD_QA_COLUMNS)
+        return [{"prompt": to_conversation(r["question"]), "answers": r["answers"]} for r in load(source, "questions")]
     name, kind = ("demonstrations.jsonl", "sft") if method == "sft" else ("preferences.jsonl", "preferences")
     rows = load(DataSource(path=str(data / name)), kind)
     learns = "pairs" if method in ("sft", "reward") else policy(method).learns
@@ -253,7 +257,7 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
         row = policy(method)
         module = importlib.import_module(row.build.split(":", 1)[0])
         train = getattr(module, f"train_{method}")
-        if row.online:  # against the bench's reward model, with the over-optimisation curve it records
+        if "reward" in row.inputs:  # against the bench's reward model, with the over-optimisation curve it records
             from alignment.evaluation.metrics import make_judge
 
             questions = workload_rows(Path(spec["data"]), "generation")[: section.curve_questions]
@@ -333,8 +337,15 @@ def _plain_trial(spec: dict, rows: list[dict], out: Path, args: dict, times: Ste
         model = AutoModelForCausalLM.from_pretrained(model_dir, **dtype)
     if args["use_cpu"] is False:
         model = model.to("cuda")
-    against_reward = method in POLICY_NAMES and "reward" in policy(method).inputs
-    extra = {"reward_funcs": str(Path(spec["work"]) / "reward-model")} if against_reward else {}
+    extra = {}
+    if method in POLICY_NAMES and "reward" in policy(method).inputs:  # the same reward model, as a directory
+        extra = {"reward_funcs": str(Path(spec["work"]) / "reward-model")}
+    elif method in POLICY_NAMES and policy(method).learns == "questions":  # the same verifiable reward as ours
+        from alignment.config.evaluation import JudgeConfig
+        from alignment.evaluation.metrics import make_judge
+
+        module = importlib.import_module(policy(method).build.split(":", 1)[0])
+        extra = {"reward_funcs": module.gold_reward(make_judge(JudgeConfig()))}
     trainer = trainer_cls(
         model=model,
         args=config,
