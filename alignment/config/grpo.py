@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import ClassVar
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
-from alignment.config.training import TrainingSection
+from alignment.config.training import SamplingTrainingSection
 
 
-class GRPOSection(TrainingSection):
+class GRPOSection(SamplingTrainingSection):
     """Online RL with a verifiable reward (TRL ``GRPOTrainer``): a LoRA policy from the SFT model samples answers to
     the preference-role questions, and the gold judge scores them against the questions' accepted answers:
     correct +1, "I don't know" 0, wrong -1 (TruthRL's ternary reward). No reward model is involved."""
@@ -18,24 +18,9 @@ class GRPOSection(TrainingSection):
 
     num_train_epochs: float = Field(2.0, gt=0, description="Passes over the questions.")
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")
-    per_device_train_batch_size: int = Field(
-        16, ge=2, description="Completions per device per step; a multiple of num_generations."
-    )
     beta: float = Field(
         0.4,
         ge=0,
         description="KL penalty to the SFT model (the adapter-disabled policy). TRL's GRPO default is 0 (no KL); "
         "0.4 is RLOO's here, so the two online policies are held to SFT alike.",
     )
-    num_generations: int = Field(4, ge=2, description="Completions sampled per question (GRPO's group).")
-    max_completion_length: int = Field(8, ge=1, description="Longest sampled completion, in tokens.")
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
-
-    @model_validator(mode="after")
-    def _whole_groups(self) -> GRPOSection:
-        if self.per_device_train_batch_size % self.num_generations:
-            raise ValueError(
-                f"per_device_train_batch_size {self.per_device_train_batch_size} must be a multiple of "
-                f"num_generations {self.num_generations}"
-            )
-        return self

@@ -192,3 +192,26 @@ class SequenceTrainingSection(TrainingSection):
     max_length: int | None = Field(
         128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
     )
+
+
+class SamplingTrainingSection(TrainingSection):
+    """A training section for online RL (RLOO, GRPO): the policy samples groups of completions per prompt, and its
+    TRL class bounds only the completions, not whole sequences."""
+
+    per_device_train_batch_size: int = Field(
+        16, ge=2, description="Completions per device per step; a multiple of num_generations."
+    )
+    num_generations: int = Field(
+        4, ge=2, description="Completions sampled per prompt: the group each one's advantage is computed against."
+    )
+    max_completion_length: int = Field(8, ge=1, description="Longest sampled completion, in tokens.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
+
+    @model_validator(mode="after")
+    def _whole_groups(self) -> SamplingTrainingSection:
+        if self.per_device_train_batch_size % self.num_generations:
+            raise ValueError(
+                f"per_device_train_batch_size {self.per_device_train_batch_size} must be a multiple of "
+                f"num_generations {self.num_generations}"
+            )
+        return self
