@@ -153,3 +153,17 @@ def test_with_ci_keeps_the_metrics_json_contract():
     d = with_ci(np.float64(0.5), [np.float64(0.25), np.float64(0.75)])
     assert json.dumps(d) == '{"value": 0.5, "ci95": [0.25, 0.75]}'
     assert type(d["value"]) is float and all(type(x) is float for x in d["ci95"])
+
+
+def test_the_contains_judge_accepts_an_answer_inside_a_real_models_sentence():
+    from alignment.config.evaluation import JudgeConfig
+    from alignment.evaluation.metrics import make_judge
+
+    exact, contains = make_judge(JudgeConfig()), make_judge(JudgeConfig(match="contains"))
+    sentence = "The capital of France is Paris. It is also its largest city."
+    assert exact(sentence, ["Paris"]) == WRONG and contains(sentence, ["Paris"]) == CORRECT
+    assert contains("Nigeria.", ["Niger"]) == WRONG  # whole words, not substrings
+    assert contains("It lies in North America.", ["North America"]) == CORRECT
+    assert contains("Lomé is the capital of Togo.", ["Lome"]) == CORRECT
+    assert contains("I don't know, but maybe Paris.", ["Paris"]) == ABSTAIN  # abstention is decided first
+    assert contains("It is Lyon. Paris is bigger.", ["Paris"]) == WRONG  # only the first sentence counts

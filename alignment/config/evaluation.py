@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import Field
 
 from alignment.config.base import MAX_SEED, Section
@@ -17,6 +19,12 @@ class JudgeConfig(Section):
     )
     first_sentence: bool = Field(
         True, description="Judge only the answer's first sentence (real models add explanations)."
+    )
+    match: Literal["exact", "contains"] = Field(
+        "exact",
+        description="'exact': the (first sentence of the) answer is an accepted answer, after normalisation. "
+        "'contains': an accepted answer appears in it as whole words, so a real model's 'The capital of France is "
+        "Paris.' is correct ('Nigeria' does not contain 'Niger').",
     )
 
 

@@ -179,6 +179,12 @@ def normalize(text: str) -> str:
     return re.sub(r"\s+", "", _ARTICLES.sub(" ", text))
 
 
+def normalized_words(text: str) -> list[str]:
+    """``normalize``'s steps but keeping word boundaries: the words of the text, lowercased, without punctuation,
+    articles or diacritics."""
+    return _ARTICLES.sub(" ", _PUNCTUATION.sub(" ", fold_accents(text).lower())).split()
+
+
 def first_sentence(text: str) -> str:
     """The answer up to its first sentence end or line break (real models explain after answering)."""
     return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
@@ -187,23 +193,31 @@ def first_sentence(text: str) -> str:
 @dataclass(frozen=True)
 class Judge:
     """The gold judge: an answer abstains if it starts with the data's "I don't know" answer or an abstain
-    phrase; else it is correct if it matches an accepted answer (alias) after normalisation, else wrong."""
+    phrase; else it is correct if it matches an accepted answer (alias) after normalisation (``match`` "exact")
+    or holds one as whole words ("contains"), else wrong."""
 
     idk: str = IDK
     abstain_phrases: tuple[str, ...] = ()
     first_sentence: bool = True
+    match: str = "exact"
 
     def __call__(self, output: str, answers: str | Sequence[str]) -> str:
-        out = normalize(first_sentence(output) if self.first_sentence else output)
+        text = first_sentence(output) if self.first_sentence else output
+        out = normalize(text)
         if any(out.startswith(normalize(p)) for p in (self.idk, *self.abstain_phrases) if normalize(p)):
             return ABSTAIN
         aliases = [answers] if isinstance(answers, str) else answers
+        if self.match == "contains":
+            words = f" {' '.join(normalized_words(text))} "
+            return (
+                CORRECT if any(f" {' '.join(normalized_words(a))} " in words for a in aliases if a.strip()) else WRONG
+            )
         return CORRECT if any(out == normalize(a) for a in aliases) else WRONG
 
 
 def make_judge(cfg: JudgeConfig) -> Judge:
     """The gold judge with the run's settings."""
-    return Judge(IDK, tuple(cfg.abstain_phrases), cfg.first_sentence)
+    return Judge(IDK, tuple(cfg.abstain_phrases), cfg.first_sentence, cfg.match)
 
 
 def judge(output: str, answers: str | Sequence[str], idk: str = IDK) -> str:
