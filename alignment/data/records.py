@@ -62,6 +62,12 @@ def to_conversation(prompt: str, completion: str | None = None) -> list[dict[str
     return messages
 
 
+def question_prompts(questions: list[dict]) -> list[dict]:
+    """QA rows (``question``, ``answers``) as TRL prompt rows that keep their accepted ``answers`` (for a verifiable
+    reward)."""
+    return [{"prompt": to_conversation(q["question"]), "answers": q["answers"]} for q in questions]
+
+
 def fold_accents(text: str) -> str:
     """``text`` without diacritics ('Lomé' -> 'Lome', 'Asunción' -> 'Asuncion'): Unicode NFKD, combining marks
     dropped."""

@@ -12,7 +12,7 @@ from alignment.config.data import DataConfig, DataSource
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
 from alignment.data.from_pairs import unique_prompts, unpaired
-from alignment.data.records import DataError, to_conversation, write_jsonl
+from alignment.data.records import DataError, question_prompts, write_jsonl
 from alignment.data.sources import load, source_id, to_source
 
 WORLD_QA_COLUMNS = {"question": "prompt", "answers": "answer"}  # the world's QA files name them so
@@ -36,25 +36,22 @@ class RunData:
         return source_id(getattr(self, name))
 
     def rows(self, name: str) -> list[dict]:
-        """One source's rows, checked and normalised (see ``alignment.data.sources``); ``feedback`` without a
-        feedback source: the preference pairs unpaired (``alignment.data.feedback``)."""
-        if name == "feedback" and self.feedback is None:
-            return unpaired(self.rows("preferences"))
+        """One source's rows, checked and normalised (see ``alignment.data.sources``)."""
         kind = {"preference_questions": "questions"}.get(name, name)
         return load(getattr(self, name), kind)
 
     def learning_rows(self, learns: str) -> list[dict]:
-        """What a policy learns from (``Policy.learns``): the pairs, unpaired feedback, the pairs' prompts, or the
-        preference-role questions as prompts with their accepted ``answers``."""
+        """What a policy learns from (``Policy.learns``): the pairs; unpaired feedback (the feedback source, else
+        the pairs unpaired, ``alignment.data.from_pairs``); the pairs' prompts; or the preference-role questions as
+        prompts with their accepted ``answers``."""
         if learns == "pairs":
             return self.rows("preferences")
         if learns == "feedback":
-            return self.rows("feedback")
+            return self.rows("feedback") if self.feedback else unpaired(self.rows("preferences"))
         if learns == "questions":
             if self.preference_questions is None:
                 raise ValueError("no questions with accepted answers: set data.preference_questions")
-            rows = self.rows("preference_questions")
-            return [{"prompt": to_conversation(r["question"]), "answers": r["answers"]} for r in rows]
+            return question_prompts(self.rows("preference_questions"))
         return unique_prompts(self.rows("preferences"))
 
     def feedback_input(self) -> dict[str, str]:

@@ -244,7 +244,7 @@ def stage_times(store: ArtifactStore, evaluation: Artifact) -> list[tuple[str, s
     return [(stage, art_id, seconds) for stage, art_id, seconds, _ in ranked]
 
 
-def report_context(ctx: StageContext, evaluation: Artifact) -> dict[str, str]:
+def report_context(ctx: StageContext, evaluation: Artifact, metrics: dict) -> dict[str, str]:
     """The lines above the report's tables: which artifacts were evaluated, read from the store."""
     from alignment.models.refs import describe
 
@@ -255,7 +255,7 @@ def report_context(ctx: StageContext, evaluation: Artifact) -> dict[str, str]:
         "evaluation": evaluation.id,
         "base model": f"{base.id} ({describe(base)})",
         "SFT": inputs["sft"],
-        **{policy.upper(): inputs[policy] for policy in policies(read_metrics(evaluation.path))},
+        **{policy.upper(): inputs[policy] for policy in policies(metrics)},
         "reward model": f"{reward.id} (held-out pairwise accuracy {accuracy:.3f})",
     }
 
@@ -273,7 +273,9 @@ def report_stage(section: None, ctx: StageContext, evaluate: Artifact) -> Artifa
                 plot_curve(metrics[policy]["curve"], tmp / f"{policy}_curve.png")
         plot_summary(metrics, tmp / "summary.png")
         plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png")
-        write_report(metrics, tmp / "report.md", report_context(ctx, evaluate), stage_times(ctx.store, evaluate))
+        write_report(
+            metrics, tmp / "report.md", report_context(ctx, evaluate, metrics), stage_times(ctx.store, evaluate)
+        )
         return {"claims_supported": sum(ok for _, ok, _ in claims(metrics)), "claims": len(claims(metrics))}
 
     return ctx.materialize("report", {}, {"evaluate": evaluate.id}, build)

