@@ -16,19 +16,26 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from alignment.config.base import ConfigError
 from alignment.config.policies import POLICIES
 from alignment.config.run import RunConfig
 from alignment.core.context import NotInStore, StageContext
 from alignment.core.store import Artifact, ArtifactStore, code_version, is_dataset_ref
 
 
+def _synthetic_world(cfg: RunConfig) -> bool:
+    return cfg.facts is None
+
+
+def _real_facts(cfg: RunConfig) -> bool:
+    return cfg.facts is not None
+
+
 def _world_data(cfg: RunConfig) -> bool:
-    return cfg.data.needs_world()
+    return cfg.facts is None and cfg.data.needs_world()
 
 
 def _own_data(cfg: RunConfig) -> bool:
-    return not cfg.data.needs_world()
+    return cfg.facts is None and not cfg.data.needs_world()
 
 
 def _tiny_base(cfg: RunConfig) -> bool:
@@ -90,9 +97,11 @@ POLICY_STAGES = tuple(
 OPTIONAL_POLICIES = tuple(f"{p.name}?" for p in POLICIES)  # evaluation and export take whichever the config lists
 
 STAGES = (
-    Stage("world", "alignment.data.world:world_stage", section="world"),
+    Stage("world", "alignment.data.world:world_stage", section="world", when=_synthetic_world),
+    Stage("world", "alignment.data.facts:facts_stage", section="facts", when=_real_facts),
     Stage("data", "alignment.data.run_data:data_stage", ("world",), "data", _world_data),
     Stage("data", "alignment.data.run_data:data_stage", (), "data", _own_data),
+    Stage("data", "alignment.evaluation.knowledge:knowledge_stage", ("world", "base"), "data", _real_facts),
     Stage(
         "base",
         "alignment.models.tiny_base:base_stage",
@@ -129,11 +138,6 @@ PIPELINE = ("report", "export")  # what a whole run builds: the evaluation's rep
 
 def stages(cfg: RunConfig) -> dict[str, Stage]:
     """The stages this config runs, by name (of alternatives, the one whose ``when`` holds)."""
-    if cfg.facts is not None:  # never silently ignored: the real-facts lab is being built (issue 23)
-        raise ConfigError(
-            "key 'facts': no stage reads real-facts data yet; `alignment facts CONFIG --out DIR` writes its "
-            "questions, reference text and data card, which data.eval_questions and data.reference_text can name"
-        )
     active: dict[str, Stage] = {}
     for stage in STAGES:
         if stage.when is None or stage.when(cfg):

@@ -72,5 +72,5 @@ def test_the_facts_section_is_checked_and_never_silently_ignored():
 
     with pytest.raises(ConfigError, match=r"key 'facts': split \(0.5, 0.5, 0.0\) gives a role no entity"):
         load_config(None, ["facts={split: [0.5, 0.5, 0]}"])
-    with pytest.raises(ConfigError, match="key 'facts': no stage reads real-facts data yet"):
-        graph.stages(load_config(None, ["facts={seed: 1}"]))
+    with pytest.raises(ConfigError, match="facts: the real-facts questions probe a given pretrained model"):
+        graph.stages(load_config(None, ["facts={seed: 1}", "data.preference_source=probe"]))

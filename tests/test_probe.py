@@ -4,6 +4,7 @@ from pathlib import Path
 from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore, file_sha256
+from alignment.evaluation.metrics import first_sentence
 from alignment.evaluation.probe import agreement, categorize, load_probe, preference_pairs
 from alignment.graph import run_local
 
@@ -65,9 +66,9 @@ def test_probe_source_builds_pairs_from_the_sft_model_and_trains_on_them(tmp_pat
     pairs = [json.loads(line) for line in (pairs_dir / "preferences.jsonl").read_text().splitlines()]
     probed = {r["prompt"]: r for r in load_probe(pairs_dir / "probe.jsonl")}
     assert pairs and all(p["prompt"] in probed for p in pairs)
-    for p in pairs:  # every rejected answer the model's own (or "I don't know" against a known answer)
+    for p in pairs:  # every rejected answer the model's own, as the judge read it (or "I don't know")
         row = probed[p["prompt"]]
-        assert p["rejected"] == IDK or p["rejected"] in [row["greedy"], *row["samples"]]
+        assert p["rejected"] == IDK or p["rejected"] in [first_sentence(a) for a in [row["greedy"], *row["samples"]]]
     manifest = json.loads((pairs_dir / "manifest.json").read_text())
     pairs_hash = "sha256:" + file_sha256(pairs_dir / "preferences.jsonl")
     for stage in ("reward", "dpo"):

@@ -45,6 +45,8 @@ class _RunChecks(Section):
                 "policies {policies} learn from questions with accepted answers: set data.preference_questions",
                 {"policies": [p for p in self.policies if policy(p).learns == "questions"]},
             )
+        if self.facts is not None:
+            self._real_facts_checks()
         if self.data.feedback is not None and "feedback" not in learns:
             readers = [p.name for p in POLICIES if p.learns == "feedback"]
             raise PydanticCustomError(
@@ -53,6 +55,31 @@ class _RunChecks(Section):
                 {"readers": " or ".join(readers)},
             )
         return self
+
+    def _real_facts_checks(self) -> None:
+        """A real-facts run probes a given model and builds all its data from the facts: nothing else may say
+        otherwise (never silently ignored)."""
+        if self.model.name_or_path is None:
+            raise PydanticCustomError(
+                "facts_model",
+                "facts: the real-facts questions probe a given pretrained model: set model.name_or_path (e.g. "
+                "configs/real-facts.yaml's SmolLM2)",
+                {},
+            )
+        given = [k for k in ("sft", "preferences", "eval_questions", "preference_questions", "reference_text")]
+        given = [k for k in given if getattr(self.data, k) is not None]
+        if given:
+            raise PydanticCustomError(
+                "facts_data",
+                "facts: the real-facts run builds its own data, yet data.{keys} is given: remove it, or remove facts",
+                {"keys": ", data.".join(given)},
+            )
+        if self.data.preference_source != "probe":
+            raise PydanticCustomError(
+                "facts_pairs",
+                "facts: the real-facts pairs are built by probing the SFT model: set data.preference_source: probe",
+                {},
+            )
 
 
 def _fields() -> dict[str, Any]:

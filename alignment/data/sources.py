@@ -254,8 +254,9 @@ def feedback_row(row: dict) -> dict:
 
 
 def question_row(row: dict) -> dict:
-    """One QA row: ``question``, ``answers`` (accepted aliases; a single string is one alias) and an optional
-    boolean ``known`` (by construction; a real QA set has none, the probe measures it)."""
+    """One QA row: ``question``, ``answers`` (accepted aliases; a single string is one alias), an optional
+    boolean ``known`` (by construction, or by probing the base; a real QA set has none, the probe measures it) and an
+    optional knowledge ``category`` the evaluation splits its metrics by."""
     question = _text(row, "question")
     answers = row.get("answers")
     if isinstance(answers, str):
@@ -267,7 +268,10 @@ def question_row(row: dict) -> dict:
     known = row.get("known")
     if known is not None and not isinstance(known, bool):
         raise _RowError("column 'known' must be true or false")
-    return {"question": question, "answers": answers, "known": known}
+    category = row.get("category")
+    if category is not None and not (isinstance(category, str) and category.strip()):
+        raise _RowError("column 'category' must be a non-empty string (a knowledge category)")
+    return {"question": question, "answers": answers, "known": known, "category": category}
 
 
 def reference_row(row: dict) -> dict | None:
@@ -288,7 +292,7 @@ NORMALIZERS: dict[str, Callable[[dict], dict | None]] = {
 
 
 def _format(row: dict) -> tuple[str, ...]:
-    return tuple(sorted(k for k, v in row.items() if k != "known" and not isinstance(v, str)))
+    return tuple(sorted(k for k, v in row.items() if k not in ("known", "category") and not isinstance(v, str)))
 
 
 def load(source: DataSource, kind: str) -> list[dict]:

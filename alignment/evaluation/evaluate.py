@@ -26,12 +26,13 @@ from alignment.evaluation.metrics import (
     Judge,
     behaviour_metrics,
     kl_with_ci,
+    label_shares,
     make_judge,
     perplexity_with_ci,
     self_consistency,
     win_rate_with_ci,
 )
-from alignment.evaluation.probe import agreement, load_probe
+from alignment.evaluation.probe import CATEGORIES, agreement, load_probe
 from alignment.models.refs import BaseRef, base_ref
 
 SCHEMA_VERSION = 2  # metrics.json: 2 adds schema_version; the base/sft/<policy> {"value", "ci95"} objects are as in 1
@@ -60,12 +61,13 @@ class Evaluation:
     judge: Judge
     probe: list[dict] | None = None
     policies: Sequence[str] = ("dpo",)
+    known_from: str = "construction"  # what the questions' own ``known`` says: how the world was built, or a probe
     curves: dict[str, list[dict]] = field(default_factory=dict)  # policy -> its over-optimisation curve
 
     def known(self) -> tuple[list[bool], str]:
-        """Which questions count as known, and by what: "construction" or "probe"."""
+        """Which questions count as known, and by what: the questions' own ``known`` (``known_from``) or "probe"."""
         if all(q["known"] is not None for q in self.questions):
-            return [q["known"] for q in self.questions], "construction"
+            return [q["known"] for q in self.questions], self.known_from
         if self.probe is None:
             raise ValueError("the questions say nothing of what the model knows, and no probe measured it")
         return [row["probed_known"] for row in self.probe], "probe"
@@ -108,9 +110,16 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
             **behaviour_metrics(labels, known, n_boot, seed),
             "kl_to_reference": kl_with_ci(kl, n_boot, seed),
         }
-        if job.probe is not None and known_from == "construction":
+        if job.probe is not None and known_from != "probe":
             probed_known = [row["probed_known"] for row in job.probe]
             metrics[spec.name]["by_probe"] = behaviour_metrics(labels, probed_known, n_boot, seed)
+        if any(q.get("category") for q in questions):  # the questions' knowledge categories (a probe of the base)
+            metrics[spec.name]["by_category"] = {
+                category: label_shares(
+                    [lab for lab, q in zip(labels, questions, strict=True) if q["category"] == category], n_boot, seed
+                )
+                for category in sorted({q["category"] for q in questions}, key=_category_order)
+            }
         if spec.name != "base":
             say(f"{spec.name}: sampling sweep")
             sweep += sampling_sweep(cfg, job, (model, tok), spec.name, known)
@@ -152,6 +161,10 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         rows.append(row)
     write_jsonl(out_dir / "answers.jsonl", rows)
     return metrics
+
+
+def _category_order(category: str) -> tuple[int, str]:
+    return (CATEGORIES.index(category) if category in CATEGORIES else len(CATEGORIES), category)
 
 
 def sampling_sweep(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, name: str, known: list[bool]) -> list[dict]:
@@ -213,6 +226,7 @@ def evaluate_stage(
             judge=make_judge(ctx.cfg.judge),
             probe=load_probe(probe.path / "probe.jsonl"),
             policies=names,
+            known_from="base probe (its greedy answer is right)" if ctx.cfg.facts is not None else "construction",
             curves={
                 p: json.loads(curve.read_text()) for p in names if (curve := policies[p].path / "curve.json").is_file()
             },

@@ -292,6 +292,16 @@ def behaviour_metrics(
     return out
 
 
+def label_shares(labels: Sequence[str], samples: int = 1000, seed: int = 0) -> dict[str, object]:
+    """How many answers, and the share of each label (correct, I don't know, wrong), each with a CI."""
+    lab = np.asarray(labels)
+    out: dict[str, object] = {"questions": len(labels)}
+    for label in (CORRECT, ABSTAIN, WRONG):
+        hit = (lab == label).astype(float)
+        out[label] = with_ci(*bootstrap(lambda idx, h=hit: float(h[idx].mean()), len(lab), samples, seed))
+    return out
+
+
 def perplexity_with_ci(
     nll_sums: Sequence[float], counts: Sequence[int], samples: int = 1000, seed: int = 0
 ) -> dict[str, object]:

@@ -21,7 +21,7 @@ from alignment.core.context import StageContext
 from alignment.core.store import Artifact
 from alignment.data.records import IDK, write_jsonl
 from alignment.data.run_data import RunData, merge
-from alignment.evaluation.metrics import CORRECT, WRONG, Judge, make_judge
+from alignment.evaluation.metrics import ABSTAIN, CORRECT, WRONG, Judge, first_sentence, make_judge
 from alignment.models.refs import BaseRef, base_ref
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
@@ -48,7 +48,8 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, bat
     ]
     rows = []
     for i, q in enumerate(questions):
-        g_ok = judge(greedy[i], q["answers"]) == CORRECT
+        g_label = judge(greedy[i], q["answers"])
+        g_ok = g_label == CORRECT
         s_ok = [judge(s[i], q["answers"]) == CORRECT for s in samples]
         category = categorize(g_ok, s_ok)
         rows.append(
@@ -57,6 +58,7 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, bat
                 "answers": q["answers"],
                 "world_known": q.get("known"),
                 "greedy": greedy[i],
+                "greedy_label": g_label,
                 "samples": [s[i] for s in samples],
                 "samples_correct": sum(s_ok),
                 "category": category,
@@ -88,32 +90,58 @@ def probe_model(
     return probe(load_causal_lm(base, adapters, device), load_tokenizer(base), questions, cfg, judge)
 
 
+def greedy_behaviour(rows: list[dict]) -> dict:
+    """On questions with a ``known`` label (``world_known``): the probed model's greedy accuracy and
+    over-conservativeness on known ones and hallucination rate on unknown ones, with their counts."""
+    labelled = [r for r in rows if r["world_known"] is not None and "greedy_label" in r]
+    known = [r["greedy_label"] for r in labelled if r["world_known"]]
+    unknown = [r["greedy_label"] for r in labelled if not r["world_known"]]
+
+    def share(labels: list[str], label: str) -> float:
+        return labels.count(label) / len(labels) if labels else float("nan")
+
+    return {
+        "known": len(known),
+        "unknown": len(unknown),
+        "accuracy_known": share(known, CORRECT),
+        "over_conservativeness": share(known, ABSTAIN),
+        "hallucination_rate": share(unknown, WRONG),
+    }
+
+
 def summarize(rows: list[dict]) -> dict:
-    """Question count, SliCK category counts and agreement with the world of a probe's rows."""
+    """Question count, SliCK category counts and agreement with the world (or the base probe's known labels) of a
+    probe's rows, and the greedy answers' behaviour on them."""
     counts = Counter(r["category"] for r in rows)
-    return {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
+    out = {"questions": len(rows), "categories": {c: counts[c] for c in CATEGORIES}, **agreement(rows)}
+    return out | ({"greedy": greedy_behaviour(rows)} if any(r["world_known"] is not None for r in rows) else {})
 
 
 def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | None = None) -> list[dict]:
     """Model-aware preference pairs from probe rows (on-policy: the rejected answers are the model's own).
 
     Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
-    samples). Probed known: the gold answer (the first accepted one) beats "I don't know" and each distinct
-    wrong answer it gave. Answers judged correct or abstaining are never rejected.
+    samples). Probed known: its own first right answer (else the first accepted one) beats "I don't know" and each
+    distinct wrong answer it gave. Answers judged correct or abstaining are never rejected; where the judge reads
+    only the first sentence, the pair holds only that sentence.
     """
     judge = judge or Judge()
     pairs = []
     for r in rows:
         wrong: list[str] = []
+        right: list[str] = []
         for text in [r["greedy"], *r.get("samples", [])]:
-            if text and judge(text, r["answers"]) == WRONG and text not in wrong:
+            label = judge(text, r["answers"]) if text else None
+            text = first_sentence(text) if judge.first_sentence else text  # what the judge read
+            if label == WRONG and text not in wrong:
                 wrong.append(text)
+            elif label == CORRECT and not right:
+                right.append(text)
         wrong = wrong[:max_rejected]
         if r["probed_known"]:
-            pairs.append(
-                {"prompt": r["prompt"], "chosen": r["answers"][0], "rejected": IDK, "kind": "probe_known_correct>idk"}
-            )
-            kind, chosen = "probe_known_correct>own_wrong", r["answers"][0]
+            chosen = right[0] if right else r["answers"][0]  # its own right answer, in its own words
+            pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "probe_known_correct>idk"})
+            kind = "probe_known_correct>own_wrong"
         else:
             kind, chosen = "probe_unknown_idk>own_wrong", IDK
         pairs += [{"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": kind} for w in wrong]

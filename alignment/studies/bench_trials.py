@@ -32,6 +32,7 @@ class BenchPreset:
     long_rows: bool = False  # answers made of world documents up to max_length tokens, not the world's short QA
     completion_length: int = 8  # RLOO's sampled completions and the generated answers, in tokens
     questions: int = 256  # held-out questions per generation pass
+    model_file: str | None = None  # a real model instead of a random one: a fetched file (``alignment fetch NAME``)
 
 
 PRESETS = {
@@ -61,6 +62,18 @@ PRESETS = {
         long_rows=True,
         completion_length=64,
         questions=32,  # plain `generate` answers one question at a time: 64 tokens each
+    ),
+    "smollm2": BenchPreset(
+        {},
+        batch_size=8,
+        steps=6,
+        warmup=2,
+        bf16=False,
+        description="SmolLM2-135M-Instruct as fetched (`alignment fetch smollm2-135m-instruct`), dequantized to "
+        "fp32, on the world's data; CPU",
+        completion_length=16,
+        questions=32,
+        model_file="smollm2-135m-instruct",
     ),
 }
 
@@ -96,7 +109,8 @@ def step_timer(times: StepTimes):
 
 def build_model(preset: BenchPreset, out: Path) -> Path:
     """A randomly initialised Llama-style model of the preset's shape with the world's tokenizer and chat
-    template, saved under ``out / "model"``; the world's data files under ``out / "data"``."""
+    template (or the preset's real model file, dequantized), saved under ``out / "model"``; the world's data files
+    under ``out / "data"``."""
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -105,6 +119,16 @@ def build_model(preset: BenchPreset, out: Path) -> Path:
     from alignment.data.world import tokenizer_texts, write_world
 
     write_world(WorldConfig(), out / "data")
+    if preset.model_file:
+        from alignment.config.model import ModelConfig
+        from alignment.models.gguf import dequantize
+        from alignment.models.wheel_files import FILES, target
+
+        path = target(FILES[preset.model_file])
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: not fetched; run `alignment fetch {preset.model_file}` first")
+        dequantize(ModelConfig(name_or_path=str(path.parent), gguf_file=path.name, dtype="float32"), out / "model")
+        return out / "model"
     tok = train_tokenizer(tokenizer_texts(out / "data"))
     config = LlamaConfig(
         vocab_size=len(tok),
