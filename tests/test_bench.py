@@ -75,3 +75,16 @@ def test_the_bench_flow_publishes_its_table(harness, tmp_path):
     body = {"artifacts": {"key": {"any_": ["alignment-bench"]}}, "limit": 5, "offset": 0, "sort": "CREATED_DESC"}
     found = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", json=body, timeout=30).raise_for_status().json()
     assert found[0]["data"] == (out / "bench.md").read_text()
+
+
+def test_the_smollm2_preset_benches_the_fetched_model_and_says_how_to_fetch_it(tmp_path, monkeypatch, capsys):
+    from alignment.models.wheel_files import FILES
+    from alignment.studies.bench_trials import PRESETS
+
+    preset = PRESETS["smollm2"]
+    assert preset.model_file in FILES and not preset.bf16  # the real model as fetched, on a CPU
+    monkeypatch.setenv("ALIGNMENT_CACHE", str(tmp_path / "empty-cache"))
+    assert main(["bench", "--preset", "smollm2", "--out", str(tmp_path / "bench")]) == 2
+    err = capsys.readouterr().err
+    assert "not fetched; run `alignment fetch smollm2-135m-instruct` first" in err
+    assert not (tmp_path / "bench" / "bench.json").exists()
