@@ -299,16 +299,28 @@ def write_report(metrics: dict, path: Path, context: dict, times: list[tuple[str
 
 
 def stage_times(store: ArtifactStore, evaluation: Artifact) -> list[tuple[str, str, float]]:
-    """(stage, artifact id, build seconds) of the evaluation and every artifact upstream of it, each after its
-    inputs: in the order they were built (an artifact is always built after its inputs), by the manifests'
+    """(stage, artifact id, build seconds) of the evaluation and every artifact upstream of it (through the data
+    files they read, too: the probe-built pairs, the model-aware demonstrations), each after its inputs: in the order they were built (an artifact is always built after its inputs), by the manifests'
     creation time and then their files' modification time."""
     seen: dict[str, tuple[str, str, float, tuple[str, int]]] = {}
+    producers: dict[str, str] | None = None  # a data file's content id -> the artifact that wrote it
+
+    def producer(ref: str) -> Artifact | None:
+        nonlocal producers
+        if producers is None:
+            producers = {}
+            for manifest in sorted(store.root.glob(f"*/*/{MANIFEST}")):
+                data = json.loads(manifest.read_text())
+                for record in data.get("files", {}).values():
+                    producers.setdefault(f"sha256:{record['sha256']}", data["id"])
+        found = producers.get(ref)
+        return store.get(found) if found else None
 
     def walk(art: Artifact) -> None:
         if art.id in seen:
             return
-        for value in art.manifest.get("inputs", {}).values():
-            upstream = None if is_dataset_ref(value) else store.get(value)
+        for value in art.manifest.get("inputs", {}).values():  # artifacts, and the artifacts data files came from
+            upstream = producer(value) if is_dataset_ref(value) else store.get(value)
             if upstream is not None:
                 walk(upstream)
         built = (art.manifest.get("created_at", ""), (art.path / MANIFEST).stat().st_mtime_ns)
