@@ -300,8 +300,9 @@ def write_report(metrics: dict, path: Path, context: dict, times: list[tuple[str
 
 def stage_times(store: ArtifactStore, evaluation: Artifact) -> list[tuple[str, str, float]]:
     """(stage, artifact id, build seconds) of the evaluation and every artifact upstream of it (through the data
-    files they read, too: the probe-built pairs, the model-aware demonstrations), each after its inputs: in the order they were built (an artifact is always built after its inputs), by the manifests'
-    creation time and then their files' modification time."""
+    files they read, too: the probe-built pairs, the model-aware demonstrations), in the order they were built
+    (an artifact is always built after its inputs), by the manifests' creation time and then their files'
+    modification time."""
     seen: dict[str, tuple[str, str, float, tuple[str, int]]] = {}
     producers: dict[str, str] | None = None  # a data file's content id -> the artifact that wrote it
 
