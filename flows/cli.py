@@ -184,6 +184,10 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from alignment.core.store import ArtifactStore
 
+    if not Path(args.store).is_dir():  # nothing verified is not "0 broken": a mistyped store must not pass
+        what = "is not a directory" if Path(args.store).exists() else "does not exist"
+        print(f"error: store {args.store} {what}: nothing to verify", file=sys.stderr)
+        return 2
     found = ArtifactStore(args.store).verify_all()
     for artifact_id, problem in found.items():
         print(f"{artifact_id}: {problem or 'ok'}")
@@ -273,6 +277,7 @@ def cmd_facts(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="alignment", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the whole pipeline as a Prefect flow")
     _config_args(p)
@@ -370,6 +375,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="data", help="output directory (default: %(default)s)")
     p.set_defaults(func=cmd_world)
     return parser
+
+
+def _version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("alignment-pipeline")
+    except importlib.metadata.PackageNotFoundError:  # run from a checkout that is not installed
+        return "unknown (not installed)"
 
 
 def main(argv: list[str] | None = None) -> int:

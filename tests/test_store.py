@@ -163,6 +163,20 @@ def test_alignment_verify_reports_every_artifact_and_fails_on_a_broken_one(tmp_p
     _flip_one_byte(art.path / "adapter" / "weights.bin")
     assert main(["verify", "--store", str(store.root)]) == 1
     assert f"{art.id}: adapter/weights.bin does not match its sha256" in capsys.readouterr().out
+    # a store that is not there is an error, not "0 broken": a mistyped path must not pass a scheduled check
+    assert main(["verify", "--store", str(tmp_path / "nowhere")]) == 2
+    assert capsys.readouterr().err == f"error: store {tmp_path / 'nowhere'} does not exist: nothing to verify\n"
+    (tmp_path / "a-file").write_text("")
+    assert main(["verify", "--store", str(tmp_path / "a-file")]) == 2
+    assert "is not a directory" in capsys.readouterr().err
+
+
+def test_alignment_version(capsys):
+    from flows.cli import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["--version"])
+    assert exit_.value.code == 0 and capsys.readouterr().out == "alignment 0.1.0\n"
 
 
 RACER = """
