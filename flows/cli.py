@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from alignment.config.base import ConfigError
@@ -253,11 +254,31 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _write_files(out: Path, write: Callable[[Path], dict], force: bool) -> dict:
+    """Write a command's files into ``out`` through a temporary directory: a file already there with other content
+    is replaced only with ``force`` (else an error naming the files, with nothing written)."""
+    import shutil
+    import tempfile
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
+        counts = write(Path(tmp))
+        new = sorted(p.relative_to(tmp) for p in Path(tmp).rglob("*") if p.is_file())
+        differ = [str(r) for r in new if (out / r).is_file() and (out / r).read_bytes() != (Path(tmp) / r).read_bytes()]
+        if differ and not force:
+            raise ConfigError(
+                f"{out}: would overwrite {', '.join(differ)} with different content; nothing was written (pass "
+                "--force to replace them, or --out another directory)"
+            )
+        shutil.copytree(tmp, out, dirs_exist_ok=True)
+    return counts
+
+
 def cmd_world(args: argparse.Namespace) -> int:
     from alignment.data.world import write_world
 
     cfg = load_config(args.config, args.overrides)
-    counts = write_world(cfg.world, Path(args.out))
+    counts = _write_files(Path(args.out), lambda tmp: write_world(cfg.world, tmp), args.force)
     for name, n in counts.items():
         print(f"{Path(args.out) / name}: {n} lines")
     return 0
@@ -269,7 +290,7 @@ def cmd_facts(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     if cfg.facts is None:
         raise ConfigError(f"{args.config}: no 'facts' section: nothing to build (see configs/real-facts.yaml)")
-    for name, n in write_facts(cfg.facts, Path(args.out)).items():
+    for name, n in _write_files(Path(args.out), lambda tmp: write_facts(cfg.facts, tmp), args.force).items():
         print(f"{name}: {n}")
     print(f"data card: {Path(args.out) / 'DATA_CARD.md'}")
     return 0
@@ -369,10 +390,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("facts", help="write the real-facts questions, reference text and data card for a config")
     _config_args(p)
     p.add_argument("--out", required=True, help="directory for the files")
+    p.add_argument("--force", action="store_true", help="replace files already there that differ")
     p.set_defaults(func=cmd_facts)
     p = sub.add_parser("world", help="write the synthetic world's data files for a config")
     _config_args(p)
     p.add_argument("--out", default="data", help="output directory (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace files already there that differ")
     p.set_defaults(func=cmd_world)
     return parser
 

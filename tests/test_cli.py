@@ -24,9 +24,21 @@ def test_validate_accepts_default_config(capsys):
     assert main(["validate", str(ROOT / "configs/tiny.yaml")]) == 0
 
 
-def test_world_command_writes_files(tmp_path):
-    assert main(["world", str(ROOT / "configs/micro.yaml"), "--out", str(tmp_path)]) == 0
-    assert (tmp_path / "preferences.jsonl").is_file()
+def test_world_command_writes_files_and_never_silently_overwrites_others(tmp_path, capsys):
+    out = tmp_path / "data"
+    assert main(["world", str(ROOT / "configs/micro.yaml"), "--out", str(out)]) == 0
+    assert (out / "preferences.jsonl").is_file()
+    written = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert main(["world", str(ROOT / "configs/micro.yaml"), "--out", str(out)]) == 0  # the same files: fine
+    (out / "preferences.jsonl").write_text("my own pairs\n")
+    capsys.readouterr()
+    assert main(["world", str(ROOT / "configs/micro.yaml"), "--set", "world.seed=5", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {out}: would overwrite ") and "preferences.jsonl" in err and "--force" in err
+    assert (out / "preferences.jsonl").read_text() == "my own pairs\n"  # nothing written
+    assert main(["world", str(ROOT / "configs/micro.yaml"), "--out", str(out), "--force"]) == 0
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == written
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".data-")]  # no temporary directory left
 
 
 def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
