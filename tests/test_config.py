@@ -132,7 +132,10 @@ def test_the_default_config_file_states_no_default_again():
         ("sft.adam_beta1=.inf", "'sft.adam_beta1' must be a finite number, not inf"),  # a TRL pass-through key
         ("seed=-1", "key 'seed': Input should be greater than or equal to 0"),
         ("world.seed=4294967296", "key 'world.seed': Input should be less than or equal to 4294967295"),
-        ("dpo.loss_type=[sigmoid]", "key 'dpo': loss_weights has 2 entries but loss_type has 1 (['sigmoid'])"),
+        (
+            "dpo={loss_type: [sigmoid], loss_weights: [1, 1]}",
+            "key 'dpo': loss_weights has 2 entries but loss_type has 1",
+        ),
         ("model.tiny.num_attention_heads=3", "key 'model.tiny': num_attention_heads (3) must divide hidden_size (128)"),
         (
             "world.known_split=[1,0,0]",
@@ -149,6 +152,8 @@ def test_a_bad_value_is_refused_at_load_naming_the_key(override, message):
 
 
 def test_plain_dpo_with_its_own_weights_is_accepted():
+    # the README's "set dpo.loss_type=[sigmoid] for plain DPO": losses given alone are weighed equally
+    assert load_config(None, ["dpo.loss_type=[sigmoid]"]).dpo.loss_weights is None
     cfg = load_config(None, ["dpo.loss_type=[sigmoid]", "dpo.loss_weights=[1.0]"])
     assert cfg.dpo.loss_weights == [1.0]
     assert load_config(None, ["dpo.loss_type=[sigmoid]", "dpo.loss_weights=null"]).dpo.loss_weights is None

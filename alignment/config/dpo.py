@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
@@ -30,6 +30,15 @@ class DPOSection(SequenceTrainingSection):
         "every step of every epoch (TRL's switch; its default is off). Same training loss to the last digit; the "
         "tiny DPO stage took 13.9 s instead of 14.9-16.1 s (2-core CPU, 2026-11-30).",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _weights_follow_the_losses(cls, data: Any) -> Any:
+        """A ``loss_type`` given without ``loss_weights`` weighs its losses equally (TRL's None), rather than keeping
+        the default's two weights for another list of losses: ``dpo.loss_type=[sigmoid]`` is plain DPO."""
+        if isinstance(data, dict) and "loss_type" in data and "loss_weights" not in data:
+            return {**data, "loss_weights": None}
+        return data
 
     @model_validator(mode="after")
     def _one_weight_per_loss(self) -> DPOSection:
