@@ -12,6 +12,7 @@ DEFAULTS = {
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",  # no bar per dataset map in TRL's preprocessing
     "TOKENIZERS_PARALLELISM": "false",  # no fork warnings from the Rust tokenizers
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from a local Prefect server
+    "DO_NOT_TRACK": "1",  # nor from Prefect's client (without it, it announces that it collects usage data)
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",  # a 2-core machine starts the temporary server slowly
     "PREFECT_LOGGING_EXTRA_LOGGERS": "alignment,transformers,trl,peft,accelerate",  # their records reach the run log
     "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",  # outside a flow: console only
