@@ -30,6 +30,7 @@ from alignment.evaluation.metrics import (
     make_judge,
     perplexity_with_ci,
     self_consistency,
+    strict_json,
     win_rate_with_ci,
 )
 from alignment.evaluation.probe import CATEGORIES, agreement, load_probe
@@ -152,7 +153,7 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     metrics["n_reference_documents"] = len(job.reference_docs)
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+    (out_dir / "metrics.json").write_text(json.dumps(strict_json(metrics), indent=2, allow_nan=False) + "\n")
     rows = []
     for i, q in enumerate(questions):
         row = {"prompt": q["question"], "gold": q["answers"], "known": known[i]}

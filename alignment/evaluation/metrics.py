@@ -292,6 +292,30 @@ def behaviour_metrics(
     return out
 
 
+def strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float (an undefined metric: no known questions, an empty bootstrap) as None,
+    so ``metrics.json`` is strict JSON (``null``, never ``NaN``) that any parser reads."""
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
+def undefined_as_nan(value: Any) -> Any:
+    """``strict_json`` reversed for reading: every null a number (NaN), so comparisons and formatting need no
+    special case."""
+    if value is None:
+        return float("nan")
+    if isinstance(value, dict):
+        return {k: undefined_as_nan(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [undefined_as_nan(v) for v in value]
+    return value
+
+
 def label_shares(labels: Sequence[str], samples: int = 1000, seed: int = 0) -> dict[str, object]:
     """How many answers, and the share of each label (correct, I don't know, wrong), each with a CI."""
     lab = np.asarray(labels)

@@ -8,7 +8,16 @@ from pathlib import Path
 
 from alignment.core.context import StageContext
 from alignment.core.store import MANIFEST, Artifact, ArtifactStore, is_dataset_ref
-from alignment.evaluation.metrics import BEHAVIOUR, METRICS, PER_MODEL, better, definitions, fmt, overoptimisation
+from alignment.evaluation.metrics import (
+    BEHAVIOUR,
+    METRICS,
+    PER_MODEL,
+    better,
+    definitions,
+    fmt,
+    overoptimisation,
+    undefined_as_nan,
+)
 
 # Metric names (keys of ``METRICS``): rows of the per-model table, rows of the table split by the knowledge
 # probe, and every metric the report shows (listed under "Definitions").
@@ -289,8 +298,9 @@ def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | N
 
 
 def read_metrics(directory: Path) -> dict:
-    """The metrics an evaluation artifact wrote (``metrics.json`` in its directory)."""
-    return json.loads((Path(directory) / "metrics.json").read_text())
+    """The metrics an evaluation artifact wrote (``metrics.json`` in its directory; undefined values, written as
+    null, read as NaN)."""
+    return undefined_as_nan(json.loads((Path(directory) / "metrics.json").read_text()))
 
 
 def write_report(metrics: dict, path: Path, context: dict, times: list[tuple[str, str, float]] | None = None) -> None:
