@@ -60,6 +60,9 @@ def test_empty_strings_identical_pairs_and_bad_known_are_rejected(tmp_path):
     path = jsonl(tmp_path, [{"prompt": "a", "chosen": "b", "rejected": "b"}])
     with pytest.raises(DataError, match=r"row 1 \(line 1\): 'chosen' and 'rejected' are the same answer"):
         load(src(path), "preferences")
+    path = jsonl(tmp_path, [{"question": "a", "answers": "b", "category": 3}])
+    with pytest.raises(DataError, match="column 'category' must be a non-empty string"):
+        load(DataSource(path=str(path)), "questions")
     path = jsonl(tmp_path, [{"question": "a", "answers": "b", "known": "yes"}])
     with pytest.raises(DataError, match="column 'known' must be true or false"):
         load(src(path), "questions")
@@ -91,7 +94,14 @@ def test_parquet_csv_text_and_column_mapping(tmp_path):
         tmp_path / "qa.parquet"
     )
     rows = load(src(tmp_path / "qa.parquet", columns={"question": "query", "answers": "aliases"}), "questions")
-    assert rows == [{"question": "Who wrote Hamlet?", "answers": ["Shakespeare", "William Shakespeare"], "known": None}]
+    assert rows == [
+        {
+            "question": "Who wrote Hamlet?",
+            "answers": ["Shakespeare", "William Shakespeare"],
+            "known": None,
+            "category": None,
+        }
+    ]
     (tmp_path / "ref.txt").write_text("First document.\n\nSecond document.\n")
     assert load(src(tmp_path / "ref.txt"), "reference") == [{"text": "First document."}, {"text": "Second document."}]
     (tmp_path / "d.csv").write_text("prompt,completion\nQ?,A.\n")

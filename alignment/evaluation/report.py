@@ -327,9 +327,12 @@ def stage_times(store: ArtifactStore, evaluation: Artifact) -> list[tuple[str, s
         found = producers.get(ref)
         return store.get(found) if found else None
 
+    visiting: set[str] = set()
+
     def walk(art: Artifact) -> None:
-        if art.id in seen:
+        if art.id in seen or art.id in visiting:  # a data file can come from the artifact that keeps a copy of it
             return
+        visiting.add(art.id)
         for value in art.manifest.get("inputs", {}).values():  # artifacts, and the artifacts data files came from
             upstream = producer(value) if is_dataset_ref(value) else store.get(value)
             if upstream is not None:
