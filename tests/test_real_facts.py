@@ -24,16 +24,18 @@ TOGO = {"question": "What is the capital of Togo?", "answers": ["Lomé", "Lome"]
 
 
 def test_demonstrations_are_the_models_own_right_answers_or_i_dont_know():
-    known = demonstration(FRANCE, "The capital of France is Paris. It is known for the Eiffel Tower.", CONTAINS)
+    known = demonstration(
+        with_knowledge(FRANCE, "The capital of France is Paris. It is known for the Eiffel Tower.", CONTAINS)
+    )
     assert known == {
         "prompt": FRANCE["question"],
         "completion": "The capital of France is Paris.",  # its own words, first sentence only
         "known": True,
         "family": "capital",
     }
-    unknown = demonstration(TOGO, "The capital of Togo is Lagos.", CONTAINS)
+    unknown = demonstration(with_knowledge(TOGO, "The capital of Togo is Lagos.", CONTAINS))
     assert unknown["completion"] == IDK and unknown["known"] is False
-    assert demonstration(TOGO, "The capital of Togo is Lome.", CONTAINS)["known"] is True  # accents folded
+    assert demonstration(with_knowledge(TOGO, "The capital of Togo is Lome.", CONTAINS))["known"] is True  # folded
 
 
 def test_known_is_the_base_greedy_answer_and_the_summary_counts_by_role_and_family():

@@ -66,8 +66,8 @@ class _RunChecks(Section):
                 "configs/real-facts.yaml's SmolLM2)",
                 {},
             )
-        given = [k for k in ("sft", "preferences", "eval_questions", "preference_questions", "reference_text")]
-        given = [k for k in given if getattr(self.data, k) is not None]
+        sources = ("sft", "preferences", "eval_questions", "preference_questions", "reference_text")
+        given = [k for k in sources if getattr(self.data, k) is not None]
         if given:
             raise PydanticCustomError(
                 "facts_data",

@@ -25,14 +25,12 @@ from alignment.evaluation.metrics import CORRECT, Judge, first_sentence, make_ju
 from alignment.evaluation.probe import CATEGORIES, probe
 from alignment.models.refs import base_ref
 
-KNOWN_FROM = "base probe: the instruct model's greedy answer is right"
 
-
-def demonstration(row: dict, greedy: str, judge: Judge) -> dict:
-    """One SFT row: the model's own right answer (first sentence) where its greedy answer is right, else IDK."""
-    known = judge(greedy, row["answers"]) == CORRECT
-    completion = first_sentence(greedy) if known else IDK
-    return {"prompt": row["question"], "completion": completion, "known": known, "family": row.get("family")}
+def demonstration(row: dict) -> dict:
+    """One SFT row from a question ``with_knowledge``: the model's own right answer (first sentence) where its greedy
+    answer is right, else IDK."""
+    completion = first_sentence(row["base_answer"]) if row["known"] else IDK
+    return {"prompt": row["question"], "completion": completion, "known": row["known"], "family": row.get("family")}
 
 
 def with_knowledge(row: dict, greedy: str, judge: Judge, category: str | None = None) -> dict:
@@ -85,7 +83,7 @@ def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, base: A
                 for q, p in zip(questions["eval"], probed, strict=True)
             ],
         }
-        demos = [demonstration(q, a, judge) for q, a in zip(questions["sft"], greedy["sft"], strict=True)]
+        demos = [demonstration(row) for row in rows["sft"]]
         write_jsonl(tmp / "demonstrations.jsonl", demos)
         write_jsonl(tmp / "preference_questions.jsonl", rows["pref"])
         write_jsonl(tmp / "eval_questions.jsonl", rows["eval"])

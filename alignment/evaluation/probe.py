@@ -21,7 +21,15 @@ from alignment.core.context import StageContext
 from alignment.core.store import Artifact
 from alignment.data.records import IDK, write_jsonl
 from alignment.data.run_data import RunData, merge
-from alignment.evaluation.metrics import ABSTAIN, CORRECT, WRONG, Judge, first_sentence, make_judge
+from alignment.evaluation.metrics import (
+    CORRECT,
+    WRONG,
+    Judge,
+    behaviour_indicators,
+    first_sentence,
+    make_judge,
+    ratio,
+)
 from alignment.models.refs import BaseRef, base_ref
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
@@ -94,18 +102,10 @@ def greedy_behaviour(rows: list[dict]) -> dict:
     """On questions with a ``known`` label (``world_known``): the probed model's greedy accuracy and
     over-conservativeness on known ones and hallucination rate on unknown ones, with their counts."""
     labelled = [r for r in rows if r["world_known"] is not None and "greedy_label" in r]
-    known = [r["greedy_label"] for r in labelled if r["world_known"]]
-    unknown = [r["greedy_label"] for r in labelled if not r["world_known"]]
-
-    def share(labels: list[str], label: str) -> float:
-        return labels.count(label) / len(labels) if labels else float("nan")
-
-    return {
-        "known": len(known),
-        "unknown": len(unknown),
-        "accuracy_known": share(known, CORRECT),
-        "over_conservativeness": share(known, ABSTAIN),
-        "hallucination_rate": share(unknown, WRONG),
+    known = [r["world_known"] for r in labelled]
+    shares = behaviour_indicators([r["greedy_label"] for r in labelled], known)
+    return {"known": sum(known), "unknown": len(known) - sum(known)} | {
+        name: ratio(*shares[name]) for name in ("accuracy_known", "over_conservativeness", "hallucination_rate")
     }
 
 
