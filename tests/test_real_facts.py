@@ -2,6 +2,7 @@
 demonstrations (its own right answer, else "I don't know") and which held-out questions count as known; the
 evaluation and the report split by its knowledge categories and check the honesty bounds against it."""
 
+import math
 from pathlib import Path
 
 import pytest
@@ -13,7 +14,13 @@ from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
 from alignment.data.records import IDK, read_jsonl
-from alignment.evaluation.knowledge import demonstration, knowledge_summary, with_knowledge
+from alignment.evaluation.knowledge import (
+    abstention_thresholds,
+    demonstration,
+    knowledge_summary,
+    with_idk_target,
+    with_knowledge,
+)
 from alignment.evaluation.metrics import Judge, label_shares
 from alignment.evaluation.probe import preference_pairs
 from alignment.evaluation.report import category_section, claims
@@ -25,7 +32,7 @@ TOGO = {"question": "What is the capital of Togo?", "answers": ["Lomé", "Lome"]
 
 def test_demonstrations_are_the_models_own_right_answers_or_i_dont_know():
     known = demonstration(
-        with_knowledge(FRANCE, "The capital of France is Paris. It is known for the Eiffel Tower.", CONTAINS)
+        with_knowledge(FRANCE, "The capital of France is Paris. It is known for the Eiffel Tower.", CONTAINS, -0.2)
     )
     assert known == {
         "prompt": FRANCE["question"],
@@ -33,24 +40,33 @@ def test_demonstrations_are_the_models_own_right_answers_or_i_dont_know():
         "known": True,
         "family": "capital",
     }
-    unknown = demonstration(with_knowledge(TOGO, "The capital of Togo is Lagos.", CONTAINS))
+    unknown = demonstration(with_knowledge(TOGO, "The capital of Togo is Lagos.", CONTAINS, -0.9))
     assert unknown["completion"] == IDK and unknown["known"] is False
-    assert demonstration(with_knowledge(TOGO, "The capital of Togo is Lome.", CONTAINS))["known"] is True  # folded
+    assert (
+        demonstration(with_knowledge(TOGO, "The capital of Togo is Lome.", CONTAINS, -0.5))["known"] is True
+    )  # folded
 
 
 def test_known_is_the_base_greedy_answer_and_the_summary_counts_by_role_and_family():
     rows = {
-        "sft": [with_knowledge(FRANCE, "Paris.", CONTAINS), with_knowledge(TOGO, "Lagos.", CONTAINS)],
-        "pref": [with_knowledge(TOGO, "I don't know.", CONTAINS)],
+        "sft": [with_knowledge(FRANCE, "Paris.", CONTAINS, -0.1), with_knowledge(TOGO, "Lagos.", CONTAINS, -0.3)],
+        "pref": [with_knowledge(TOGO, "I don't know.", CONTAINS, -1.0)],
         "eval": [
-            with_knowledge(FRANCE, "Paris.", CONTAINS, "maybe_known"),
-            with_knowledge(TOGO, "x", CONTAINS, "unknown"),
+            with_knowledge(FRANCE, "Paris.", CONTAINS, -0.2, "maybe_known"),
+            with_knowledge(TOGO, "x", CONTAINS, -2.0, "unknown"),
         ],
     }
     assert [r["known"] for r in rows["sft"]] == [True, False] and rows["eval"][1]["category"] == "unknown"
     assert rows["sft"][0]["base_answer"] == "Paris."
     summary = knowledge_summary(rows)
-    assert summary["sft"] == {"questions": 2, "known": 1, "known_by_family": {"capital": "1/2"}}
+    assert summary["sft"] == {
+        "questions": 2,
+        "known": 1,
+        "known_by_family": {"capital": "1/2"},
+        "confidence_auroc": 1.0,  # the known answer is the more confident one
+        "idk_targets": 1,  # without thresholds every wrong answer is an "I don't know" target
+    }
+    assert summary["pref"]["confidence_auroc"] is None  # nothing known: undefined
     assert summary["pref"]["known"] == 0
     assert summary["eval"]["categories"] == {"highly_known": 0, "maybe_known": 1, "weakly_known": 0, "unknown": 1}
 
@@ -174,3 +190,115 @@ def test_the_base_is_probed_and_the_data_is_model_aware_end_to_end(tmp_path):
     knowledge = store.load(Path(data.sft.path).parent.name)
     assert knowledge.metrics["eval"]["categories"]["unknown"] == len(held_out)
     assert set(knowledge.manifest["inputs"]) == {"world", "base"}
+    probed = read_jsonl(knowledge.path / "sft_questions.jsonl")  # every SFT question, with the base's confidence
+    assert len(probed) == len(demos) and all(
+        math.isfinite(r["base_confidence"]) and r["base_confidence"] <= 0 for r in probed
+    )
+
+
+def _known(family: str, confidence: float, known: bool, name: str = "x") -> dict:
+    return {"question": name, "family": family, "base_confidence": confidence, "known": known, "base_answer": "A."}
+
+
+def test_abstention_thresholds_let_at_most_the_given_share_of_known_questions_fall_below():
+    rows = [_known("capital", c, True) for c in (-0.1, -0.2, -0.3, -0.4, -0.5, -0.6, -0.7, -0.8, -0.9, -1.0)]
+    rows += [_known("capital", -1.5, False), _known("symbol", -0.2, False)]
+    # 10 known capitals: 10% may fall below, so the threshold is the second lowest; no known symbol: always abstain
+    assert abstention_thresholds(rows, 0.1) == {"capital": -0.9, "symbol": math.inf}
+    assert abstention_thresholds(rows, 0.0)["capital"] == -1.0  # none below: the lowest known confidence
+    assert abstention_thresholds(rows, 0.25)["capital"] == -0.8
+
+
+def test_confidently_wrong_questions_teach_no_i_dont_know_neither_in_demonstrations_nor_in_pairs():
+    thresholds = {"capital": -0.5}
+    rows = with_idk_target(
+        [
+            _known("capital", -0.1, True, "knows"),
+            _known("capital", -0.9, False, "unsure"),
+            _known("capital", -0.2, False, "sure"),
+        ],
+        thresholds,
+    )
+    assert [r["idk_target"] for r in rows] == [False, True, False]
+    demos = [demonstration(r) for r in rows]
+    assert demos[0]["completion"] == "A." and demos[1]["completion"] == IDK and demos[2] is None
+    assert with_idk_target([_known("symbol", 0.0, False)], thresholds)[0]["idk_target"] is True  # unseen family
+    assert all(r["idk_target"] for r in with_idk_target(rows, None))  # no thresholds: R-Tuning's split
+    probe_rows = [
+        {"prompt": "sure", "answers": ["Lomé"], "greedy": "Lagos.", "probed_known": False, "idk_target": False},
+        {"prompt": "unsure", "answers": ["Lomé"], "greedy": "Accra.", "probed_known": False, "idk_target": True},
+        {"prompt": "knows", "answers": ["Lomé"], "greedy": "Lomé.", "probed_known": True, "idk_target": False},
+    ]
+    pairs = preference_pairs(probe_rows, judge=CONTAINS)
+    assert [(p["prompt"], p["chosen"], p["rejected"]) for p in pairs] == [
+        ("unsure", IDK, "Accra."),
+        ("knows", "Lomé.", IDK),
+    ]
+
+
+def test_confidence_is_the_mean_log_probability_of_the_answer_up_to_its_end(tmp_path):
+    import torch
+    from transformers import GenerationConfig
+
+    from alignment.models.generation import generate_scored
+
+    class Fixed(torch.nn.Module):
+        """Greedy over a fixed next-token table: answers 5, 6, EOS (id 2), then pads; probabilities known exactly."""
+
+        device = torch.device("cpu")
+
+        def generate(self, input_ids, attention_mask, generation_config, stopping_criteria):
+            b, n = input_ids.shape
+            new = torch.tensor([[5, 6, 2, 2]] * b)
+            probs = [0.5, 0.25, 1.0, 0.9]
+            scores = []
+            for t, p in enumerate(probs):
+                logits = torch.full((b, 8), -1e9)
+                logits[:, new[0, t]] = math.log(p)
+                logits[:, 7] = math.log(1 - p) if p < 1 else -1e9
+                scores.append(logits)
+            return type("Out", (), {"sequences": torch.cat([input_ids, new], 1), "scores": tuple(scores)})
+
+    class Tok:
+        pad_token_id, eos_token_id = 2, 2
+
+        def apply_chat_template(self, conversation, tokenize, add_generation_prompt):
+            return conversation[-1]["content"]
+
+        def __call__(self, texts, **_):
+            return {
+                "input_ids": torch.ones(len(texts), 3, dtype=torch.long),
+                "attention_mask": torch.ones(len(texts), 3),
+            }
+
+        def batch_decode(self, seqs, skip_special_tokens):
+            return [" five six " for _ in seqs]
+
+    settings = GenerationConfig(max_new_tokens=4, pad_token_id=2, eos_token_id=2, do_sample=False)
+    [(text, conf)] = generate_scored(Fixed(), Tok(), ["q"], settings, confidence=True)
+    assert text == "five six"
+    assert conf == pytest.approx((math.log(0.5) + math.log(0.25) + math.log(1.0)) / 3)  # the pad after EOS not counted
+    assert generate_scored(Fixed(), Tok(), ["q"], settings) == [("five six", None)]
+
+
+def test_generation_can_stop_once_the_first_sentence_has_ended():
+    import torch
+
+    from alignment.models.generation import FirstSentenceEnded
+
+    class Tok:
+        texts = {1: "Paris", 2: ".", 3: " It", 4: "\n"}
+
+        def batch_decode(self, seqs, skip_special_tokens):
+            return ["".join(self.texts[int(i)] for i in row) for row in seqs]
+
+    stop = FirstSentenceEnded(Tok(), prompt_length=1)
+    ids = torch.tensor([[9, 1, 2, 2], [9, 1, 2, 3], [9, 1, 4, 3]])
+    # "Paris..": not ended; "Paris. It": the next sentence began; "Paris\n It": a line break ends it
+    assert stop(ids, None).tolist() == [False, True, True]
+
+
+def test_stopping_at_the_first_sentence_needs_a_judge_that_reads_only_it():
+    with pytest.raises(ConfigError, match="stop_at_first_sentence"):
+        load_config("configs/real-facts.yaml", ["judge.stop_at_first_sentence=true", "judge.first_sentence=false"])
+    assert load_config("configs/real-facts.yaml", ["judge.stop_at_first_sentence=true"]).judge.first_sentence

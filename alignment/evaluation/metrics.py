@@ -200,6 +200,7 @@ class Judge:
     abstain_phrases: tuple[str, ...] = ()
     first_sentence: bool = True
     match: str = "exact"
+    stop_at_first_sentence: bool = False  # generation for this judge may stop once the first sentence has ended
 
     def __call__(self, output: str, answers: str | Sequence[str]) -> str:
         text = first_sentence(output) if self.first_sentence else output
@@ -217,7 +218,7 @@ class Judge:
 
 def make_judge(cfg: JudgeConfig) -> Judge:
     """The gold judge with the run's settings."""
-    return Judge(IDK, tuple(cfg.abstain_phrases), cfg.first_sentence, cfg.match)
+    return Judge(IDK, tuple(cfg.abstain_phrases), cfg.first_sentence, cfg.match, cfg.stop_at_first_sentence)
 
 
 def judge(output: str, answers: str | Sequence[str], idk: str = IDK) -> str:

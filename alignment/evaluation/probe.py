@@ -44,14 +44,21 @@ def categorize(greedy_correct: bool, samples_correct: Sequence[bool]) -> str:
 
 def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, batch_size: int = 256) -> list[dict]:
     """Probe every question (rows with ``question`` and ``answers``); returns one row per question with its
-    category and ``probed_known``."""
-    from alignment.models.generation import generate_answers, generation_config
+    category, ``probed_known`` and the greedy answer's confidence (its mean token log-probability)."""
+    from alignment.models.generation import generate_answers, generate_scored, generation_config
 
     prompts = [q["question"] for q in questions]
-    greedy = generate_answers(model, tok, prompts, generation_config(tok, cfg.max_new_tokens), batch_size=batch_size)
+    greedy_settings = generation_config(tok, cfg.max_new_tokens)
+    cut = judge.stop_at_first_sentence
+    scored = generate_scored(
+        model, tok, prompts, greedy_settings, batch_size=batch_size, confidence=True, first_sentence_only=cut
+    )
+    greedy, confidence = [a for a, _ in scored], [c for _, c in scored]
     sampled = generation_config(tok, cfg.max_new_tokens, cfg.temperature)
     samples = [
-        generate_answers(model, tok, prompts, sampled, batch_size=batch_size, seed=cfg.seed + k)
+        generate_answers(
+            model, tok, prompts, sampled, batch_size=batch_size, seed=cfg.seed + k, first_sentence_only=cut
+        )
         for k in range(cfg.samples)
     ]
     rows = []
@@ -65,8 +72,10 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, bat
                 "prompt": q["question"],
                 "answers": q["answers"],
                 "world_known": q.get("known"),
+                "idk_target": q.get("idk_target", True),
                 "greedy": greedy[i],
                 "greedy_label": g_label,
+                "greedy_confidence": confidence[i],
                 "samples": [s[i] for s in samples],
                 "samples_correct": sum(s_ok),
                 "category": category,
@@ -123,7 +132,8 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
     Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
     samples). Probed known: its own first right answer (else the first accepted one) beats "I don't know" and each
     distinct wrong answer it gave. Answers judged correct or abstaining are never rejected; where the judge reads
-    only the first sentence, the pair holds only that sentence.
+    only the first sentence, the pair holds only that sentence. A probed-unknown row whose ``idk_target`` is False
+    (the base answered it wrong with confidence, see ``knowledge.with_idk_target``) gives no pair.
     """
     judge = judge or Judge()
     pairs = []
@@ -138,6 +148,8 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
             elif label == CORRECT and not right:
                 right.append(text)
         wrong = wrong[:max_rejected]
+        if not r["probed_known"] and not r.get("idk_target", True):
+            continue  # confidently wrong where the base was: no "I don't know" taught (see knowledge.with_idk_target)
         if r["probed_known"]:
             chosen = right[0] if right else r["answers"][0]  # its own right answer, in its own words
             pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "probe_known_correct>idk"})

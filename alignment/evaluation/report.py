@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -153,6 +154,7 @@ def category_section(metrics: dict, names: Sequence[str]) -> list[str]:
         "(greedy right, some sample wrong), weakly known (greedy wrong, some sample right), unknown (never right). "
         "Each cell: right / I don't know / wrong.",
         "",
+        *_self_knowledge(metrics),
         "| category | questions | " + " | ".join(by) + " |",
         "| --- | --- | " + " | ".join("---" for _ in by) + " |",
     ]
@@ -164,6 +166,18 @@ def category_section(metrics: dict, names: Sequence[str]) -> list[str]:
         questions = metrics[by[0]]["by_category"][category]["questions"]
         lines.append(f"| {category.replace('_', ' ')} | {questions} | " + " | ".join(cells) + " |")
     return lines + [""]
+
+
+def _self_knowledge(metrics: dict) -> list[str]:
+    auroc = metrics.get("base_confidence_auroc")
+    if auroc is None or math.isnan(auroc):
+        return []
+    return [
+        f"How well the model as given can tell what it knows: its confidence in its greedy answer (mean token "
+        f"log-probability) ranks a known question above an unknown one with probability {auroc:.2f} (AUROC; 0.5 is "
+        "chance). A policy that learns to abstain from that signal can do no better than it separates.",
+        "",
+    ]
 
 
 def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | None = None) -> str:

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import copy
+
 import torch
-from transformers import GenerationConfig, PreTrainedModel
+from transformers import GenerationConfig, PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 
 from alignment.data.records import to_conversation
 
@@ -24,7 +26,6 @@ def generation_config(tok, max_new_tokens: int, temperature: float = 0.0, top_p:
     )
 
 
-@torch.no_grad()
 def generate_answers(
     model: PreTrainedModel,
     tok,
@@ -33,18 +34,78 @@ def generate_answers(
     *,
     batch_size: int = 64,
     seed: int = 0,
+    first_sentence_only: bool = False,
 ) -> list[str]:
-    """One answer per question with ``settings`` (see ``generation_config``); sampled answers are seeded."""
+    """One answer per question with ``settings`` (see ``generation_config``); sampled answers are seeded. With
+    ``first_sentence_only``, generation stops once an answer's first sentence has ended and keeps only that."""
+    scored = generate_scored(
+        model, tok, questions, settings, batch_size=batch_size, seed=seed, first_sentence_only=first_sentence_only
+    )
+    return [answer for answer, _ in scored]
+
+
+class FirstSentenceEnded(StoppingCriteria):
+    """Stops each sequence once the text generated after the prompt holds more than its first sentence (the
+    judge's ``first_sentence``: a sentence end followed by the next sentence's start, or a line break)."""
+
+    def __init__(self, tok, prompt_length: int):
+        self.tok, self.prompt_length = tok, prompt_length
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
+        from alignment.evaluation.metrics import first_sentence
+
+        texts = self.tok.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
+        return torch.tensor([first_sentence(t) != t.strip() for t in texts], device=input_ids.device)
+
+
+@torch.no_grad()
+def generate_scored(
+    model: PreTrainedModel,
+    tok,
+    questions: list[str],
+    settings: GenerationConfig,
+    *,
+    batch_size: int = 64,
+    seed: int = 0,
+    confidence: bool = False,
+    first_sentence_only: bool = False,
+) -> list[tuple[str, float | None]]:
+    """One (answer, confidence) per question; with ``confidence`` that is the mean log-probability of the answer's
+    tokens (up to and with its EOS) as the model generated them, its confidence in its own answer (meant for greedy
+    answers: sampled ones are scored after temperature); else None. With ``first_sentence_only``, generation stops
+    once an answer's first sentence has ended and keeps only that sentence (the confidence is over what was
+    generated)."""
     prompts = chat_prompts(tok, questions)
     if settings.do_sample:
         torch.manual_seed(seed)
-    answers: list[str] = []
+    settings = copy.copy(settings)
+    settings.output_scores, settings.return_dict_in_generate = confidence, True
+    out: list[tuple[str, float | None]] = []
     for i in range(0, len(prompts), batch_size):
         enc = tok(prompts[i : i + batch_size], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = {k: v.to(model.device) for k, v in enc.items()}
-        out = model.generate(**enc, generation_config=settings)
-        answers.extend(tok.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True))
-    return [a.strip() for a in answers]
+        length = enc["input_ids"].shape[1]
+        stop = StoppingCriteriaList([FirstSentenceEnded(tok, length)] if first_sentence_only else [])
+        gen = model.generate(**enc, generation_config=settings, stopping_criteria=stop)
+        new = gen.sequences[:, length:]
+        texts = tok.batch_decode(new, skip_special_tokens=True)
+        if first_sentence_only:
+            from alignment.evaluation.metrics import first_sentence
+
+            texts = [first_sentence(t) for t in texts]
+        scores: list[float | None] = [None] * len(texts)
+        if confidence:
+            # Each step's log-probability of the token chosen; a sequence counts up to and with its first EOS.
+            steps = torch.stack(
+                [s.float().log_softmax(-1).gather(1, new[:, t, None])[:, 0] for t, s in enumerate(gen.scores)], 1
+            )
+            eos = settings.eos_token_id if isinstance(settings.eos_token_id, list) else [settings.eos_token_id]
+            is_eos = torch.isin(new, torch.tensor(eos, device=new.device))
+            ended = torch.cumsum(is_eos.int(), 1)
+            mask = (ended == 0) | ((ended == 1) & is_eos)
+            scores = ((steps * mask).sum(1) / mask.sum(1).clamp(min=1)).tolist()
+        out.extend((text.strip(), score) for text, score in zip(texts, scores, strict=True))
+    return out
 
 
 @torch.no_grad()
