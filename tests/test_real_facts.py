@@ -16,6 +16,7 @@ from alignment.core.store import ArtifactStore
 from alignment.data.records import IDK, read_jsonl
 from alignment.evaluation.knowledge import (
     abstention_thresholds,
+    confidence_rule,
     demonstration,
     knowledge_summary,
     with_idk_target,
@@ -302,3 +303,15 @@ def test_stopping_at_the_first_sentence_needs_a_judge_that_reads_only_it():
     with pytest.raises(ConfigError, match="stop_at_first_sentence"):
         load_config("configs/real-facts.yaml", ["judge.stop_at_first_sentence=true", "judge.first_sentence=false"])
     assert load_config("configs/real-facts.yaml", ["judge.stop_at_first_sentence=true"]).judge.first_sentence
+
+
+def test_the_confidence_rule_fit_on_one_split_is_scored_on_another():
+    fit = [_known("capital", c, True) for c in (-0.1, -0.2, -0.3)] + [_known("capital", -0.9, False)]
+    rows = [_known("capital", -0.25, True), _known("capital", -0.5, True), _known("capital", -0.6, False)]
+    rows += [_known("capital", -0.05, False)]
+    # threshold -0.3 (none of 3 known may fall below at 10%): abstains on the -0.5 known, the -0.6 unknown
+    assert confidence_rule(fit, rows, 0.1) == {
+        "max_known_abstention": 0.1,
+        "abstains_on_known": 0.5,
+        "abstains_on_unknown": 0.5,
+    }

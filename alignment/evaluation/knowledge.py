@@ -76,6 +76,21 @@ def confidence_auroc(rows: list[dict]) -> float:
     return wins / (len(known) * len(unknown))
 
 
+def confidence_rule(fit: list[dict], rows: list[dict], max_known_abstention: float = 0.1) -> dict:
+    """What the best learnable abstention rule on the base's own signal would do: per-family confidence thresholds
+    fit on ``fit`` (at most ``max_known_abstention`` of its known questions below), applied to ``rows``. Returns the
+    share of ``rows``' known questions it would abstain on (its over-conservativeness) and of unknown ones (its
+    prudence): a policy that learns to abstain from its confidence cannot separate them better."""
+    targets = with_idk_target(rows, abstention_thresholds(fit, max_known_abstention))
+    known = [r["idk_target"] for r in targets if r["known"]]
+    unknown = [r["idk_target"] for r in targets if not r["known"]]
+    return {
+        "max_known_abstention": max_known_abstention,
+        "abstains_on_known": sum(known) / len(known) if known else None,
+        "abstains_on_unknown": sum(unknown) / len(unknown) if unknown else None,
+    }
+
+
 def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
     """Known share per role and per family, and the held-out questions' category counts."""
     summary: dict = {}
@@ -138,6 +153,7 @@ def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, base: A
         write_jsonl(tmp / "base_probe.jsonl", probed)
         finite = {f: t if math.isfinite(t) else None for f, t in (thresholds or {}).items()}  # None: always abstain
         summary = knowledge_summary(rows) | {"abstention_thresholds": finite, "demonstrations": len(demos)}
+        summary["confidence_rule_on_pref"] = confidence_rule(rows["sft"], rows["pref"], max_known_abstention or 0.1)
         ctx.report(
             "data",
             f"the base knows {summary['sft']['known']}/{summary['sft']['questions']} SFT questions; "
