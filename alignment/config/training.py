@@ -10,8 +10,10 @@ import tempfile
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
+
+from alignment.config.base import Section
 
 
 def _non_finite(value: Any) -> bool:
@@ -32,14 +34,14 @@ def _fields_of(target: str) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name)))
 
 
-class _PassThrough(BaseModel):
+class _PassThrough(Section):
     """A section whose keys beyond its own fields are arguments of a library class (``target``).
 
     Each extra key must be an argument of that class and not one the pipeline sets itself (``managed``);
     the values are checked by building the class once, so a wrong value fails here, before any training.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow")
     target: ClassVar[str]
     managed: ClassVar[dict[str, str]] = {}
 
