@@ -45,3 +45,34 @@ def test_numbers_are_still_read_from_yaml_ints_and_booleans_stay_booleans():
 
     with pytest.raises(ValueError, match="a boolean where a number goes"):
         RetrainConfig.model_validate({"gates": {"max_accuracy_drop": False}})
+
+
+# Ranges: top-p is a probability, sweep temperatures are >= 0 (0: greedy), shares are >= 0 and not all zero.
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("eval.sweep_top_ps=[1.0,1.5]", "key 'eval.sweep_top_ps.1': Input should be less than or equal to 1"),
+        ("eval.sweep_top_ps=[-0.1]", "key 'eval.sweep_top_ps.0': Input should be greater than or equal to 0"),
+        ("eval.sweep_top_ps=[]", "key 'eval.sweep_top_ps': List should have at least 1 item"),
+        (
+            "eval.sweep_temperatures=[0,-1]",
+            "key 'eval.sweep_temperatures.1': Input should be greater than or equal to 0",
+        ),
+        ("world.unknown_split=[-0.2,0.6,0.6]", "key 'world.unknown_split.0': Input should be greater than or equal"),
+        ("world.known_split=[0,0,0]", "key 'world': known_split is all zeros"),  # was a ZeroDivisionError
+        ("probe.temperature=0", "key 'probe.temperature': Input should be greater than 0"),  # sampling: > 0
+        ("rloo.temperature=0", "key 'rloo.temperature': Input should be greater than 0"),
+        ("judge.abstain_phrases=['']", "key 'judge.abstain_phrases': abstain_phrases[0] '' has no letter or digit"),
+        ("judge.abstain_phrases=[Unsure, '...']", "abstain_phrases[1] '...' has no letter or digit"),
+    ],
+)
+def test_a_value_out_of_its_range_is_refused_naming_the_key(override, message):
+    assert message in refused(override)
+
+
+def test_greedy_sweep_points_no_sweep_and_edge_probabilities_are_accepted():
+    cfg = load_config(None, ["eval.sweep_temperatures=[]", "eval.sweep_top_ps=[0,1]", "judge.abstain_phrases=[]"])
+    assert cfg.eval.sweep_temperatures == [] and cfg.eval.sweep_top_ps == [0.0, 1.0]
+    assert load_config(None, ["eval.sweep_temperatures=[0]"]).eval.sweep_temperatures == [0.0]
