@@ -76,3 +76,31 @@ def test_greedy_sweep_points_no_sweep_and_edge_probabilities_are_accepted():
     cfg = load_config(None, ["eval.sweep_temperatures=[]", "eval.sweep_top_ps=[0,1]", "judge.abstain_phrases=[]"])
     assert cfg.eval.sweep_temperatures == [] and cfg.eval.sweep_top_ps == [0.0, 1.0]
     assert load_config(None, ["eval.sweep_temperatures=[0]"]).eval.sweep_temperatures == [0.0]
+
+
+# Files: a chat template file that is not there is an error naming it, never used as the template text.
+
+
+def test_a_missing_chat_template_file_is_refused_by_check_naming_key_and_file(tmp_path, capsys):
+    from flows.cli import main
+
+    config = str(ROOT / "configs/tiny.yaml")
+    for missing in (tmp_path / "chatml.jinja", tmp_path / "chatml.j2"):  # a value without {{ or {% is a path too
+        assert main(["check", config, "--set", f"model.chat_template={missing}"]) == 2
+        assert f"{config}: key 'model.chat_template': {missing} is not a file" in capsys.readouterr().err
+
+
+def test_a_chat_template_is_read_from_its_file_or_taken_as_given_and_a_missing_file_is_an_error(tmp_path):
+    from alignment.core.prechecks import check_chat_template
+    from alignment.models.refs import BaseRef
+
+    template = "{% for m in messages %}{{ m['content'] }}{% endfor %}"
+    path = tmp_path / "t.jinja"
+    path.write_text(template)
+    assert BaseRef("m", {}, str(path)).template() == template
+    assert BaseRef("m", {}, template).template() == template
+    assert BaseRef("m").template() is None
+    with pytest.raises(FileNotFoundError, match=f"model.chat_template: {tmp_path / 'gone.jinja'} is not a file"):
+        BaseRef("m", {}, str(tmp_path / "gone.jinja")).template()
+    check_chat_template(load_config(None, [f"model.chat_template={path}"]).model, "c")  # there: no error
+    assert "key 'model.chat_template': chat_template is empty" in refused("model.chat_template=' '")

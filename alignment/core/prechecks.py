@@ -7,6 +7,7 @@ from pathlib import Path
 
 from alignment.config.base import ConfigError
 from alignment.config.compute import ComputeConfig
+from alignment.config.model import ModelConfig, template_file
 from alignment.config.run import RunConfig
 from alignment.config.training import TrainingSection
 
@@ -27,6 +28,13 @@ def check_compute(cfg: ComputeConfig, source: str) -> None:
         raise ConfigError(
             f"{source}: key 'compute.num_processes' is {cfg.num_processes} but this machine has {gpus} GPU(s)"
         )
+
+
+def check_chat_template(cfg: ModelConfig, source: str) -> None:
+    """A chat template file the config names exists on this machine (never its path used as the template)."""
+    path = template_file(cfg.chat_template)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{source}: key 'model.chat_template': {path} is not a file")
 
 
 def _module_names(cfg: RunConfig) -> set[str]:
