@@ -104,3 +104,32 @@ def test_a_chat_template_is_read_from_its_file_or_taken_as_given_and_a_missing_f
         BaseRef("m", {}, str(tmp_path / "gone.jinja")).template()
     check_chat_template(load_config(None, [f"model.chat_template={path}"]).model, "c")  # there: no error
     assert "key 'model.chat_template': chat_template is empty" in refused("model.chat_template=' '")
+
+
+# LoRA targets: PEFT reads a string (other than 'all-linear') as a regex over whole module paths.
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("dpo.lora.target_modules=q_proj,v_proj", "one string, which PEFT reads as a regex over whole module paths"),
+        ("dpo.lora.target_modules='q_proj, v_proj'", "name several modules as a list, e.g. [q_proj, v_proj]"),
+        ("dpo.lora.target_modules=''", "target_modules is empty"),
+        ("dpo.lora.target_modules=[]", "target_modules [] must name at least one module"),
+        ("dpo.lora.target_modules=[q_proj,' ']", "must name at least one module, none blank"),
+        ("dpo.lora.target_modules='(q_proj'", "target_modules '(q_proj' is not a valid regex"),
+    ],
+)
+def test_lora_targets_that_cannot_mean_what_was_meant_are_refused_at_load(override, message):
+    assert message in refused(override) and "key 'dpo.lora.target_modules'" in refused(override)
+
+
+def test_check_refuses_a_lora_regex_that_matches_no_module_path(capsys):
+    from flows.cli import main
+
+    config = str(ROOT / "configs/tiny.yaml")
+    assert main(["check", config, "--set", "sft.lora.target_modules=q_proj"]) == 2  # a regex: no whole path is q_proj
+    err = capsys.readouterr().err
+    assert f"{config}: key 'sft.lora.target_modules': the regex 'q_proj' full-matches no module path" in err
+    assert "to name modules give a list" in err
+    assert main(["check", config, "--set", "sft.lora.target_modules=.*\\.(q|v)_proj"]) == 0
