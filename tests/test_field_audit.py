@@ -131,5 +131,5 @@ def test_check_refuses_a_lora_regex_that_matches_no_module_path(capsys):
     assert main(["check", config, "--set", "sft.lora.target_modules=q_proj"]) == 2  # a regex: no whole path is q_proj
     err = capsys.readouterr().err
     assert f"{config}: key 'sft.lora.target_modules': the regex 'q_proj' full-matches no module path" in err
-    assert "to name modules give a list" in err
+    assert "to name modules give a list, e.g. [q_proj]" in err
     assert main(["check", config, "--set", "sft.lora.target_modules=.*\\.(q|v)_proj"]) == 0

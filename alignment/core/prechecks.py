@@ -71,9 +71,10 @@ def check_lora_targets(cfg: RunConfig, source: str) -> None:
         if isinstance(targets, str):
             if not any(re.fullmatch(targets, n) for n in names):
                 example = max((n for n in names if n.endswith("_proj")), key=len, default="lm_head")
+                suggestion = targets if re.fullmatch(r"[\w.]+", targets) else linear[0]
                 raise ConfigError(
                     f"{source}: key '{section}.lora.target_modules': the regex '{targets}' full-matches no module path "
-                    f"of the base model (e.g. {example}); to name modules give a list, e.g. [{linear[0]}]; its linear "
+                    f"of the base model (e.g. {example}); to name modules give a list, e.g. [{suggestion}]; its linear "
                     f"layers: {', '.join(linear)}"
                 )
             continue
