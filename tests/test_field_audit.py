@@ -133,3 +133,11 @@ def test_check_refuses_a_lora_regex_that_matches_no_module_path(capsys):
     assert f"{config}: key 'sft.lora.target_modules': the regex 'q_proj' full-matches no module path" in err
     assert "to name modules give a list, e.g. [q_proj]" in err
     assert main(["check", config, "--set", "sft.lora.target_modules=.*\\.(q|v)_proj"]) == 0
+
+
+def test_a_store_root_that_is_a_file_or_under_one_is_refused_naming_it(tmp_path):
+    file = tmp_path / "runs"
+    file.write_text("not a store")
+    assert f"key 'store': store.root {file}: {file} is a file, not a directory" in refused(f"store.root={file}")
+    assert f"store.root {file / 'sub'}: {file} is a file" in refused(f"store.root={file / 'sub'}")
+    assert load_config(None, [f"store.root={tmp_path / 'new' / 'store'}"]).store.root == tmp_path / "new" / "store"
