@@ -28,10 +28,11 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
 def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
     """Everything checkable before any work: the compute settings against this machine, then every data source
     the config names (file, row and column named on an error)."""
-    from alignment.core.prechecks import check_compute, check_lora_targets
+    from alignment.core.prechecks import check_chat_template, check_compute, check_lora_targets
     from alignment.data.sources import load
 
     check_compute(cfg.compute, source)
+    check_chat_template(cfg.model, source)
     if cfg.model.name_or_path is not None:  # a given base: loadable, a causal LM, with a tokenizer and template
         from alignment.models.modeling import check_base
 

@@ -32,6 +32,7 @@ from alignment.config.run import RunConfig
 from alignment.core.allowed_paths import confine
 from alignment.core.context import StageContext
 from alignment.core.lineage import lineage, render_markdown
+from alignment.core.prechecks import check_chat_template
 from alignment.core.progress import Progress, ProgressEvent, fan_out
 from alignment.core.store import Artifact, ArtifactStore
 from alignment.evaluation.report import read_metrics
@@ -88,8 +89,10 @@ def run_stages(
 ) -> dict[str, Any]:
     """Walk the stage graph for ``targets``, each stage a task named for it; ``given`` values are not rebuilt;
     ``incoming`` data files (by kind) are appended to the run's own. Returns every value by stage name. A worker
-    that confines paths (``ALIGNMENT_ALLOWED_ROOTS``) refuses a config naming others before the first stage."""
+    that confines paths (``ALIGNMENT_ALLOWED_ROOTS``) refuses a config naming others before the first stage, as
+    any run refuses a chat template file that is not there."""
     confine(cfg)
+    check_chat_template(cfg.model, "run config")
 
     def execute(stage: graph.Stage, inputs: dict[str, Any]) -> Any:
         options = TRAINING_RETRIES if stage.trains else {}

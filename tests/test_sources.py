@@ -60,6 +60,21 @@ def test_empty_strings_identical_pairs_and_bad_known_are_rejected(tmp_path):
     path = jsonl(tmp_path, [{"prompt": "a", "chosen": "b", "rejected": "b"}])
     with pytest.raises(DataError, match=r"row 1 \(line 1\): 'chosen' and 'rejected' are the same answer"):
         load(src(path), "preferences")
+    rows = [
+        {"prompt": "a", "chosen": "Paris", "rejected": "Rome"},
+        {"prompt": "a", "chosen": "Paris ", "rejected": "paris"},
+    ]
+    path = jsonl(tmp_path, rows)
+    with pytest.raises(DataError) as err:
+        load(src(path), "preferences")
+    assert str(err.value) == (
+        f"{path}: row 2 (line 2): 'chosen' and 'rejected' differ only in case or whitespace: the pair prefers nothing"
+    )
+    chat = [{"role": "user", "content": "Q?"}]
+    row = {"prompt": chat, "chosen": [{"role": "assistant", "content": "I don't  know."}]}
+    path = jsonl(tmp_path, [row | {"rejected": [{"role": "assistant", "content": "i don't know."}]}])
+    with pytest.raises(DataError, match=r"row 1 \(line 1\): 'chosen' and 'rejected' differ only in case"):
+        load(src(path), "preferences")
     path = jsonl(tmp_path, [{"question": "a", "answers": "b", "category": 3}])
     with pytest.raises(DataError, match="column 'category' must be a non-empty string"):
         load(DataSource(path=str(path)), "questions")

@@ -39,7 +39,7 @@ class ComputeConfig(Section):
 class StoreConfig(Section):
     """The artifact store."""
 
-    root: Path = Field(Path("runs"), description="Directory of the artifact store.")
+    root: Path = Field(Path("runs"), description="Directory of the artifact store (created if missing).")
 
     @model_validator(mode="before")
     @classmethod
@@ -47,3 +47,14 @@ class StoreConfig(Section):
         if isinstance(data, dict) and "root" in data and (data["root"] is None or not str(data["root"]).strip()):
             raise PydanticCustomError("empty_store_root", "store.root is empty: name the store's directory")
         return data
+
+    @model_validator(mode="after")
+    def _root_can_be_a_directory(self) -> StoreConfig:
+        existing = next((p for p in (self.root, *self.root.parents) if p.exists()), None)
+        if existing is not None and not existing.is_dir():
+            raise PydanticCustomError(
+                "store_root_file",
+                "store.root {root}: {file} is a file, not a directory: name the store's directory",
+                {"root": str(self.root), "file": str(existing)},
+            )
+        return self

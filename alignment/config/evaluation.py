@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from alignment.config.base import MAX_SEED, Section
@@ -34,6 +34,18 @@ class JudgeConfig(Section):
         "explaining after it answered; answers, their KL and reward scores are then of the first sentence.",
     )
 
+    @field_validator("abstain_phrases")
+    @classmethod
+    def _phrases_can_match(cls, phrases: list[str]) -> list[str]:
+        for i, phrase in enumerate(phrases):
+            if not any(ch.isalnum() for ch in phrase):
+                raise PydanticCustomError(
+                    "abstain_phrase",
+                    "abstain_phrases[{i}] '{phrase}' has no letter or digit: after normalisation it matches nothing",
+                    {"i": i, "phrase": phrase},
+                )
+        return phrases
+
     @model_validator(mode="after")
     def _stop_needs_first_sentence(self) -> JudgeConfig:
         if self.stop_at_first_sentence and not self.first_sentence:
@@ -50,8 +62,12 @@ class EvalConfig(Section):
     """The evaluation on held-out data: generation, the sampling sweep and bootstrap intervals."""
 
     max_new_tokens: int = Field(8, ge=1, description="Longest generated answer, in tokens.")
-    sweep_temperatures: list[float] = Field([0.0, 0.5, 1.0, 1.5], description="Sampling sweep temperatures.")
-    sweep_top_ps: list[float] = Field([1.0, 0.9], description="Sampling sweep top-p values.")
+    sweep_temperatures: list[Annotated[float, Field(ge=0)]] = Field(
+        [0.0, 0.5, 1.0, 1.5], description="Sampling sweep temperatures, each >= 0 (0: greedy); []: no sweep."
+    )
+    sweep_top_ps: list[Annotated[float, Field(ge=0, le=1)]] = Field(
+        [1.0, 0.9], min_length=1, description="Sampling sweep top-p values, each in [0, 1] (1: no cut)."
+    )
     sweep_samples: int = Field(5, ge=1, description="Samples per question at each sampled sweep point.")
     batch_size: int = Field(256, ge=1, description="Questions per generation / scoring batch.")
     bootstrap_samples: int = Field(1000, ge=10, description="Bootstrap resamples behind each 95% interval.")

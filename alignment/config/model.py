@@ -11,6 +11,16 @@ from pydantic_core import PydanticCustomError
 from alignment.config.base import Section
 
 
+def template_file(chat_template: str | None) -> Path | None:
+    """The file a ``model.chat_template`` setting names: a value ending in .jinja or without any Jinja tag
+    ({{ or {%) is a path, anything else the template itself (None)."""
+    if chat_template is None:
+        return None
+    if chat_template.endswith(".jinja") or not ("{{" in chat_template or "{%" in chat_template):
+        return Path(chat_template).expanduser()
+    return None
+
+
 class TinyBaseConfig(Section):
     """The tiny Llama-style base model pretrained on the world's corpus (transformers' names)."""
 
@@ -59,8 +69,9 @@ class ModelConfig(Section):
     trust_remote_code: bool = Field(False, description="Run modelling code from the model's repository (off).")
     chat_template: str | None = Field(
         None,
-        description="A Jinja chat template (or a path to a .jinja file) for a tokenizer that has none, or to "
-        "replace its own. None: the tokenizer's template; a model without one is an error.",
+        description="A Jinja chat template, or the path of a file holding one (a value ending in .jinja or without "
+        "any {{ or {% tag; it must exist), for a tokenizer that has none, or to replace its own. None: the "
+        "tokenizer's template; a model without one is an error.",
     )
     tiny: TinyBaseConfig = Field(TinyBaseConfig(), description="The tiny base (used when name_or_path is None).")
 
@@ -68,6 +79,15 @@ class ModelConfig(Section):
     @classmethod
     def _home(cls, value: str | None) -> str | None:
         return str(Path(value).expanduser()) if value and value.startswith("~") else value
+
+    @field_validator("chat_template")
+    @classmethod
+    def _template_given(cls, value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            raise PydanticCustomError(
+                "empty_chat_template", "chat_template is empty: give a template or a file, or null for the tokenizer's"
+            )
+        return value
 
     @model_validator(mode="after")
     def _gguf_needs_a_model(self) -> ModelConfig:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import math
+import re
 import tempfile
 from functools import lru_cache
 from typing import Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
+
+from alignment.config.base import Section
 
 
 def _non_finite(value: Any) -> bool:
@@ -32,14 +35,14 @@ def _fields_of(target: str) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(getattr(importlib.import_module(module), name)))
 
 
-class _PassThrough(BaseModel):
+class _PassThrough(Section):
     """A section whose keys beyond its own fields are arguments of a library class (``target``).
 
     Each extra key must be an argument of that class and not one the pipeline sets itself (``managed``);
     the values are checked by building the class once, so a wrong value fails here, before any training.
     """
 
-    model_config = ConfigDict(extra="allow", frozen=True, allow_inf_nan=False)
+    model_config = ConfigDict(extra="allow")
     target: ClassVar[str]
     managed: ClassVar[dict[str, str]] = {}
 
@@ -106,8 +109,39 @@ class LoraSettings(_PassThrough):
     lora_alpha: int = Field(32, ge=1, description="LoRA scaling numerator; the update is scaled by lora_alpha / r.")
     lora_dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter's input during training.")
     target_modules: str | list[str] = Field(
-        "all-linear", description="Modules that get adapters: 'all-linear' or a list of module names."
+        "all-linear",
+        description="Modules that get adapters (PEFT's meaning): 'all-linear'; a list of module names (a name "
+        "matches a module path ending in it, e.g. [q_proj, v_proj]); or any other string, a regex PEFT full-matches "
+        "against whole module paths (e.g. '.*\\.(q|v)_proj'). `alignment check` refuses one that matches nothing.",
     )
+
+    @field_validator("target_modules")
+    @classmethod
+    def _targets(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            if not value or not all(name.strip() for name in value):
+                raise PydanticCustomError(
+                    "lora_targets", "target_modules {value} must name at least one module, none blank", {"value": value}
+                )
+            return value
+        if not value.strip():
+            raise PydanticCustomError("lora_targets", "target_modules is empty: 'all-linear' or a list of modules")
+        if re.fullmatch(r"\s*[\w.]+(\s*,\s*[\w.]+)+\s*", value):
+            raise PydanticCustomError(
+                "lora_targets",
+                "target_modules '{value}' is one string, which PEFT reads as a regex over whole module paths: name "
+                "several modules as a list, e.g. [{names}]",
+                {"value": value, "names": ", ".join(n.strip() for n in value.split(","))},
+            )
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise PydanticCustomError(
+                "lora_targets",
+                "target_modules '{value}' is not a valid regex: {error}",
+                {"value": value, "error": str(exc)},
+            ) from None
+        return value
 
     def _build_check(self, extra: dict[str, Any]) -> None:
         from peft import LoraConfig

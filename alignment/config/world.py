@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_core import PydanticCustomError
 
 from alignment.config.base import MAX_SEED, Section
+
+Share = Annotated[float, Field(ge=0)]
 
 
 class WorldConfig(Section):
@@ -18,12 +20,15 @@ class WorldConfig(Section):
     )
     n_known: int = Field(150, ge=6, description="Entities whose facts are in the pretraining corpus.")
     n_unknown: int = Field(150, ge=6, description="Entities never seen in pretraining.")
-    known_split: tuple[float, float, float] = Field(
-        (0.4, 0.3, 0.3), description="Shares of known entities for SFT demos, preference pairs, evaluation."
+    known_split: tuple[Share, Share, Share] = Field(
+        (0.4, 0.3, 0.3),
+        description="Shares (>= 0, relative to their sum) of known entities for SFT demos, preference pairs, "
+        "evaluation.",
     )
-    unknown_split: tuple[float, float, float] = Field(
+    unknown_split: tuple[Share, Share, Share] = Field(
         (0.3, 0.4, 0.3),
-        description="Shares of unknown entities for (mismatched) SFT demos, preference pairs, evaluation.",
+        description="Shares (>= 0, relative to their sum) of unknown entities for (mismatched) SFT demos, preference "
+        "pairs, evaluation.",
     )
     unknown_demonstrations: float = Field(
         0.0,
@@ -62,6 +67,10 @@ class WorldConfig(Section):
     @model_validator(mode="after")
     def _every_role_has_entities(self) -> WorldConfig:
         for known, split in ((True, "known_split"), (False, "unknown_split")):
+            if not sum(getattr(self, split)):
+                raise PydanticCustomError(
+                    "zero_split", "{split} is all zeros: give each role a share", {"split": split}
+                )
             needed = ("sft", "pref", "eval") if known or self.unknown_demonstrations > 0 else ("pref", "eval")
             sizes = dict(zip(("sft", "pref", "eval"), self.role_sizes(known), strict=True))
             empty = [role for role in needed if sizes[role] < 1]

@@ -3,10 +3,12 @@ transformers) are imported only when a check needs them, so a run with nothing t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from alignment.config.base import ConfigError
 from alignment.config.compute import ComputeConfig
+from alignment.config.model import ModelConfig, template_file
 from alignment.config.run import RunConfig
 from alignment.config.training import TrainingSection
 
@@ -29,6 +31,13 @@ def check_compute(cfg: ComputeConfig, source: str) -> None:
         )
 
 
+def check_chat_template(cfg: ModelConfig, source: str) -> None:
+    """A chat template file the config names exists on this machine (never its path used as the template)."""
+    path = template_file(cfg.chat_template)
+    if path is not None and not path.is_file():
+        raise ConfigError(f"{source}: key 'model.chat_template': {path} is not a file")
+
+
 def _module_names(cfg: RunConfig) -> set[str]:
     """The module names of the configured base, from its config on the meta device (no weights read)."""
     import torch
@@ -48,18 +57,29 @@ def _module_names(cfg: RunConfig) -> set[str]:
 
 
 def check_lora_targets(cfg: RunConfig, source: str) -> None:
-    """Every LoRA ``target_modules`` list names modules the base has (a string, e.g. 'all-linear' or a regex,
-    is PEFT's to check); an error names the file, the key and the model's linear layers."""
+    """Every LoRA ``target_modules`` list names modules the base has, and a regex (any string but 'all-linear')
+    full-matches at least one module path, as PEFT matches them; an error names the file, the key and the model's
+    linear layers."""
     names = None
     lora_sections = [name for name in type(cfg).model_fields if isinstance(getattr(cfg, name), TrainingSection)]
     for section in lora_sections:
         targets = getattr(cfg, section).lora.target_modules
-        if isinstance(targets, str):
+        if targets == "all-linear":
             continue
         names = names if names is not None else _module_names(cfg)
+        linear = sorted({n.rsplit(".", 1)[-1] for n in names if n.endswith("_proj")} | {"lm_head"})
+        if isinstance(targets, str):
+            if not any(re.fullmatch(targets, n) for n in names):
+                example = max((n for n in names if n.endswith("_proj")), key=len, default="lm_head")
+                suggestion = targets if re.fullmatch(r"[\w.]+", targets) else linear[0]
+                raise ConfigError(
+                    f"{source}: key '{section}.lora.target_modules': the regex '{targets}' full-matches no module path "
+                    f"of the base model (e.g. {example}); to name modules give a list, e.g. [{suggestion}]; its linear "
+                    f"layers: {', '.join(linear)}"
+                )
+            continue
         missing = [t for t in targets if not any(n == t or n.endswith(f".{t}") for n in names)]
         if missing:
-            linear = sorted({n.rsplit(".", 1)[-1] for n in names if n.endswith("_proj")} | {"lm_head"})
             raise ConfigError(
                 f"{source}: key '{section}.lora.target_modules': {missing} match no module of the base model; "
                 f"its linear layers: {', '.join(linear)}"

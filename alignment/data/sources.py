@@ -232,7 +232,16 @@ def preference_row(row: dict) -> dict:
         pair = {c: _messages(row, c) for c in ("chosen", "rejected")}
     if pair["chosen"] == pair["rejected"]:
         raise _RowError("'chosen' and 'rejected' are the same answer")
+    if _plain(pair["chosen"]) == _plain(pair["rejected"]):
+        raise _RowError("'chosen' and 'rejected' differ only in case or whitespace: the pair prefers nothing")
     return pair
+
+
+def _plain(answer: str | list[dict[str, str]]) -> Any:
+    """An answer (text or messages) without case or whitespace differences."""
+    if isinstance(answer, str):
+        return " ".join(answer.split()).casefold()
+    return [(m["role"], _plain(m["content"])) for m in answer]
 
 
 def feedback_row(row: dict) -> dict:

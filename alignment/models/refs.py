@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
-from alignment.config.model import ModelConfig
+from alignment.config.model import ModelConfig, template_file
 from alignment.core.store import Artifact
 
 
@@ -20,10 +19,14 @@ class BaseRef:
     chat_template: str | None = None
 
     def template(self) -> str | None:
-        """The configured chat template: the contents of a .jinja file it names, or the template itself."""
-        if self.chat_template and self.chat_template.endswith(".jinja") and Path(self.chat_template).is_file():
-            return Path(self.chat_template).read_text()
-        return self.chat_template
+        """The configured chat template: the contents of the file it names (a missing one is an error naming it,
+        never used as the template), or the template itself."""
+        path = template_file(self.chat_template)
+        if path is None:
+            return self.chat_template
+        if not path.is_file():
+            raise FileNotFoundError(f"model.chat_template: {path} is not a file")
+        return path.read_text()
 
 
 def base_path(art: Artifact) -> str:
