@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -23,3 +25,9 @@ class Section(BaseModel):
 def section_dict(section: BaseModel) -> dict[str, Any]:
     """A config section as plain JSON-able data (for manifests and hashing), pass-through arguments included."""
     return section.model_dump(mode="json")
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """ "; did you mean 'x'?" for the closest candidate to a mistyped name, or ""."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -13,6 +13,8 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
+from alignment.config.base import did_you_mean
+
 
 def _non_finite(value: Any) -> bool:
     """Whether a value (or anything nested in it) is an infinite or NaN float."""
@@ -69,8 +71,12 @@ class _PassThrough(BaseModel):
             if key not in accepted:
                 raise PydanticCustomError(
                     "unknown_argument",
-                    "unknown key '{key}': neither a field of this section nor an argument of {target}",
-                    {"key": key, "target": self.target},
+                    "unknown key '{key}': neither a field of this section nor an argument of {target}{hint}",
+                    {
+                        "key": key,
+                        "target": self.target,
+                        "hint": did_you_mean(key, [*type(self).model_fields, *accepted]),
+                    },
                 )
         self._build_check(extra)
         return self
