@@ -119,3 +119,13 @@ def test_check_refuses_a_model_directory_that_is_not_a_model_before_any_work(tmp
     assert main(["check", config, "--set", f"model.name_or_path={tmp_path}"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"error: {config}: model.name_or_path '{tmp_path}': not a loadable model")
+
+
+def test_a_model_path_that_does_not_exist_is_named_as_such_and_offline_hub_ids_name_the_switch(tmp_path, capsys):
+    config = str(ROOT / "configs/micro.yaml")
+    missing = tmp_path / "no-such-model"
+    assert main(["check", config, "--set", f"model.name_or_path={missing}"]) == 2
+    assert capsys.readouterr().err == f"error: {config}: model.name_or_path '{missing}': no such directory\n"
+    assert main(["check", config, "--set", "model.name_or_path=someorg/not-cached-model"]) == 2
+    err = capsys.readouterr().err
+    assert "HF_HUB_OFFLINE" in err and "set HF_HUB_OFFLINE=0" in err and err.count("\n") == 1  # one line

@@ -168,3 +168,25 @@ def test_an_empty_yaml_file_and_a_duplicated_key_are_errors(tmp_path):
     twice.write_text("dpo:\n  beta: 0.1\nsft: {}\ndpo:\n  beta: 0.5\n")
     with pytest.raises(ConfigError, match=f"(?s){twice}: not valid YAML: key 'dpo' appears twice.*line 4"):
         load_config(twice)
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        (
+            "dpo.betta=0.1",
+            "unknown key 'dpo.betta': neither a field of this section nor an argument of trl.DPOConfig; "
+            "did you mean 'beta'?",
+        ),
+        ("sft.learning_rat=1e-4", "did you mean 'learning_rate'?"),  # a TRL argument
+        ("evl.seed=1", "unknown key 'evl'; did you mean 'eval'?"),  # a section
+        ("model.name_or_pth=x", "unknown key 'model.name_or_pth'; did you mean 'name_or_path'?"),
+        ("sft.lora.rr=4", "unknown key 'sft.lora.rr'"),  # nothing close: no guess
+    ],
+)
+def test_a_mistyped_key_gets_the_closest_name(override, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(ROOT / "configs/tiny.yaml", [override])
+    assert message in str(err.value)
+    if override.startswith("sft.lora.rr"):
+        assert "did you mean" not in str(err.value)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import json
+from collections.abc import Iterable
 from types import UnionType
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -67,3 +69,9 @@ class Section(BaseModel):
 def section_dict(section: BaseModel) -> dict[str, Any]:
     """A config section as plain JSON-able data (for manifests and hashing), pass-through arguments included."""
     return section.model_dump(mode="json")
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """The hint "; did you mean 'x'?" for the candidate closest to a mistyped name, or ""."""
+    close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
+    return f"; did you mean '{close[0]}'?" if close else ""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from alignment.config.base import ConfigError
+from alignment.config.base import ConfigError, did_you_mean
 from alignment.config.run import RunConfig
 
 
@@ -47,13 +47,27 @@ def apply_override(raw: dict[str, Any], assignment: str) -> None:
     node[parts[-1]] = _parse_value(value)
 
 
-def format_errors(err: ValidationError, source: str) -> str:
-    """Pydantic's errors as one line each, naming the source (file and overrides) and the dotted key."""
+def _fields_at(model: type[BaseModel] | None, loc: tuple) -> list[str]:
+    """The field names of the section at ``loc`` inside ``model`` (empty where it is not a section)."""
+    cls: Any = model
+    for part in loc:
+        field = cls.model_fields.get(str(part)) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
+        if field is None:
+            return []
+        options = get_args(field.annotation) or (field.annotation,)
+        cls = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
+    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
+
+
+def format_errors(err: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:
+    """Pydantic's errors as one line each, naming the source (file and overrides) and the dotted key; a mistyped
+    key of ``model`` gets the closest field's name."""
     lines = []
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            lines.append(f"{source}: unknown key '{key}'")
+            hint = did_you_mean(str(e["loc"][-1]), _fields_at(model, tuple(e["loc"][:-1])))
+            lines.append(f"{source}: unknown key '{key}'{hint}")
         elif e["type"] in ("unknown_argument", "managed_argument", "non_finite_argument"):
             full = f"{key}.{e['ctx']['key']}" if key else e["ctx"]["key"]
             lines.append(f"{source}: " + e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1))
@@ -69,7 +83,7 @@ def validate(model: type[BaseModel], raw: Any, source: str) -> Any:
     try:
         return model.model_validate(raw)
     except ValidationError as exc:
-        raise ConfigError(format_errors(exc, source)) from None
+        raise ConfigError(format_errors(exc, source, model)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:

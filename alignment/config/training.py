@@ -14,7 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import ConfigDict, Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from alignment.config.base import Section
+from alignment.config.base import Section, did_you_mean
 
 
 def _non_finite(value: Any) -> bool:
@@ -72,8 +72,12 @@ class _PassThrough(Section):
             if key not in accepted:
                 raise PydanticCustomError(
                     "unknown_argument",
-                    "unknown key '{key}': neither a field of this section nor an argument of {target}",
-                    {"key": key, "target": self.target},
+                    "unknown key '{key}': neither a field of this section nor an argument of {target}{hint}",
+                    {
+                        "key": key,
+                        "target": self.target,
+                        "hint": did_you_mean(key, [*type(self).model_fields, *accepted]),
+                    },
                 )
         self._build_check(extra)
         return self

@@ -54,6 +54,12 @@ def pretrained_options(ref: BaseRef) -> dict:
     return options
 
 
+def looks_local(name: str) -> bool:
+    """Whether a model name is a filesystem path rather than a hub id ("org/name"): absolute, relative with ./ or
+    ../, under ~, with more than one "/", or existing."""
+    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
+
+
 def check_base(cfg: ModelConfig) -> None:
     """Fail early and clearly if the configured base is not a causal LM or has no usable chat template (a GGUF
     file: that it exists, is GGUF and holds a causal LM; its tokenizer is checked when it is dequantized)."""
@@ -65,11 +71,20 @@ def check_base(cfg: ModelConfig) -> None:
     from transformers import AutoConfig
     from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
+    if looks_local(cfg.name_or_path) and not Path(cfg.name_or_path).expanduser().is_dir():
+        raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: no such directory")
     options = {k: v for k, v in cfg.load_options().items() if k in ("revision", "trust_remote_code")}
     try:
         config = AutoConfig.from_pretrained(cfg.name_or_path, **options)
     except (OSError, ValueError) as exc:
-        raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: not a loadable model: {exc}") from None
+        hint = ""
+        if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
+            hint = (
+                " (the hub is off: HF_HUB_OFFLINE is set, by default by this tool, so only local directories and "
+                "the hub cache load; set HF_HUB_OFFLINE=0 to download from the hub)"
+            )
+        detail = " ".join(str(exc).split())  # one line
+        raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: not a loadable model{hint}: {detail}") from None
     if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not cfg.trust_remote_code:
         raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: {config.model_type!r} is not a causal LM")
     load_tokenizer(BaseRef(cfg.name_or_path, cfg.load_options(), cfg.chat_template))
