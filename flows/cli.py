@@ -248,6 +248,17 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0 if table["methods"] else 1
 
 
+def cmd_config(args: argparse.Namespace) -> int:
+    """Every config key with its value, default and description (``--defaults``: the built-in config)."""
+    from alignment.config.reference import keys, render_markdown, render_text
+    from alignment.config.run import RunConfig
+
+    cfg = RunConfig() if args.defaults else load_config(args.config, args.overrides)
+    rows = keys(cfg, expand_unset=args.markdown)
+    print(render_markdown(rows) if args.markdown else render_text(rows, changed_only=args.changed), end="")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     cfg = load_config(args.config, args.overrides)
     _check_before_work(cfg, str(args.config))
@@ -388,6 +399,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _config_args(p)
     p.set_defaults(func=cmd_validate)
+    p = sub.add_parser("config", help="every config key with its value, default and description")
+    _config_args(p)
+    p.add_argument("--defaults", action="store_true", help="the built-in defaults instead of a config file")
+    p.add_argument("--changed", action="store_true", help="only the keys whose value differs from the default")
+    p.add_argument("--markdown", action="store_true", help="as Markdown tables (docs/config.md is --defaults)")
+    p.set_defaults(func=cmd_config)
     p = sub.add_parser("facts", help="write the real-facts questions, reference text and data card for a config")
     _config_args(p)
     p.add_argument("--out", required=True, help="directory for the files")
