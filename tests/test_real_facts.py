@@ -315,3 +315,17 @@ def test_the_confidence_rule_fit_on_one_split_is_scored_on_another():
         "abstains_on_known": 0.5,
         "abstains_on_unknown": 0.5,
     }
+
+
+def test_held_out_questions_keep_the_base_confidence_and_the_report_states_its_auroc(tmp_path):
+    from alignment.data.sources import question_row
+    from alignment.evaluation.report import category_section
+
+    row = question_row({"question": "q", "answers": ["a"], "known": True, "category": "unknown", "base_confidence": -1})
+    assert row["base_confidence"] == -1.0
+    assert "base_confidence" not in question_row({"question": "q", "answers": ["a"]})
+    with pytest.raises(ValueError, match="base_confidence"):
+        question_row({"question": "q", "answers": ["a"], "base_confidence": "high"})
+    shares = {k: {"value": 0.5} for k in ("correct", "idk", "wrong")} | {"questions": 2}
+    metrics = {"base": {"by_category": {"unknown": shares}}, "base_confidence_auroc": 0.7142}
+    assert any("with probability 0.71 (AUROC" in line for line in category_section(metrics, ["base"]))

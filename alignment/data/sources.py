@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -265,7 +266,8 @@ def feedback_row(row: dict) -> dict:
 def question_row(row: dict) -> dict:
     """One QA row: ``question``, ``answers`` (accepted aliases; a single string is one alias), an optional
     boolean ``known`` (by construction, or by probing the base; a real QA set has none, the probe measures it) and an
-    optional knowledge ``category`` the evaluation splits its metrics by."""
+    optional knowledge ``category`` the evaluation splits its metrics by, and, where the base was probed, its
+    ``base_confidence`` in its greedy answer."""
     question = _text(row, "question")
     answers = row.get("answers")
     if isinstance(answers, str):
@@ -280,7 +282,13 @@ def question_row(row: dict) -> dict:
     category = row.get("category")
     if category is not None and not (isinstance(category, str) and category.strip()):
         raise _RowError("column 'category' must be a non-empty string (a knowledge category)")
-    return {"question": question, "answers": answers, "known": known, "category": category}
+    out = {"question": question, "answers": answers, "known": known, "category": category}
+    confidence = row.get("base_confidence")
+    if confidence is not None:
+        if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not math.isfinite(confidence):
+            raise _RowError("column 'base_confidence' must be a finite number (a mean token log-probability)")
+        out["base_confidence"] = float(confidence)
+    return out
 
 
 def reference_row(row: dict) -> dict | None:
