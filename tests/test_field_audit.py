@@ -37,7 +37,8 @@ def test_a_boolean_for_a_number_is_refused_naming_the_key(override, key):
     assert f"key '{key}': a boolean where a number goes" in refused(override)
 
 
-def test_numbers_are_still_read_from_yaml_ints_and_booleans_stay_booleans():
+def test_numbers_are_still_read_from_yaml_ints_and_booleans_stay_booleans(monkeypatch):
+    monkeypatch.setenv("ALIGNMENT_ALLOW_REMOTE_CODE", "1")
     cfg = load_config(None, ["sft.learning_rate=1", "world.known_split=[2,1,1]", "model.trust_remote_code=true"])
     assert cfg.sft.learning_rate == 1.0 and isinstance(cfg.sft.learning_rate, float)
     assert cfg.world.known_split == (2.0, 1.0, 1.0) and cfg.model.trust_remote_code is True

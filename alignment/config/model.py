@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
@@ -9,6 +10,13 @@ from pydantic import Field, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from alignment.config.base import Section
+
+REMOTE_CODE_VARIABLE = "ALIGNMENT_ALLOW_REMOTE_CODE"
+
+
+def remote_code_allowed() -> bool:
+    """Whether this process's environment consents to running a model repository's own code."""
+    return os.environ.get(REMOTE_CODE_VARIABLE, "").strip() == "1"
 
 
 def template_file(chat_template: str | None) -> Path | None:
@@ -66,7 +74,12 @@ class ModelConfig(Section):
         "safetensors with its tokenizer, so no later stage reads the GGUF again. `alignment fetch "
         "smollm2-135m-instruct` puts SmolLM2-135M-Instruct's under ~/.cache/alignment.",
     )
-    trust_remote_code: bool = Field(False, description="Run modelling code from the model's repository (off).")
+    trust_remote_code: bool = Field(
+        False,
+        description="Run modelling code from the model's repository (off). Honoured only where the environment of the "
+        f"process that loads the model allows it ({REMOTE_CODE_VARIABLE}=1: the worker's own consent, never the "
+        "run's); `alignment check` never runs it.",
+    )
     chat_template: str | None = Field(
         None,
         description="A Jinja chat template, or the path of a file holding one (a value ending in .jinja or without "
@@ -88,6 +101,18 @@ class ModelConfig(Section):
                 "empty_chat_template", "chat_template is empty: give a template or a file, or null for the tokenizer's"
             )
         return value
+
+    @model_validator(mode="after")
+    def _remote_code_needs_consent(self) -> ModelConfig:
+        if self.trust_remote_code and not remote_code_allowed():
+            raise PydanticCustomError(
+                "remote_code_not_allowed",
+                "trust_remote_code would run the model repository's own Python code, and this machine does not allow "
+                "it: set {var}=1 in the environment of the process that loads the model (a worker's, for "
+                "deployments) to consent",
+                {"var": REMOTE_CODE_VARIABLE},
+            )
+        return self
 
     @model_validator(mode="after")
     def _gguf_needs_a_model(self) -> ModelConfig:

@@ -49,10 +49,9 @@ def _module_names(cfg: RunConfig) -> set[str]:
             shape = {"hidden_size": t.hidden_size, "intermediate_size": t.intermediate_size}
             shape |= {"num_hidden_layers": t.num_hidden_layers, "num_attention_heads": t.num_attention_heads}
             model = LlamaForCausalLM(LlamaConfig(vocab_size=64, **shape))
-        else:
-            options = {k: v for k, v in cfg.model.load_options().items() if k in ("revision", "trust_remote_code")}
-            config = AutoConfig.from_pretrained(cfg.model.name_or_path, **options)
-            model = AutoModelForCausalLM.from_config(config, trust_remote_code=cfg.model.trust_remote_code)
+        else:  # never the repository's own code: a model that needs it is not checked here
+            config = AutoConfig.from_pretrained(cfg.model.name_or_path, revision=cfg.model.revision)
+            model = AutoModelForCausalLM.from_config(config)
     return {name for name, _ in model.named_modules() if name}
 
 
@@ -60,6 +59,8 @@ def check_lora_targets(cfg: RunConfig, source: str) -> None:
     """Every LoRA ``target_modules`` list names modules the base has, and a regex (any string but 'all-linear')
     full-matches at least one module path, as PEFT matches them; an error names the file, the key and the model's
     linear layers."""
+    if cfg.model.trust_remote_code:
+        return  # its modules are defined by its own code, which a check never runs
     names = None
     lora_sections = [name for name in type(cfg).model_fields if isinstance(getattr(cfg, name), TrainingSection)]
     for section in lora_sections:

@@ -20,7 +20,7 @@ from transformers import (
     TrainerCallback,
 )
 
-from alignment.config.model import ModelConfig
+from alignment.config.model import REMOTE_CODE_VARIABLE, ModelConfig
 from alignment.config.training import LoraSettings, TrainingSection
 from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
 from alignment.core.context import TrainingRun
@@ -73,10 +73,16 @@ def check_base(cfg: ModelConfig) -> None:
 
     if looks_local(cfg.name_or_path) and not Path(cfg.name_or_path).expanduser().is_dir():
         raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: no such directory")
-    options = {k: v for k, v in cfg.load_options().items() if k in ("revision", "trust_remote_code")}
+    if cfg.trust_remote_code:
+        return  # its config and tokenizer may be code: a check never runs it (the base stage loads it, with consent)
     try:
-        config = AutoConfig.from_pretrained(cfg.name_or_path, **options)
+        config = AutoConfig.from_pretrained(cfg.name_or_path, revision=cfg.revision, trust_remote_code=False)
     except (OSError, ValueError) as exc:
+        if "trust_remote_code" in str(exc):
+            raise ValueError(
+                f"model.name_or_path {cfg.name_or_path!r} needs its own Python code to load: set "
+                f"model.trust_remote_code: true, and {REMOTE_CODE_VARIABLE}=1 where it runs, if you trust it"
+            ) from None
         hint = ""
         if os.environ.get("HF_HUB_OFFLINE", "").lower() in ("1", "true", "yes", "on"):
             hint = (
@@ -85,7 +91,7 @@ def check_base(cfg: ModelConfig) -> None:
             )
         detail = " ".join(str(exc).split())  # one line
         raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: not a loadable model{hint}: {detail}") from None
-    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and not cfg.trust_remote_code:
+    if config.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
         raise ValueError(f"model.name_or_path {cfg.name_or_path!r}: {config.model_type!r} is not a causal LM")
     load_tokenizer(BaseRef(cfg.name_or_path, cfg.load_options(), cfg.chat_template))
 
