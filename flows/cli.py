@@ -170,6 +170,30 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Talk to an exported model; ``--prompt``: one answer, printed (for scripts)."""
+    from alignment.models.chat import Chat, model_dir
+
+    try:
+        chat = Chat(model_dir(args.export, args.store), max_new_tokens=args.max_new_tokens)
+    except (FileNotFoundError, ValueError, OSError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if args.prompt is not None:
+        print(chat.say(args.prompt))
+        return 0
+    print(f"chatting with {chat.model_dir} (an empty line or Ctrl-D ends)")
+    while True:
+        try:
+            text = input("you> ").strip()
+        except EOFError:
+            break
+        if not text:
+            break
+        print(f"model> {chat.say(text)}")
+    return 0
+
+
 def cmd_lineage(args: argparse.Namespace) -> int:
     from alignment.core.lineage import lineage, render_text
     from alignment.core.store import ArtifactStore
@@ -357,6 +381,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     _override_arg(p, "override a config value (repeatable)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("chat", help="talk to an exported model (its chat template and generation config)")
+    p.add_argument("export", help="an export artifact id, 'latest', an export directory or a model directory")
+    p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
+    p.add_argument("--prompt", help="one message: print the answer and exit (no interactive session)")
+    p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer, in tokens (default: %(default)s)")
+    p.set_defaults(func=cmd_chat)
     p = sub.add_parser("lineage", help="print the tree an artifact was built from (artifacts, data hashes, configs)")
     p.add_argument("artifact", help="artifact id (e.g. dpo-1a2b...) or artifact directory")
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
