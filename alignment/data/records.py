@@ -6,6 +6,7 @@ Dataset sources are loaded and checked by ``alignment.data.sources``; a problem 
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 from collections.abc import Iterator
 from pathlib import Path
@@ -72,3 +73,11 @@ def fold_accents(text: str) -> str:
     """``text`` without diacritics ('Lomé' -> 'Lome', 'Asunción' -> 'Asuncion'): Unicode NFKD, combining marks
     dropped."""
     return "".join(c for c in unicodedata.normalize("NFKD", text) if not unicodedata.combining(c))
+
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])|\n")
+
+
+def first_sentence(text: str) -> str:
+    """The answer up to its first sentence end or line break (real models explain after answering)."""
+    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from alignment.config.evaluation import JudgeConfig
-from alignment.data.records import IDK, fold_accents
+from alignment.data.records import IDK, first_sentence, fold_accents
 
 CORRECT, ABSTAIN, WRONG = "correct", "idk", "wrong"
 GOLD_SCORE = {CORRECT: 1.0, ABSTAIN: 0.0, WRONG: -1.0}
@@ -168,7 +168,6 @@ def definitions(names: Iterable[str]) -> list[str]:
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = re.compile(r"[^\w\s]")
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9])|\n")
 
 
 def normalize(text: str) -> str:
@@ -183,11 +182,6 @@ def normalized_words(text: str) -> list[str]:
     """``normalize``'s steps but keeping word boundaries: the words of the text, lowercased, without punctuation,
     articles or diacritics."""
     return _ARTICLES.sub(" ", _PUNCTUATION.sub(" ", fold_accents(text).lower())).split()
-
-
-def first_sentence(text: str) -> str:
-    """The answer up to its first sentence end or line break (real models explain after answering)."""
-    return _SENTENCE_END.split(text.strip(), maxsplit=1)[0]
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import copy
 import torch
 from transformers import GenerationConfig, PreTrainedModel, StoppingCriteria, StoppingCriteriaList
 
-from alignment.data.records import to_conversation
+from alignment.data.records import first_sentence, to_conversation
 
 
 def chat_prompts(tok, questions: list[str]) -> list[str]:
@@ -52,8 +52,6 @@ class FirstSentenceEnded(StoppingCriteria):
         self.tok, self.prompt_length = tok, prompt_length
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs) -> torch.BoolTensor:
-        from alignment.evaluation.metrics import first_sentence
-
         texts = self.tok.batch_decode(input_ids[:, self.prompt_length :], skip_special_tokens=True)
         return torch.tensor([first_sentence(t) != t.strip() for t in texts], device=input_ids.device)
 
@@ -90,8 +88,6 @@ def generate_scored(
         new = gen.sequences[:, length:]
         texts = tok.batch_decode(new, skip_special_tokens=True)
         if first_sentence_only:
-            from alignment.evaluation.metrics import first_sentence
-
             texts = [first_sentence(t) for t in texts]
         scores: list[float | None] = [None] * len(texts)
         if confidence:
