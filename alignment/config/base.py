@@ -50,6 +50,11 @@ def _bool_as_number(annotation: Any, value: Any) -> bool:
     return False
 
 
+def section_class(annotation: Any) -> type[BaseModel] | None:
+    """The config section (a pydantic model) a field's annotation holds, e.g. ``FactsConfig | None``; else None."""
+    return next((m for m in _members(annotation) if isinstance(m, type) and issubclass(m, BaseModel)), None)
+
+
 class Section(BaseModel):
     """A config section: unknown keys, non-finite numbers, a boolean for a number, and mutation are errors."""
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from alignment.config.base import ConfigError, did_you_mean
+from alignment.config.base import ConfigError, did_you_mean, section_class
 from alignment.config.run import RunConfig
 
 
@@ -54,9 +54,8 @@ def _fields_at(model: type[BaseModel] | None, loc: tuple) -> list[str]:
         field = cls.model_fields.get(str(part)) if isinstance(cls, type) and issubclass(cls, BaseModel) else None
         if field is None:
             return []
-        options = get_args(field.annotation) or (field.annotation,)
-        cls = next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
-    return list(cls.model_fields) if isinstance(cls, type) and issubclass(cls, BaseModel) else []
+        cls = section_class(field.annotation)
+    return list(cls.model_fields) if cls is not None else []
 
 
 def format_errors(err: ValidationError, source: str, model: type[BaseModel] | None = None) -> str:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 
 from pydantic import BaseModel
+
+from alignment.config.base import section_class
 
 
 @dataclass(frozen=True)
@@ -30,11 +32,6 @@ def _default(info: Any) -> Any:
     return _plain(info.get_default(call_default_factory=True))
 
 
-def _section_class(annotation: Any) -> type[BaseModel] | None:
-    options = get_args(annotation) or (annotation,)
-    return next((a for a in options if isinstance(a, type) and issubclass(a, BaseModel)), None)
-
-
 def keys(config: BaseModel, prefix: str = "", expand_unset: bool = False) -> list[Key]:
     """Every key of ``config``, sections expanded; a training section's extra arguments for its library class come
     after its fields. An optional section that is None is one key, or with ``expand_unset`` its fields' defaults."""
@@ -42,7 +39,7 @@ def keys(config: BaseModel, prefix: str = "", expand_unset: bool = False) -> lis
     for name, info in type(config).model_fields.items():
         value = getattr(config, name)
         dotted = f"{prefix}{name}"
-        cls = _section_class(info.annotation)
+        cls = section_class(info.annotation)
         if (
             value is None
             and cls is not None

@@ -26,6 +26,12 @@ def allowed_roots() -> list[Path] | None:
     return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
 
 
+def looks_local(name: str) -> bool:
+    """Whether a path-or-hub-id setting names a local path: existing, or written as one (absolute, relative with a
+    leading ".", under ~, or with more than one "/"), not a hub id ("org/name")."""
+    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
 def run_paths(cfg: RunConfig, data_dir: Path | None = None) -> dict[str, Path]:
     """Every local path a run config names, by dotted key (hub ids and unset keys left out)."""
     found = {"store.root": cfg.store.root}
@@ -35,8 +41,8 @@ def run_paths(cfg: RunConfig, data_dir: Path | None = None) -> dict[str, Path]:
         source = getattr(cfg.data, name)
         if source is not None and hasattr(source, "path"):
             candidates[f"data.{name}.path"] = str(source.path)
-    for key, value in candidates.items():  # a local path (existing, or written as one), not a hub id
-        if value and (Path(value).exists() or value.startswith(("/", ".", "~"))):
+    for key, value in candidates.items():
+        if value and looks_local(value):
             found[key] = Path(value)
     if data_dir is not None:
         found["retrain.data_dir"] = Path(data_dir)

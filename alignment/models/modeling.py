@@ -22,6 +22,7 @@ from transformers import (
 
 from alignment.config.model import REMOTE_CODE_VARIABLE, ModelConfig
 from alignment.config.training import LoraSettings, TrainingSection
+from alignment.core.allowed_paths import looks_local
 from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
 from alignment.core.context import TrainingRun
 from alignment.models.refs import BaseRef
@@ -52,12 +53,6 @@ def pretrained_options(ref: BaseRef) -> dict:
     if options["dtype"] != "auto":
         options["dtype"] = getattr(torch, options["dtype"])
     return options
-
-
-def looks_local(name: str) -> bool:
-    """Whether a model name is a filesystem path rather than a hub id ("org/name"): absolute, relative with ./ or
-    ../, under ~, with more than one "/", or existing."""
-    return name.startswith(("/", "./", "../", "~")) or name.count("/") > 1 or Path(name).expanduser().exists()
 
 
 def check_base(cfg: ModelConfig) -> None:
