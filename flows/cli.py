@@ -196,12 +196,12 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_lineage(args: argparse.Namespace) -> int:
     from alignment.core.lineage import lineage, render_text
-    from alignment.core.store import ArtifactStore
+    from alignment.core.store import MANIFEST, ArtifactStore
 
     store = args.store
     if store is None:  # an artifact directory names its own store (<store>/<stage>/<id>); an id: ./runs
         given = Path(args.artifact)
-        store = str(given.resolve().parent.parent) if (given / "manifest.json").is_file() else "runs"
+        store = str(given.resolve().parent.parent) if (given / MANIFEST).is_file() else "runs"
     try:
         tree = lineage(ArtifactStore(store), args.artifact)
     except FileNotFoundError as exc:

@@ -28,7 +28,8 @@ class Chat:
             self.settings = GenerationConfig.from_model_config(self.model.config)
         self.settings.max_new_tokens = self.max_new_tokens
         if self.settings.pad_token_id is None:
-            self.settings.pad_token_id = self.tok.pad_token_id or self.tok.eos_token_id
+            pad = self.tok.pad_token_id
+            self.settings.pad_token_id = pad if pad is not None else self.tok.eos_token_id
 
     def say(self, text: str) -> str:
         """The model's answer to ``text``, given the conversation so far (which it joins)."""
