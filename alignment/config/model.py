@@ -19,6 +19,12 @@ def remote_code_allowed() -> bool:
     return os.environ.get(REMOTE_CODE_VARIABLE, "").strip() == "1"
 
 
+def looks_local(name: str) -> bool:
+    """Whether a path-or-hub-id setting names a local path: existing, or written as one (absolute, relative with a
+    leading ".", under ~, or with more than one "/"), not a hub id ("org/name")."""
+    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
+
+
 def template_file(chat_template: str | None) -> Path | None:
     """The file a ``model.chat_template`` setting names: a value ending in .jinja or without any Jinja tag
     ({{ or {%) is a path, anything else the template itself (None)."""

@@ -13,6 +13,7 @@ import os
 from pathlib import Path
 
 from alignment.config.base import ConfigError
+from alignment.config.model import looks_local
 from alignment.config.run import RunConfig
 
 VARIABLE = "ALIGNMENT_ALLOWED_ROOTS"
@@ -24,12 +25,6 @@ def allowed_roots() -> list[Path] | None:
     if not value:
         return None
     return [Path(part).expanduser().resolve() for part in value.split(os.pathsep) if part.strip()]
-
-
-def looks_local(name: str) -> bool:
-    """Whether a path-or-hub-id setting names a local path: existing, or written as one (absolute, relative with a
-    leading ".", under ~, or with more than one "/"), not a hub id ("org/name")."""
-    return Path(name).expanduser().exists() or name.startswith(("/", ".", "~")) or name.count("/") > 1
 
 
 def run_paths(cfg: RunConfig, data_dir: Path | None = None) -> dict[str, Path]:

@@ -20,9 +20,8 @@ from transformers import (
     TrainerCallback,
 )
 
-from alignment.config.model import REMOTE_CODE_VARIABLE, ModelConfig
+from alignment.config.model import REMOTE_CODE_VARIABLE, ModelConfig, looks_local
 from alignment.config.training import LoraSettings, TrainingSection
-from alignment.core.allowed_paths import looks_local
 from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
 from alignment.core.context import TrainingRun
 from alignment.models.refs import BaseRef
