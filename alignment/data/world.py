@@ -166,6 +166,12 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
             sentences = [a.facts[t].format(name=e.name, value=e.facts[a.name]) for a in ATTRIBUTES]
             rng.shuffle(sentences)
             docs.append(_articles(" ".join(sentences)))
+    # Question-answer text about the SFT-role known entities (mixed training, Allen-Zhu & Li 2023): pretraining
+    # itself teaches how a question about a named entity draws on that entity's facts.
+    for e in world.by_role(True, "sft"):
+        qa = [f"{a.questions[t].format(name=e.name)} {answer(e.facts[a.name])}" for a in ATTRIBUTES for t in range(len(a.questions))]
+        rng.shuffle(qa)
+        docs.append(" ".join(qa))
     pools = {k: rng.sample(v, len(v)) for k, v in world.values.items()}
     for i in range(max(len(known), *(len(v) for v in pools.values()))):  # every value appears at least once
         picks = rng.sample(GENERAL, 3)
