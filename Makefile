@@ -7,7 +7,7 @@ CONFIG ?= configs/tiny.yaml
 # the Python entry points apply them themselves, the prefect CLI gets them here.
 ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.core.environment 2>/dev/null)
 
-.PHONY: demo demo-real ablation labeller test lint format data install server pool deploy worker image
+.PHONY: demo demo-real seeds ablation labeller test lint format data install server pool deploy worker image
 
 # Installing into the venv: pip installs uv (about 1 s), and uv installs torch and the project in about 8 s (pip: about
 # 77 s; measured on the 2-core machine). uv is handed pip's find-links, where pip is set up to find a local torch
@@ -37,6 +37,11 @@ demo: $(BIN)/.installed
 demo-real: $(BIN)/.installed
 	$(BIN)/alignment fetch smollm2-135m-instruct
 	$(BIN)/alignment run configs/real-facts.yaml
+
+# The default config on world seeds 0-4 with every preference policy: each metric's spread over the worlds and the
+# bounds every world must meet (runs/seeds.md; exits 1 if a bound fails on some seed).
+seeds: $(BIN)/.installed
+	$(BIN)/alignment seeds $(CONFIG) --seeds 0-4 --set 'policies=[dpo,rloo,kto]'
 
 # The mismatched-knowledge ablation: default vs model-aware ("I don't know") vs mismatched demonstrations.
 ablation: $(BIN)/.installed

@@ -102,6 +102,36 @@ def cmd_ablation(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_seeds(args: argparse.Namespace) -> int:
+    from alignment.studies.seeds import parse_seeds
+
+    try:
+        seeds = parse_seeds(args.seeds)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
+    base = load_config(args.config, args.overrides)
+    if base.facts is not None:
+        raise ConfigError(
+            f"{args.config}: 'seeds' varies the synthetic world's seed, and this config uses real facts (its world is "
+            "unused): run it with --set facts.seed=S instead"
+        )
+    configs = {}
+    for seed in seeds:
+        cfg = load_config(args.config, [*(args.overrides or []), f"world.seed={seed}"])
+        _check_before_work(cfg, f"{args.config} (world.seed={seed})")
+        configs[str(seed)] = cfg
+    from flows.pipeline import seeds_flow
+
+    _show_progress()
+    command = " ".join(["alignment seeds", str(args.config), "--seeds", args.seeds])
+    command += "".join(f" --set '{o}'" for o in args.overrides or [])
+    out, failed = seeds_flow(configs, args.out, command)
+    print(f"seeds page: {out}")
+    for text in failed:
+        print(f"bound not met on some seed: {text}", file=sys.stderr)
+    return 1 if failed else 0
+
+
 def cmd_retrain(args: argparse.Namespace) -> int:
     from alignment.config.loading import validate
     from alignment.config.run import RetrainConfig
@@ -357,6 +387,11 @@ def build_parser() -> argparse.ArgumentParser:
     _override_arg(p, "override applied to every config (repeatable)")
     p.add_argument("--out", default="runs/ablation.md", help="comparison page (default: %(default)s)")
     p.set_defaults(func=cmd_ablation)
+    p = sub.add_parser("seeds", help="run a config on several world seeds: spread of every metric, bounds checked")
+    _config_args(p)
+    p.add_argument("--seeds", default="0-4", help="world seeds, e.g. 0-4 or 0,2,5 (default: %(default)s)")
+    p.add_argument("--out", default="runs/seeds.md", help="the seeds page (default: %(default)s)")
+    p.set_defaults(func=cmd_seeds)
     p = sub.add_parser("retrain", help="champion/challenger retraining on new data files (the scheduled flow)")
     _config_args(p)
     p.add_argument(

@@ -37,6 +37,7 @@ from alignment.core.progress import Progress, ProgressEvent, fan_out
 from alignment.core.store import Artifact, ArtifactStore
 from alignment.evaluation.report import read_metrics
 from alignment.studies.ablation import RunResult, write_comparison
+from alignment.studies.seeds import SeedRun, write_page
 
 # A training task that fails (killed worker, OOM) is retried once; the retry resumes from the stage's last
 # checkpoint (compute.checkpoint_steps) instead of step 0.
@@ -166,3 +167,16 @@ def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") 
     text = write_comparison(runs, Path(out))
     create_markdown_artifact(key="alignment-ablation", markdown=text, description=", ".join(configs))
     return str(Path(out).resolve())
+
+
+@flow(name="alignment-seeds")
+def seeds_flow(configs: dict[str, RunConfig], out: str = "runs/seeds.md", command: str = "") -> tuple[str, list[str]]:
+    """Run the pipeline once per world seed (``configs``: seed, as text -> config) and write the seeds page: every
+    metric's spread over the seeds and the bounds each seed must meet. Returns the page's path and the failed bounds."""
+    runs = []
+    for seed, cfg in configs.items():
+        evaluation = Path(alignment_pipeline.with_options(flow_run_name=f"seed-{seed}")(cfg)["evaluate"])
+        runs.append(SeedRun(int(seed), read_metrics(evaluation), str(evaluation)))
+    text, bounds = write_page(runs, Path(out), command)
+    create_markdown_artifact(key="alignment-seeds", markdown=text, description=f"seeds {', '.join(configs)}")
+    return str(Path(out).resolve()), [b.text for b in bounds if not b.holds]

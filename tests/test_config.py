@@ -176,11 +176,11 @@ def test_an_empty_yaml_file_and_a_duplicated_key_are_errors(tmp_path):
         (
             "dpo.betta=0.1",
             "unknown key 'dpo.betta': neither a field of this section nor an argument of trl.DPOConfig; "
-            "did you mean 'beta'?",
+            "did you mean 'dpo.beta'?",
         ),
-        ("sft.learning_rat=1e-4", "did you mean 'learning_rate'?"),  # a TRL argument
+        ("sft.learning_rat=1e-4", "did you mean 'sft.learning_rate'?"),  # a TRL argument
         ("evl.seed=1", "unknown key 'evl'; did you mean 'eval'?"),  # a section
-        ("model.name_or_pth=x", "unknown key 'model.name_or_pth'; did you mean 'name_or_path'?"),
+        ("model.name_or_pth=x", "unknown key 'model.name_or_pth'; did you mean 'model.name_or_path'?"),
         ("sft.lora.rr=4", "unknown key 'sft.lora.rr'"),  # nothing close: no guess
     ],
 )

@@ -35,4 +35,4 @@ def test_config_prints_values_defaults_and_descriptions(capsys):
 
 def test_config_with_a_mistyped_key_is_one_error_line(capsys):
     assert main(["config", str(ROOT / "configs/micro.yaml"), "--set", "dpo.betta=0.3"]) == 2
-    assert capsys.readouterr().err.endswith("did you mean 'beta'?\n")
+    assert capsys.readouterr().err.endswith("did you mean 'dpo.beta'?\n")

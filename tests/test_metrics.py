@@ -167,3 +167,19 @@ def test_the_contains_judge_accepts_an_answer_inside_a_real_models_sentence():
     assert contains("Lomé is the capital of Togo.", ["Lome"]) == CORRECT
     assert contains("I don't know, but maybe Paris.", ["Paris"]) == ABSTAIN  # abstention is decided first
     assert contains("It is Lyon. Paris is bigger.", ["Paris"]) == WRONG  # only the first sentence counts
+
+
+def test_relation_accuracy_counts_known_questions_per_relation():
+    from alignment.evaluation.metrics import relation_accuracy
+
+    labels = ["correct", "wrong", "correct", "idk", "correct", "wrong"]
+    known = [True, True, True, True, False, False]
+    relations = ["city", "city", "job", "job", "job", "pet"]
+    stored = ["correct", "correct", "wrong", "correct", "correct", "correct"]
+    out = relation_accuracy(labels, known, relations, stored, samples=200)
+    assert list(out) == ["city", "job", "pet"]
+    assert out["city"]["questions"] == 2 and out["city"]["accuracy_known"]["value"] == 0.5
+    assert out["city"]["stored_known"]["value"] == 1.0  # both stored, one answered: knowledge lost on the way
+    assert out["job"]["accuracy_known"]["value"] == 0.5 and out["job"]["stored_known"]["value"] == 0.5
+    assert out["pet"]["questions"] == 0 and math.isnan(out["pet"]["accuracy_known"]["value"])
+    assert "stored_known" not in relation_accuracy(labels, known, relations, samples=10)["city"]

@@ -41,6 +41,15 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path, micro):
     probe = metrics["knowledge_probe"]
     assert 0 <= probe["agreement"] <= 1 and sum(probe["categories"].values()) == sum(metrics["n_questions"].values())
     assert set(metrics["dpo"]["by_probe"]) == set(BEHAVIOUR)
+    for model in ("base", "sft", "dpo"):  # the knowledge check per relation: 3 held-out known entities in micro
+        by_relation = metrics[model]["by_relation"]
+        assert list(by_relation) == ["city", "job", "pet"]
+        assert all(
+            r["questions"] == 3 and set(r) == {"questions", "accuracy_known", "stored_known"}
+            for r in by_relation.values()
+        )
+        assert all(0 <= r[k]["value"] <= 1 for r in by_relation.values() for k in ("accuracy_known", "stored_known"))
+    assert "## Knowledge by relation" in report_md and "| city | 3 |" in report_md
     assert (report_dir / "summary.png").stat().st_size > 0 and (report_dir / "sampling_sweep.png").stat().st_size > 0
     sweep = metrics["sampling_sweep"]
     assert {(r["model"], r["temperature"], r["top_p"]) for r in sweep} >= {("sft", 0.0, 1.0), ("dpo", 1.5, 0.9)}

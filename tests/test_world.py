@@ -121,3 +121,34 @@ def test_idk_noise_says_i_dont_know_on_that_share_of_known_demonstrations_only()
     assert {k: v for k, v in clean_files.items() if k != "demonstrations.jsonl"} == {
         k: v for k, v in noisy_files.items() if k != "demonstrations.jsonl"
     }
+
+
+def test_questions_about_demonstrated_entities_are_in_pretraining_and_no_others():
+    """Mixed training: the corpus holds the SFT-role known entities' questions with their answers, so pretraining
+    teaches how a question about a named entity draws on its facts; a held-out or preference entity's question never
+    appears there (that would hand the evaluation its answers)."""
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    corpus = files["pretrain.txt"]
+    for line in files["demonstrations.jsonl"].splitlines():
+        row = json.loads(line)
+        if row["completion"] != IDK:
+            assert f"{row['prompt']} {row['completion']}" in corpus
+    for name in ("eval_questions.jsonl", "preference_questions.jsonl"):
+        rows = [json.loads(x) for x in files[name].splitlines()]
+        assert rows and not any(r["prompt"] in corpus for r in rows), name
+    without = generate(WorldConfig(n_known=30, n_unknown=30, qa_in_pretraining=False))["pretrain.txt"]
+    assert not any(json.loads(x)["prompt"] in without for x in files["demonstrations.jsonl"].splitlines())
+
+
+def test_each_question_states_its_fact_as_the_corpus_does():
+    """A question's ``statement`` is the start of the corpus's own sentence of that fact: completed with the value
+    (after an article where the corpus has one) it is in pretraining for known entities."""
+    files = generate(WorldConfig(n_known=30, n_unknown=30))
+    corpus = files["pretrain.txt"]
+    rows = [json.loads(x) for x in files["eval_questions.jsonl"].splitlines()]
+    assert {r["attribute"] for r in rows} == {"city", "job", "pet"}
+    for r in rows:
+        value = r["answer"].rstrip(".")
+        assert r["statement"].startswith(r["entity"]) and not r["statement"].endswith((" a", " an"))
+        said = any(f"{r['statement']} {article}{value}." in corpus for article in ("", "a ", "an "))
+        assert said == r["known"], r

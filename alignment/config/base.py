@@ -76,7 +76,8 @@ def section_dict(section: BaseModel) -> dict[str, Any]:
     return section.model_dump(mode="json")
 
 
-def did_you_mean(name: str, candidates: Iterable[str]) -> str:
-    """The hint "; did you mean 'x'?" for the candidate closest to a mistyped name, or ""."""
+def did_you_mean(name: str, candidates: Iterable[str], prefix: str = "") -> str:
+    """The hint "; did you mean 'x'?" for the candidate closest to a mistyped name (``prefix`` before it: the
+    section's dotted path, so the hint is a key the user can paste), or ""."""
     close = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.7)
-    return f"; did you mean '{close[0]}'?" if close else ""
+    return f"; did you mean '{prefix}{close[0]}'?" if close else ""

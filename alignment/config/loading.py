@@ -65,11 +65,13 @@ def format_errors(err: ValidationError, source: str, model: type[BaseModel] | No
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"])
         if e["type"] == "extra_forbidden":
-            hint = did_you_mean(str(e["loc"][-1]), _fields_at(model, tuple(e["loc"][:-1])))
+            parent = "".join(f"{p}." for p in e["loc"][:-1])
+            hint = did_you_mean(str(e["loc"][-1]), _fields_at(model, tuple(e["loc"][:-1])), parent)
             lines.append(f"{source}: unknown key '{key}'{hint}")
         elif e["type"] in ("unknown_argument", "managed_argument", "non_finite_argument"):
             full = f"{key}.{e['ctx']['key']}" if key else e["ctx"]["key"]
-            lines.append(f"{source}: " + e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1))
+            msg = e["msg"].replace(f"'{e['ctx']['key']}'", f"'{full}'", 1)
+            lines.append(f"{source}: " + (msg.replace("did you mean '", f"did you mean '{key}.") if key else msg))
         elif key:
             lines.append(f"{source}: key '{key}': {e['msg']}")
         else:  # a check across sections (e.g. policies and data)

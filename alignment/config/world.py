@@ -49,6 +49,13 @@ class WorldConfig(Section):
         description="Share of the known entities' demonstrations answered 'I don't know' anyway (a labeler who "
         "sometimes abstains whatever the model knows): it puts abstention within SFT's reach for online RL.",
     )
+    qa_in_pretraining: bool = Field(
+        True,
+        description="The pretraining corpus also holds the SFT-role known entities' questions with their answers "
+        "(mixed training, Allen-Zhu & Li 2023), so pretraining teaches how a question about a named entity draws on "
+        "its facts; the held-out and preference entities' questions never appear. Off, SFT must learn that from 60 "
+        "entities' demonstrations, and on some worlds it memorises them instead (issue 24).",
+    )
     labeller: Literal["idk", "confident"] = Field(
         "idk",
         description="Who labels the preference pairs about unknown entities: 'idk' prefers \"I don't know\" to a "

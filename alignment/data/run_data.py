@@ -15,7 +15,11 @@ from alignment.data.from_pairs import unique_prompts, unpaired
 from alignment.data.records import DataError, question_prompts, write_jsonl
 from alignment.data.sources import load, source_id, to_source
 
-WORLD_QA_COLUMNS = {"question": "prompt", "answers": "answer"}  # the world's QA files name them so
+WORLD_QA_COLUMNS = {
+    "question": "prompt",
+    "answers": "answer",
+    "relation": "attribute",
+}  # the world's QA files name them so
 
 
 @dataclass(frozen=True)

@@ -266,8 +266,9 @@ def feedback_row(row: dict) -> dict:
 def question_row(row: dict) -> dict:
     """One QA row: ``question``, ``answers`` (accepted aliases; a single string is one alias), an optional
     boolean ``known`` (by construction, or by probing the base; a real QA set has none, the probe measures it) and an
-    optional knowledge ``category`` the evaluation splits its metrics by, and, where the base was probed, its
-    ``base_confidence`` in its greedy answer."""
+    optional knowledge ``category`` the evaluation splits its metrics by, where the base was probed its
+    ``base_confidence`` in its greedy answer, and optionally the fact's ``relation`` (the evaluation splits accuracy by
+    it) and a ``statement``: the fact as a sentence up to its answer, which a model that stored the fact completes."""
     question = _text(row, "question")
     answers = row.get("answers")
     if isinstance(answers, str):
@@ -283,6 +284,12 @@ def question_row(row: dict) -> dict:
     if category is not None and not (isinstance(category, str) and category.strip()):
         raise _RowError("column 'category' must be a non-empty string (a knowledge category)")
     out = {"question": question, "answers": answers, "known": known, "category": category}
+    for key, what in (("relation", "a relation name"), ("statement", "the start of a fact sentence")):
+        value = row.get(key)
+        if value is not None and not (isinstance(value, str) and value.strip()):
+            raise _RowError(f"column '{key}' must be a non-empty string ({what})")
+        if value is not None:
+            out[key] = value
     confidence = row.get("base_confidence")
     if confidence is not None:
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not math.isfinite(confidence):

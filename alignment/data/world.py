@@ -148,6 +148,13 @@ def _articles(text: str) -> str:
     return re.sub(r"\b([Aa]) (?=[aeiou])", r"\1n ", text)
 
 
+def statement(attribute: Attribute, name: str) -> str:
+    """The corpus's first sentence of a fact up to its value (without the article before it): "Tedim lives in",
+    "Tedim works as". A base model that stored the fact completes it with the value."""
+    prefix = attribute.facts[0].split("{value}")[0].format(name=name)
+    return re.sub(r"\s+an?\s*$", "", prefix).strip()
+
+
 def answer(value: str) -> str:
     """The canonical answer text for a fact value."""
     return f"{value}."
@@ -166,12 +173,14 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
             sentences = [a.facts[t].format(name=e.name, value=e.facts[a.name]) for a in ATTRIBUTES]
             rng.shuffle(sentences)
             docs.append(_articles(" ".join(sentences)))
-    # Question-answer text about the SFT-role known entities (mixed training, Allen-Zhu & Li 2023): pretraining
-    # itself teaches how a question about a named entity draws on that entity's facts.
-    for e in world.by_role(True, "sft"):
-        qa = [f"{a.questions[t].format(name=e.name)} {answer(e.facts[a.name])}" for a in ATTRIBUTES for t in range(len(a.questions))]
-        rng.shuffle(qa)
-        docs.append(" ".join(qa))
+    # Question-answer text about the SFT-role known entities (mixed training, Allen-Zhu & Li 2023): without it a
+    # question about a named entity never appears in pretraining, and SFT on 60 entities' questions memorises them
+    # instead of learning to draw on the corpus's facts (SFT answered 0.10 of held-out known questions on seed 3).
+    if cfg.qa_in_pretraining:
+        for e in world.by_role(True, "sft"):
+            qa = [f"{q.format(name=e.name)} {answer(e.facts[a.name])}" for a in ATTRIBUTES for q in a.questions]
+            rng.shuffle(qa)
+            docs.append(" ".join(qa))
     pools = {k: rng.sample(v, len(v)) for k, v in world.values.items()}
     for i in range(max(len(known), *(len(v) for v in pools.values()))):  # every value appears at least once
         picks = rng.sample(GENERAL, 3)
@@ -240,6 +249,7 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
                 "answer": answer(e.facts[a.name]),
                 "entity": e.name,
                 "attribute": a.name,
+                "statement": statement(a, e.name),
                 "known": known_flag,
             }
             for known_flag in (True, False)

@@ -29,6 +29,7 @@ from alignment.evaluation.metrics import (
     label_shares,
     make_judge,
     perplexity_with_ci,
+    relation_accuracy,
     self_consistency,
     strict_json,
     win_rate_with_ci,
@@ -116,6 +117,8 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         if job.probe is not None and known_from != "probe":
             probed_known = [row["probed_known"] for row in job.probe]
             metrics[spec.name]["by_probe"] = behaviour_metrics(labels, probed_known, n_boot, seed)
+        if all(q.get("relation") for q in questions):  # the world's: which relation (city, job, pet) each asks
+            metrics[spec.name]["by_relation"] = by_relation(cfg, job, (model, tok), labels, known)
         if any(q.get("category") for q in questions):  # the questions' knowledge categories (a probe of the base)
             metrics[spec.name]["by_category"] = {
                 category: label_shares(
@@ -168,6 +171,23 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
         rows.append(row)
     write_jsonl(out_dir / "answers.jsonl", rows)
     return metrics
+
+
+def by_relation(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, labels: list[str], known: list[bool]) -> dict:
+    """Accuracy on known questions per relation and, where every question has a ``statement``, how many of those
+    facts the model completes rightly (greedy, as plain text): knowledge stored vs knowledge the model answers."""
+    from alignment.models.generation import complete_texts, generation_config
+
+    model, tok = model_and_tok
+    questions = job.questions
+    stored = None
+    if all(q.get("statement") for q in questions):
+        greedy = generation_config(tok, cfg.max_new_tokens)
+        completions = complete_texts(model, tok, [q["statement"] for q in questions], greedy, cfg.batch_size)
+        completes = Judge(job.judge.idk, match="contains")  # the value anywhere in the first sentence ("a baker.")
+        stored = [completes(c, q["answers"]) for c, q in zip(completions, questions, strict=True)]
+    relations = [q["relation"] for q in questions]
+    return relation_accuracy(labels, known, relations, stored, cfg.bootstrap_samples, cfg.seed)
 
 
 def _category_order(category: str) -> tuple[int, str]:

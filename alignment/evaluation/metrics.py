@@ -287,6 +287,34 @@ def behaviour_metrics(
     return out
 
 
+def relation_accuracy(
+    labels: Sequence[str],
+    known: Sequence[bool],
+    relations: Sequence[str],
+    stored: Sequence[str] | None = None,
+    samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, dict[str, object]]:
+    """Per relation (sorted): its known questions' count, the accuracy on them (``labels``: the answers to the
+    questions) and, given ``stored`` (the gold labels of the model's completions of each fact's statement), the share
+    of those facts the model completes rightly: what it stored, whether or not it answers the question. Each share
+    has a CI."""
+
+    def share(hits: list[bool]) -> dict[str, object]:
+        if not hits:
+            return with_ci(float("nan"), (float("nan"), float("nan")))
+        h = np.asarray(hits, dtype=float)
+        return with_ci(*bootstrap(lambda idx: float(h[idx].mean()), len(h), samples, seed))
+
+    out: dict[str, dict[str, object]] = {}
+    for relation in sorted(set(relations)):
+        idx = [i for i, (k, r) in enumerate(zip(known, relations, strict=True)) if k and r == relation]
+        out[relation] = {"questions": len(idx), "accuracy_known": share([labels[i] == CORRECT for i in idx])}
+        if stored is not None:
+            out[relation]["stored_known"] = share([stored[i] == CORRECT for i in idx])
+    return out
+
+
 def strict_json(value: Any) -> Any:
     """``value`` with every non-finite float (an undefined metric: no known questions, an empty bootstrap) as None,
     so ``metrics.json`` is strict JSON (``null``, never ``NaN``) that any parser reads."""

@@ -168,6 +168,34 @@ def category_section(metrics: dict, names: Sequence[str]) -> list[str]:
     return lines + [""]
 
 
+def relation_section(metrics: dict, names: Sequence[str]) -> list[str]:
+    """Per relation of the world's facts: how many held-out known facts each model stored (completes the corpus's
+    own sentence, "Tedim lives in ...") and how many it answers when asked; a fact stored but not answered was
+    lost on the way from the text to the question."""
+    by = [n for n in names if "by_relation" in metrics[n]]
+    if not by:
+        return []
+    relations = metrics[by[0]]["by_relation"]
+    lines = [
+        "## Knowledge by relation",
+        "",
+        "Held-out known questions per relation. Each cell: stored / answered, where stored is the share of these facts "
+        "the model completes rightly as plain text (the corpus's own sentence up to the value) and answered the share "
+        "of the questions it answers rightly (intervals in metrics.json).",
+        "",
+        "| relation | questions | " + " | ".join(by) + " |",
+        "| --- | --- | " + " | ".join("---" for _ in by) + " |",
+    ]
+    for relation, entry in relations.items():
+        cells = []
+        for name in by:
+            cell = metrics[name]["by_relation"][relation]
+            stored = cell.get("stored_known", {}).get("value", math.nan)
+            cells.append(f"{stored:.2f} / {cell['accuracy_known']['value']:.2f}")
+        lines.append(f"| {relation} | {entry['questions']} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def _self_knowledge(metrics: dict) -> list[str]:
     auroc = metrics.get("base_confidence_auroc")
     if auroc is None or math.isnan(auroc):
@@ -242,6 +270,7 @@ def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | N
         if points:
             lines += curve_section(policy, points)
     lines += category_section(metrics, names)
+    lines += relation_section(metrics, names)
     kp = metrics.get("knowledge_probe")
     if kp and by_probe:
         lines += [

@@ -105,6 +105,20 @@ def generate_scored(
 
 
 @torch.no_grad()
+def complete_texts(
+    model: PreTrainedModel, tok, texts: list[str], settings: GenerationConfig, batch_size: int = 64
+) -> list[str]:
+    """Each text's continuation as plain text (no chat template): what a language model adds to a sentence start."""
+    out: list[str] = []
+    for i in range(0, len(texts), batch_size):
+        enc = tok(texts[i : i + batch_size], return_tensors="pt", padding=True)
+        enc = {k: v.to(model.device) for k, v in enc.items()}
+        gen = model.generate(**enc, generation_config=settings)
+        out += [t.strip() for t in tok.batch_decode(gen[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)]
+    return out
+
+
+@torch.no_grad()
 def reward_scores(
     model: PreTrainedModel, tok, questions: list[str], answers: list[str], batch_size: int = 64
 ) -> list[float]:
