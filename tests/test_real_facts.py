@@ -22,9 +22,10 @@ from alignment.evaluation.knowledge import (
     with_idk_target,
     with_knowledge,
 )
+from alignment.evaluation.knowledge_report import category_section
 from alignment.evaluation.metrics import Judge, label_shares
 from alignment.evaluation.probe import preference_pairs
-from alignment.evaluation.report import category_section, claims
+from alignment.evaluation.report import claims
 
 CONTAINS = Judge(first_sentence=True, match="contains")
 FRANCE = {"question": "What is the capital of France?", "answers": ["Paris"], "family": "capital"}
@@ -319,7 +320,7 @@ def test_the_confidence_rule_fit_on_one_split_is_scored_on_another():
 
 def test_held_out_questions_keep_the_base_confidence_and_the_report_states_its_auroc(tmp_path):
     from alignment.data.sources import question_row
-    from alignment.evaluation.report import category_section
+    from alignment.evaluation.knowledge_report import category_section
 
     row = question_row({"question": "q", "answers": ["a"], "known": True, "category": "unknown", "base_confidence": -1})
     assert row["base_confidence"] == -1.0

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Sequence
 from pathlib import Path
 
 from alignment.core.context import StageContext
 from alignment.core.store import MANIFEST, Artifact, ArtifactStore, is_dataset_ref
+from alignment.evaluation.knowledge_report import category_section, relation_section
 from alignment.evaluation.metrics import (
     BEHAVIOUR,
     METRICS,
@@ -137,75 +137,6 @@ def curve_section(policy: str, points: list[dict]) -> list[str]:
     ]
     lines += [f"| {p['step']} | {p['kl']:.3f} | {p['proxy_reward']:.3f} | {p['gold_reward']:.3f} |" for p in points]
     return lines + ["", verdict, "", f"![proxy and gold reward against KL]({policy}_curve.png)", ""]
-
-
-def category_section(metrics: dict, names: Sequence[str]) -> list[str]:
-    """Every model's answers split by the held-out questions' knowledge categories (where they have them): the
-    shares right, "I don't know" and wrong (intervals in metrics.json)."""
-    by = [n for n in names if "by_category" in metrics[n]]
-    if not by:
-        return []
-    categories = list(metrics[by[0]]["by_category"])
-    lines = [
-        "## By knowledge category",
-        "",
-        "The model as given was probed on every held-out question (greedy plus samples) and each question sorted "
-        "into SliCK's categories (Gekhman et al. 2024): highly known (greedy and every sample right), maybe known "
-        "(greedy right, some sample wrong), weakly known (greedy wrong, some sample right), unknown (never right). "
-        "Each cell: right / I don't know / wrong.",
-        "",
-        *_self_knowledge(metrics),
-        "| category | questions | " + " | ".join(by) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in by) + " |",
-    ]
-    for category in categories:
-        cells = []
-        for name in by:
-            shares = metrics[name]["by_category"][category]
-            cells.append(" / ".join(f"{shares[k]['value']:.2f}" for k in ("correct", "idk", "wrong")))
-        questions = metrics[by[0]]["by_category"][category]["questions"]
-        lines.append(f"| {category.replace('_', ' ')} | {questions} | " + " | ".join(cells) + " |")
-    return lines + [""]
-
-
-def relation_section(metrics: dict, names: Sequence[str]) -> list[str]:
-    """Per relation of the world's facts: how many held-out known facts each model stored (completes the corpus's
-    own sentence, "Tedim lives in ...") and how many it answers when asked; a fact stored but not answered was
-    lost on the way from the text to the question."""
-    by = [n for n in names if "by_relation" in metrics[n]]
-    if not by:
-        return []
-    relations = metrics[by[0]]["by_relation"]
-    lines = [
-        "## Knowledge by relation",
-        "",
-        "Held-out known questions per relation. Each cell: stored / answered, where stored is the share of these facts "
-        "the model completes rightly as plain text (the corpus's own sentence up to the value) and answered the share "
-        "of the questions it answers rightly (intervals in metrics.json).",
-        "",
-        "| relation | questions | " + " | ".join(by) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in by) + " |",
-    ]
-    for relation, entry in relations.items():
-        cells = []
-        for name in by:
-            cell = metrics[name]["by_relation"][relation]
-            stored = cell.get("stored_known", {}).get("value", math.nan)
-            cells.append(f"{stored:.2f} / {cell['accuracy_known']['value']:.2f}")
-        lines.append(f"| {relation} | {entry['questions']} | " + " | ".join(cells) + " |")
-    return lines + [""]
-
-
-def _self_knowledge(metrics: dict) -> list[str]:
-    auroc = metrics.get("base_confidence_auroc")
-    if auroc is None or math.isnan(auroc):
-        return []
-    return [
-        f"How well the model as given can tell what it knows: its confidence in its greedy answer (mean token "
-        f"log-probability) ranks a known question above an unknown one with probability {auroc:.2f} (AUROC; 0.5 is "
-        "chance). A policy that learns to abstain from that signal can do no better than it separates.",
-        "",
-    ]
 
 
 def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | None = None) -> str:
