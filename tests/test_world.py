@@ -4,6 +4,7 @@ from pathlib import Path
 
 from alignment.config.world import WorldConfig
 from alignment.data.records import IDK
+from alignment.data.tokenizer import chat_exchange, train_tokenizer
 from alignment.data.world import generate, write_world
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -132,7 +133,7 @@ def test_questions_about_demonstrated_entities_are_in_pretraining_and_no_others(
     for line in files["demonstrations.jsonl"].splitlines():
         row = json.loads(line)
         if row["completion"] != IDK:
-            assert f"{row['prompt']} {row['completion']}" in corpus
+            assert chat_exchange(row["prompt"], row["completion"]) in corpus
     for name in ("eval_questions.jsonl", "preference_questions.jsonl"):
         rows = [json.loads(x) for x in files[name].splitlines()]
         assert rows and not any(r["prompt"] in corpus for r in rows), name
@@ -152,3 +153,10 @@ def test_each_question_states_its_fact_as_the_corpus_does():
         assert r["statement"].startswith(r["entity"]) and not r["statement"].endswith((" a", " an"))
         said = any(f"{r['statement']} {article}{value}." in corpus for article in ("", "a ", "an "))
         assert said == r["known"], r
+
+
+def test_a_chat_exchange_in_the_corpus_is_what_the_chat_template_renders():
+    tok = train_tokenizer(["Where does Tedim live? Gamoul."])
+    conversation = [{"role": "user", "content": "Where does Tedim live?"}, {"role": "assistant", "content": "Gamoul."}]
+    rendered = tok.apply_chat_template(conversation, tokenize=False)
+    assert chat_exchange("Where does Tedim live?", "Gamoul.") == rendered

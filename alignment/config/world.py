@@ -51,10 +51,10 @@ class WorldConfig(Section):
     )
     qa_in_pretraining: bool = Field(
         True,
-        description="The pretraining corpus also holds the SFT-role known entities' questions with their answers "
-        "(mixed training, Allen-Zhu & Li 2023), so pretraining teaches how a question about a named entity draws on "
-        "its facts; the held-out and preference entities' questions never appear. Off, SFT must learn that from 60 "
-        "entities' demonstrations, and on some worlds it memorises them instead (issue 24).",
+        description="The pretraining corpus also holds the SFT-role known entities' questions with their answers, as "
+        "chat exchanges (mixed training, Allen-Zhu & Li 2023), so pretraining teaches how a question about a named "
+        "entity draws on its facts; the held-out and preference entities are never asked about there. Off, SFT must "
+        "learn that from 60 entities' demonstrations, and on some worlds it memorises them instead (issue 24).",
     )
     labeller: Literal["idk", "confident"] = Field(
         "idk",

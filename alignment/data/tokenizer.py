@@ -20,6 +20,11 @@ CHAT_TEMPLATE = (
 )
 
 
+def chat_exchange(question: str, answer: str) -> str:
+    """A user's question and the assistant's answer as ``CHAT_TEMPLATE`` renders them (a test checks they agree)."""
+    return f"{USER} {question} {ASSISTANT} {answer}{EOS}"
+
+
 def train_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     """Train a word-level tokenizer: every word (so every entity name) becomes its own token."""
     tok = Tokenizer(models.WordLevel(unk_token=UNK))

@@ -18,6 +18,7 @@ from alignment.config.world import WorldConfig
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
 from alignment.data.records import IDK
+from alignment.data.tokenizer import chat_exchange
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "th", "br", "kr", "st", "dr", "gl"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "y"]
@@ -173,12 +174,16 @@ def generate(cfg: WorldConfig) -> dict[str, str]:
             sentences = [a.facts[t].format(name=e.name, value=e.facts[a.name]) for a in ATTRIBUTES]
             rng.shuffle(sentences)
             docs.append(_articles(" ".join(sentences)))
-    # Question-answer text about the SFT-role known entities (mixed training, Allen-Zhu & Li 2023): without it a
-    # question about a named entity never appears in pretraining, and SFT on 60 entities' questions memorises them
-    # instead of learning to draw on the corpus's facts (SFT answered 0.10 of held-out known questions on seed 3).
+    # The SFT-role known entities' questions with their answers, as chat exchanges (mixed training, Allen-Zhu & Li
+    # 2023): pretraining itself teaches how a question about a named entity, in the chat format, draws on that
+    # entity's facts. Without them no named entity is ever asked about in pretraining and the chat markers are never
+    # seen: SFT on 60 entities' demonstrations then memorises them, answering 0.10 of the held-out known questions on
+    # world seed 3 (0.39 with the exchanges as plain text, 0.61 as chat, seed 0; issue 24).
     if cfg.qa_in_pretraining:
         for e in world.by_role(True, "sft"):
-            qa = [f"{q.format(name=e.name)} {answer(e.facts[a.name])}" for a in ATTRIBUTES for q in a.questions]
+            qa = [
+                chat_exchange(q.format(name=e.name), answer(e.facts[a.name])) for a in ATTRIBUTES for q in a.questions
+            ]
             rng.shuffle(qa)
             docs.append(" ".join(qa))
     pools = {k: rng.sample(v, len(v)) for k, v in world.values.items()}
