@@ -22,5 +22,5 @@ class GRPOSection(SamplingTrainingSection):
         0.4,
         ge=0,
         description="KL penalty to the SFT model (the adapter-disabled policy). TRL's GRPO default is 0 (no KL); "
-        "0.4 is RLOO's here, so the two online policies are held to SFT alike.",
+        "0.4 held RLOO to SFT on the tiny world before issue 24 (RLOO's is now 0.2; GRPO's was not re-measured).",
     )
