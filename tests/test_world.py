@@ -3,8 +3,9 @@ import re
 from pathlib import Path
 
 from alignment.config.world import WorldConfig
+from alignment.data.chat_format import chat_exchange
 from alignment.data.records import IDK
-from alignment.data.tokenizer import chat_exchange, train_tokenizer
+from alignment.data.tokenizer import train_tokenizer
 from alignment.data.world import generate, write_world
 
 ROOT = Path(__file__).resolve().parents[1]

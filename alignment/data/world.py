@@ -17,8 +17,8 @@ from pathlib import Path
 from alignment.config.world import WorldConfig
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
+from alignment.data.chat_format import chat_exchange
 from alignment.data.records import IDK
-from alignment.data.tokenizer import chat_exchange
 
 _ONSETS = ["b", "d", "f", "g", "k", "l", "m", "n", "p", "r", "s", "t", "v", "z", "th", "br", "kr", "st", "dr", "gl"]
 _VOWELS = ["a", "e", "i", "o", "u", "ai", "ou", "y"]
