@@ -82,6 +82,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"evaluation: {out['evaluate']}")
     print(f"report: {Path(out['report']) / 'report.md'}")
     print(f"exported policy: {Path(out['export']) / 'model'}")
+    from alignment.evaluation.report import headline, read_metrics
+
+    print("\n" + "\n".join(headline(read_metrics(Path(out["evaluate"])))))
     return 0
 
 

@@ -1,3 +1,4 @@
+import json
 from pathlib import Path
 
 from flows.cli import main
@@ -54,12 +55,43 @@ def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
     assert main(["run", str(ROOT / "configs/micro.yaml"), "--set", f"store.root={store}"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"up to date: every artifact is already in {store}")
-    assert out[1:] == [
+    assert out[1:4] == [
         f"evaluation: {values['evaluate'].path.resolve()}",
         f"report: {values['report'].path.resolve()}/report.md",
         f"exported policy: {values['export'].path.resolve()}/model",
     ]
+    metrics = json.loads((values["evaluate"].path / "metrics.json").read_text())
+    assert out[4] == "" and out[5].split() == [
+        "model",
+        "accuracy",
+        "(known)",
+        "prudence",
+        "hallucination",
+        "win-rate",
+        "vs",
+        "SFT",
+    ]
+    rows = {line.split()[0]: line.split()[1:] for line in out[6:]}
+    assert list(rows) == ["base", "sft", "dpo"] and rows["base"][3] == rows["sft"][3] == "-"
+    assert rows["dpo"] == [
+        f"{metrics['dpo'][k]['value']:.3f}" for k in ("accuracy_known", "prudence", "hallucination_rate")
+    ] + [f"{metrics['dpo']['win_rate_vs_sft']['gold']['value']:.3f}"]
     assert sorted(p.name for p in store.rglob("manifest.json")) == before
+
+
+def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):
+    """No deprecation warnings whose cause is known (is_gradient_checkpointing) and no load report for the reward
+    model's fresh score head; the run ends with its headline table."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "flows.cli", "run", "configs/micro.yaml", "--set", f"store.root={tmp_path}"]
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    output = done.stdout + done.stderr
+    assert "FutureWarning" not in output and "LOAD REPORT" not in output
+    assert done.stdout.splitlines()[-4].split()[:3] == ["model", "accuracy", "(known)"]
+    assert [line.split()[0] for line in done.stdout.splitlines()[-3:]] == ["base", "sft", "dpo"]
 
 
 def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):

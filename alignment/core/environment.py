@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 
 DEFAULTS = {
     "HF_HUB_DISABLE_TELEMETRY": "1",  # no usage pings from huggingface_hub
@@ -20,9 +21,12 @@ DEFAULTS = {
 
 
 def apply() -> None:
-    """Set every default that is not already set."""
+    """Set every default that is not already set, and silence the one library warning whose cause is known and
+    harmless: TRL and PEFT still read transformers' ``is_gradient_checkpointing``, renamed in transformers 5
+    (``activation_checkpointing`` is set by its new name here); it printed 7 FutureWarnings per run."""
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
 
 
 if (

@@ -271,6 +271,20 @@ def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | N
     return "\n".join(lines)
 
 
+def headline(metrics: dict) -> list[str]:
+    """The few numbers a run ends with, one row per model: accuracy on known questions, prudence, hallucination
+    rate and the gold win-rate against SFT (a plain-text table for the terminal)."""
+    names = [n for n in ("base", "sft", *policies(metrics)) if n in metrics]
+    keys = ("accuracy_known", "prudence", "hallucination_rate")
+    lines = [f"{'model':<6} {'accuracy (known)':>16} {'prudence':>9} {'hallucination':>13} {'win-rate vs SFT':>15}"]
+    for name in names:
+        values = [metrics[name][k]["value"] for k in keys]
+        win = metrics[name].get("win_rate_vs_sft", {}).get("gold", {}).get("value")
+        win_text = "-" if win is None else f"{win:.3f}"
+        lines.append(f"{name:<6} {values[0]:>16.3f} {values[1]:>9.3f} {values[2]:>13.3f} {win_text:>15}")
+    return lines
+
+
 def read_metrics(directory: Path) -> dict:
     """The metrics an evaluation artifact wrote (``metrics.json`` in its directory; undefined values, written as
     null, read as NaN)."""

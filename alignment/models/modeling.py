@@ -3,6 +3,7 @@ events and resume from the last checkpoint."""
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import shutil
@@ -25,6 +26,8 @@ from alignment.config.training import LoraSettings, TrainingSection
 from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
 from alignment.core.context import TrainingRun
 from alignment.models.refs import BaseRef
+
+log = logging.getLogger(__name__)
 
 
 def load_tokenizer(base: BaseRef | str | Path):
@@ -104,7 +107,22 @@ def load_causal_lm(base: BaseRef | str | Path, adapters: Sequence[Path] = (), de
 def reward_backbone(base: BaseRef | str | Path) -> PreTrainedModel:
     """The base as a one-output sequence classifier (a fresh score head), its pad token set for batching."""
     ref = base if isinstance(base, BaseRef) else BaseRef(str(base))
-    model = AutoModelForSequenceClassification.from_pretrained(ref.path, num_labels=1, **pretrained_options(ref))
+    # transformers reports the fresh score head as MISSING in a LOAD REPORT block; that head is what the reward stage
+    # trains, so the report is held back and anything else it would have said is logged here.
+    report = logging.getLogger("transformers.modeling_utils")
+    level = report.level
+    report.setLevel(logging.ERROR)
+    try:
+        model, info = AutoModelForSequenceClassification.from_pretrained(
+            ref.path, num_labels=1, output_loading_info=True, **pretrained_options(ref)
+        )
+    finally:
+        report.setLevel(level)
+    missing = [k for k in info.get("missing_keys", ()) if not k.startswith("score.")]
+    other = {"missing": missing, "unexpected": list(info.get("unexpected_keys", ()))}
+    other["mismatched"] = list(info.get("mismatched_keys", ()))
+    if any(other.values()):
+        log.warning("loading %s as a reward model: %s", ref.path, {k: v for k, v in other.items() if v})
     model.config.pad_token_id = load_tokenizer(ref).pad_token_id
     return model
 
