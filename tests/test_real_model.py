@@ -181,7 +181,8 @@ def test_the_cli_runs_the_real_model_config_through_the_prefect_flow(harness, re
     assert main(["validate", str(path)]) == 0  # every source loads and checks before anything trains
     assert main(["run", str(path)]) == 0
     printed = capsys.readouterr().out.splitlines()
-    exported = Path(printed[-1].removeprefix("exported policy: "))
+    exported = Path(next(line for line in printed if line.startswith("exported policy: ")).split(": ", 1)[1])
+    assert printed[-1].split()[0] == "dpo"  # the run ends with its headline table, the policy's row last
     assert (exported / "model.safetensors").is_file() and (exported / "chat_template.jinja").is_file()
     assert not (tmp_path / "runs" / "world").exists()
 
