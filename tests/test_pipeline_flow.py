@@ -36,6 +36,7 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path, micro):
         assert 0 <= w["ci95"][0] <= w["value"] <= w["ci95"][1] <= 1
     report_md = (report_dir / "report.md").read_text()
     assert "What this run shows" in report_md and "Split by the knowledge probe" in report_md
+    assert "**Too small to show anything:** 9 known and 9 unknown" in report_md  # micro says so at the top
     assert not (out / "report.md").exists()  # the evaluation holds metrics and answers; the report is rendered apart
     assert json.loads((report_dir / "manifest.json").read_text())["inputs"] == {"evaluate": out.name}
     probe = metrics["knowledge_probe"]

@@ -214,3 +214,11 @@ def test_the_report_has_each_upstream_stages_build_time(micro):
     total = next(line for line in text if line.startswith("| total"))
     expected = sum(values[name].manifest["seconds"] for name in stages)
     assert total == f"| total | | {expected:.1f} |"
+
+
+def test_a_report_too_small_to_show_anything_says_so_at_the_top():
+    metrics = _metrics()
+    assert not any("Too small" in line for line in report.render(metrics, {}).splitlines())
+    metrics["n_questions"] = {"known": 9, "unknown": 9}
+    lines = report.render(metrics, {"config": "micro"}).splitlines()
+    assert lines[4].startswith("**Too small to show anything:** 9 known and 9 unknown held-out questions")

@@ -27,6 +27,11 @@ PROBE_METRICS = BEHAVIOUR
 SHOWN = (*MODEL_METRICS, "win_rate", "reward_model_win_rate")
 
 
+# Held-out questions of a kind (known or unknown) below which a report says it is too small to show anything: micro
+# has 9 of each; the real-facts run's smallest is 18.
+TOO_FEW_QUESTIONS = 10
+
+
 def policies(metrics: dict) -> list[str]:
     """The policies an evaluation compared with SFT, in the config's order."""
     return metrics["policies"] if "policies" in metrics else [metrics["policy"]]
@@ -147,6 +152,13 @@ def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | N
     if context:
         lines += [f"- {k}: {v}" for k, v in context.items()] + [""]
     n = metrics["n_questions"]
+    if min(n["known"], n["unknown"]) < TOO_FEW_QUESTIONS:
+        lines += [
+            f"**Too small to show anything:** {n['known']} known and {n['unknown']} unknown held-out questions (fewer "
+            f"than {TOO_FEW_QUESTIONS} of a kind); its intervals are too wide for any claim below to mean much. A "
+            "run that checks the pipeline works (micro) is fine; for results use configs/tiny.yaml or `make seeds`.",
+            "",
+        ]
     known_from = metrics.get("known_from", "construction")
     by_probe = known_from == "probe"
     if by_probe:
