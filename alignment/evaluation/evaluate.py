@@ -181,11 +181,14 @@ def by_relation(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, labels: 
     model, tok = model_and_tok
     questions = job.questions
     stored = None
-    if all(q.get("statement") for q in questions):
+    if all(q.get("statement") for q in questions):  # only the known questions' facts count: only they are completed
         greedy = generation_config(tok, cfg.max_new_tokens)
-        completions = complete_texts(model, tok, [q["statement"] for q in questions], greedy, cfg.batch_size)
+        asked = [i for i, k in enumerate(known) if k]
+        completions = complete_texts(model, tok, [questions[i]["statement"] for i in asked], greedy, cfg.batch_size)
         completes = Judge(job.judge.idk, match="contains")  # the value anywhere in the first sentence ("a baker.")
-        stored = [completes(c, q["answers"]) for c, q in zip(completions, questions, strict=True)]
+        stored = [None] * len(questions)
+        for i, completion in zip(asked, completions, strict=True):
+            stored[i] = completes(completion, questions[i]["answers"])
     relations = [q["relation"] for q in questions]
     return relation_accuracy(labels, known, relations, stored, cfg.bootstrap_samples, cfg.seed)
 

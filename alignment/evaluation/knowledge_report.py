@@ -4,7 +4,7 @@ world's facts per relation, stored (completed as text) vs answered (asked as a q
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 
 def category_section(metrics: dict, names: Sequence[str]) -> list[str]:
@@ -14,26 +14,19 @@ def category_section(metrics: dict, names: Sequence[str]) -> list[str]:
     if not by:
         return []
     categories = list(metrics[by[0]]["by_category"])
-    lines = [
-        "## By knowledge category",
-        "",
+    intro = (
         "The model as given was probed on every held-out question (greedy plus samples) and each question sorted "
         "into SliCK's categories (Gekhman et al. 2024): highly known (greedy and every sample right), maybe known "
         "(greedy right, some sample wrong), weakly known (greedy wrong, some sample right), unknown (never right). "
-        "Each cell: right / I don't know / wrong.",
-        "",
-        *_self_knowledge(metrics),
-        "| category | questions | " + " | ".join(by) + " |",
-        "| --- | --- | " + " | ".join("---" for _ in by) + " |",
-    ]
-    for category in categories:
-        cells = []
-        for name in by:
-            shares = metrics[name]["by_category"][category]
-            cells.append(" / ".join(f"{shares[k]['value']:.2f}" for k in ("correct", "idk", "wrong")))
-        questions = metrics[by[0]]["by_category"][category]["questions"]
-        lines.append(f"| {category.replace('_', ' ')} | {questions} | " + " | ".join(cells) + " |")
-    return lines + [""]
+        "Each cell: right / I don't know / wrong."
+    )
+
+    def cell(shares: dict) -> str:
+        return " / ".join(f"{shares[k]['value']:.2f}" for k in ("correct", "idk", "wrong"))
+
+    rows = {category.replace("_", " "): category for category in categories}
+    head = ["## By knowledge category", "", intro, "", *_self_knowledge(metrics)]
+    return head + _split_table("category", "by_category", rows, metrics, by, cell)
 
 
 def relation_section(metrics: dict, names: Sequence[str]) -> list[str]:
@@ -43,24 +36,35 @@ def relation_section(metrics: dict, names: Sequence[str]) -> list[str]:
     by = [n for n in names if "by_relation" in metrics[n]]
     if not by:
         return []
-    relations = metrics[by[0]]["by_relation"]
-    lines = [
-        "## Knowledge by relation",
-        "",
+    intro = (
         "Held-out known questions per relation. Each cell: stored / answered, where stored is the share of these facts "
         "the model completes rightly as plain text (the corpus's own sentence up to the value) and answered the share "
-        "of the questions it answers rightly (intervals in metrics.json).",
-        "",
-        "| relation | questions | " + " | ".join(by) + " |",
+        "of the questions it answers rightly (intervals in metrics.json)."
+    )
+    rows = {relation: relation for relation in metrics[by[0]]["by_relation"]}
+    return ["## Knowledge by relation", "", intro, ""] + _split_table(
+        "relation", "by_relation", rows, metrics, by, stored_answered
+    )
+
+
+def stored_answered(entry: dict) -> str:
+    """One relation's "stored / answered" shares (``by_relation`` of metrics.json)."""
+    stored = entry.get("stored_known", {}).get("value", math.nan)
+    return f"{stored:.2f} / {entry['accuracy_known']['value']:.2f}"
+
+
+def _split_table(
+    column: str, split: str, rows: dict[str, str], metrics: dict, by: Sequence[str], cell: Callable[[dict], str]
+) -> list[str]:
+    """A table of the questions split by ``split`` (``by_category`` or ``by_relation``): a row per part (shown name ->
+    key), its question count, and one ``cell`` per model."""
+    lines = [
+        f"| {column} | questions | " + " | ".join(by) + " |",
         "| --- | --- | " + " | ".join("---" for _ in by) + " |",
     ]
-    for relation, entry in relations.items():
-        cells = []
-        for name in by:
-            cell = metrics[name]["by_relation"][relation]
-            stored = cell.get("stored_known", {}).get("value", math.nan)
-            cells.append(f"{stored:.2f} / {cell['accuracy_known']['value']:.2f}")
-        lines.append(f"| {relation} | {entry['questions']} | " + " | ".join(cells) + " |")
+    for shown, key in rows.items():
+        cells = " | ".join(cell(metrics[name][split][key]) for name in by)
+        lines.append(f"| {shown} | {metrics[by[0]][split][key]['questions']} | {cells} |")
     return lines + [""]
 
 

@@ -291,7 +291,7 @@ def relation_accuracy(
     labels: Sequence[str],
     known: Sequence[bool],
     relations: Sequence[str],
-    stored: Sequence[str] | None = None,
+    stored: Sequence[str | None] | None = None,
     samples: int = 1000,
     seed: int = 0,
 ) -> dict[str, dict[str, object]]:

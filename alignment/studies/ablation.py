@@ -37,12 +37,18 @@ class RunResult:
     def estimate(self, stage: str, metric: str) -> dict | None:
         """The ``{value, ci95}`` of ``metric`` for ``stage`` (win-rates from the policy's own object); None
         when the run has no such stage."""
-        obj = self.metrics.get(stage)
-        if obj is None:
-            return None
-        if metric in WIN_RATES:
-            return obj.get("win_rate_vs_sft", {}).get(WIN_RATES[metric])
-        return obj[metric]
+        return estimate(self.metrics, stage, metric)
+
+
+def estimate(metrics: dict, model: str, metric: str) -> dict | None:
+    """The ``{value, ci95}`` of ``metric`` for ``model`` in a ``metrics.json`` (win-rates: the policy's own object
+    against SFT); None when the run has no such model or win-rate."""
+    obj = metrics.get(model)
+    if obj is None:
+        return None
+    if metric in WIN_RATES:
+        return obj.get("win_rate_vs_sft", {}).get(WIN_RATES[metric])
+    return obj[metric]
 
 
 def _higher(a: dict, b: dict) -> str:

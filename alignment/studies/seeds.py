@@ -13,10 +13,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from alignment.evaluation.knowledge_report import stored_answered
 from alignment.evaluation.metrics import METRICS, definitions, fmt
+from alignment.studies.ablation import WIN_RATES, estimate
 
 SHOWN = ("accuracy_known", "over_conservativeness", "prudence", "hallucination_rate", "honesty", "perplexity")
-WIN_RATES = {"win_rate": "gold", "reward_model_win_rate": "reward_model"}  # metric -> key in win_rate_vs_sft
 
 
 @dataclass(frozen=True)
@@ -32,12 +33,7 @@ class SeedRun:
 
     def estimate(self, model: str, metric: str) -> dict | None:
         """The ``{value, ci95}`` of ``metric`` for ``model`` (win-rates: a policy's against SFT); None if absent."""
-        obj = self.metrics.get(model)
-        if obj is None:
-            return None
-        if metric in WIN_RATES:
-            return obj.get("win_rate_vs_sft", {}).get(WIN_RATES[metric])
-        return obj.get(metric)
+        return estimate(self.metrics, model, metric)
 
 
 @dataclass(frozen=True)
@@ -173,11 +169,7 @@ def render(runs: Sequence[SeedRun], command: str = "") -> str:
             cells = []
             for r in runs:
                 entry = r.metrics.get("sft", {}).get("by_relation", {}).get(rel)
-                if entry is None:
-                    cells.append("-")
-                    continue
-                stored = entry.get("stored_known", {}).get("value", math.nan)
-                cells.append(f"{stored:.2f} / {entry['accuracy_known']['value']:.2f}")
+                cells.append("-" if entry is None else stored_answered(entry))
             lines.append(f"| {rel} | " + " | ".join(cells) + " |")
     lines += [
         "",
