@@ -6,19 +6,29 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alignment.config.base import ConfigError
 from alignment.config.loading import load_config
 from alignment.config.policies import POLICY_NAMES
 from alignment.config.run import RunConfig
-from alignment.core.store import StoreFull
+from alignment.core.store import CorruptArtifact, StoreFull
 from alignment.data.records import DataError
 from alignment.studies.bench_trials import METHODS, PRESETS, TRAINING
+
+if TYPE_CHECKING:
+    from alignment.core.store import Artifact, ArtifactStore
 
 
 def _config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", default="configs/tiny.yaml", help="run config YAML (default: %(default)s)")
     _override_arg(p, "override a config value with a dotted key, e.g. --set dpo.beta=0.2 (repeatable)")
+
+
+def _store_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--store", dest="store_root", metavar="DIR", help="artifact store root (same as --set store.root=DIR)"
+    )
 
 
 def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
@@ -48,6 +58,14 @@ def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
         source = getattr(cfg.data, name)
         if source is not None:
             load(source, kind)
+
+
+def _existing_store(root: str, purpose: str) -> str:
+    """``root`` if it is a store directory, else an error naming it (a mistyped store is never an empty one)."""
+    if not Path(root).is_dir():
+        what = "is not a directory" if Path(root).exists() else "does not exist"
+        raise ConfigError(f"store {root} {what}: {purpose} (--store names the store a run wrote)")
+    return root
 
 
 def _show_progress() -> None:
@@ -163,7 +181,7 @@ def cmd_promoted(args: argparse.Namespace) -> int:
     from alignment.core.store import ArtifactStore
     from alignment.studies.retrain import PromotionLog
 
-    log = PromotionLog(ArtifactStore(args.store), args.name)
+    log = PromotionLog(ArtifactStore(_existing_store(args.store, "no promoted policy to show")), args.name)
     champion = log.champion()
     if champion is None:
         print(f"no promoted {args.name} in {args.store} yet")
@@ -181,32 +199,59 @@ def cmd_promoted(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     """Merge a policy (any of the registry's) into its base and save it as a standalone model (an ``export``
-    artifact). ``latest``: the newest artifact of ``--policy`` (default: the config's first policy)."""
+    artifact). ``latest``: the newest artifact of ``--policy`` (default: the config's first policy, or without a
+    config the newest policy artifact of any kind). Without ``--config`` the base loads as its manifest says."""
     from alignment import graph
+    from alignment.config.run import RunConfig
     from alignment.core.context import StageContext
     from alignment.core.store import ArtifactStore
+    from alignment.models.refs import run_settings
 
-    cfg = load_config(args.config, [*args.overrides, f"store.root={args.store}"])
-    name = (args.policy or cfg.policies[0]) if args.artifact == "latest" else Path(args.artifact).name.rsplit("-", 1)[0]
-    if name not in POLICY_NAMES:
-        print(f"error: {args.artifact} is not a policy artifact (one of {', '.join(POLICY_NAMES)})", file=sys.stderr)
-        return 2
-    cfg = cfg.model_copy(update={"policies": [name]})
-    store = ArtifactStore(args.store)
+    store = ArtifactStore(_existing_store(args.store, "nothing to export"))
+    cfg = load_config(args.config, [*args.overrides, f"store.root={args.store}"]) if args.config else None
+    if args.overrides and cfg is None:
+        raise ConfigError("--set overrides a config: give the run's config with --config")
     try:
-        given = graph.resolve_given(store, cfg, "export", {name: args.artifact})
-    except (FileNotFoundError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    export = graph.run_local(StageContext(cfg, store), ("export",), given)["export"]
+        policy = _policy_artifact(store, args.artifact, args.policy or (cfg.policies[0] if cfg else None))
+        if cfg is None:  # the settings the run used, from the manifests
+            cfg = RunConfig(**run_settings(store, policy), store={"root": args.store})
+        cfg = cfg.model_copy(update={"policies": [policy.stage]})
+        given = graph.resolve_given(store, cfg, "export", {policy.stage: policy.id})
+        export = graph.run_local(StageContext(cfg, store), ("export",), given)["export"]
+    except (FileNotFoundError, ValueError, CorruptArtifact) as exc:  # a wrong id, store or config (another world)
+        raise ConfigError(str(exc)) from None
     print(f"exported policy: {export.path / 'model'}")
     return 0
+
+
+def _policy_artifact(store: ArtifactStore, ref: str, name: str | None) -> Artifact:
+    """The policy artifact ``ref`` names: an id or directory of any policy, or ``latest`` (of ``name``, else the
+    newest of every policy in the store)."""
+    if ref != "latest":
+        if Path(ref).name.rsplit("-", 1)[0] not in POLICY_NAMES:  # named for its stage: tell before any lookup
+            raise ValueError(f"{ref} is not a policy artifact (one of {', '.join(POLICY_NAMES)})")
+        return store.load(ref)
+    if name is not None:
+        return store.resolve(ref, name)
+    found = [a for a in (_newest(store, p) for p in POLICY_NAMES) if a is not None]
+    if not found:
+        raise FileNotFoundError(f"no policy artifact in store {store.root} yet ({', '.join(POLICY_NAMES)})")
+    return max(found, key=lambda a: a.manifest.get("created_at", ""))
+
+
+def _newest(store: ArtifactStore, stage: str) -> Artifact | None:
+    try:
+        return store.latest(stage)
+    except FileNotFoundError:
+        return None
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Talk to an exported model; ``--prompt``: one answer, printed (for scripts)."""
     from alignment.models.chat import Chat, model_dir
 
+    if not Path(args.export).expanduser().exists():  # an id or 'latest', not a directory: the store must exist
+        _existing_store(args.store, f"no export {args.export} to talk to")
     try:
         chat = Chat(model_dir(args.export, args.store), max_new_tokens=args.max_new_tokens)
     except (FileNotFoundError, ValueError, OSError) as exc:
@@ -235,8 +280,10 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     if store is None:  # an artifact directory names its own store (<store>/<stage>/<id>); an id: ./runs
         given = Path(args.artifact)
         store = str(given.resolve().parent.parent) if (given / MANIFEST).is_file() else "runs"
+    store = ArtifactStore(_existing_store(store, f"no artifact {args.artifact} to trace"))
     try:
-        tree = lineage(ArtifactStore(store), args.artifact)
+        ref = store.latest("export").id if args.artifact == "latest" else args.artifact
+        tree = lineage(store, ref)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -247,11 +294,8 @@ def cmd_lineage(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from alignment.core.store import ArtifactStore
 
-    if not Path(args.store).is_dir():  # nothing verified is not "0 broken": a mistyped store must not pass
-        what = "is not a directory" if Path(args.store).exists() else "does not exist"
-        print(f"error: store {args.store} {what}: nothing to verify", file=sys.stderr)
-        return 2
-    found = ArtifactStore(args.store).verify_all()
+    # nothing verified is not "0 broken": a mistyped store must not pass
+    found = ArtifactStore(_existing_store(args.store, "nothing to verify")).verify_all()
     for artifact_id, problem in found.items():
         print(f"{artifact_id}: {problem or 'ok'}")
     broken = [a for a, problem in found.items() if problem]
@@ -375,6 +419,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("run", help="run the whole pipeline as a Prefect flow")
     _config_args(p)
+    _store_arg(p)
     p.add_argument(
         "--always-run-flow",
         action="store_true",
@@ -388,15 +433,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="run configs, e.g. configs/tiny.yaml configs/tiny-idk.yaml configs/tiny-mismatch.yaml",
     )
     _override_arg(p, "override applied to every config (repeatable)")
+    _store_arg(p)
     p.add_argument("--out", default="runs/ablation.md", help="comparison page (default: %(default)s)")
     p.set_defaults(func=cmd_ablation)
     p = sub.add_parser("seeds", help="run a config on several world seeds: spread of every metric, bounds checked")
     _config_args(p)
+    _store_arg(p)
     p.add_argument("--seeds", default="0-4", help="world seeds, e.g. 0-4 or 0,2,5 (default: %(default)s)")
     p.add_argument("--out", default="runs/seeds.md", help="the seeds page (default: %(default)s)")
     p.set_defaults(func=cmd_seeds)
     p = sub.add_parser("retrain", help="champion/challenger retraining on new data files (the scheduled flow)")
     _config_args(p)
+    _store_arg(p)
     p.add_argument(
         "--data-dir", type=Path, help="where new demonstrations/*.jsonl and preferences/*.jsonl land (retrain.data_dir)"
     )
@@ -415,10 +463,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--policy",
         choices=POLICY_NAMES,
-        help="the policy whose latest artifact 'latest' means (default: the config's first)",
+        help="the policy whose latest artifact 'latest' means (default: the config's first, else the newest of any)",
     )
     p.add_argument(
-        "--config", default="configs/tiny.yaml", help="run config: how the base loads (default: %(default)s)"
+        "--config", help="the run's config: how the base loads (default: as the base artifact's manifest says)"
     )
     p.add_argument("--store", default="runs", help="artifact store root (default: %(default)s)")
     _override_arg(p, "override a config value (repeatable)")
@@ -430,7 +478,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-new-tokens", type=int, default=64, help="longest answer, in tokens (default: %(default)s)")
     p.set_defaults(func=cmd_chat)
     p = sub.add_parser("lineage", help="print the tree an artifact was built from (artifacts, data hashes, configs)")
-    p.add_argument("artifact", help="artifact id (e.g. dpo-1a2b...) or artifact directory")
+    p.add_argument(
+        "artifact", help="artifact id (e.g. dpo-1a2b...), artifact directory, or 'latest' (the newest export)"
+    )
     p.add_argument("--store", default=None, help="artifact store root (default: the directory's own store, else runs)")
     p.add_argument("--no-metrics", action="store_true", help="leave out each artifact's metrics")
     p.set_defaults(func=cmd_lineage)
@@ -470,6 +520,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="check a config, this machine's compute and every data file, without training",
     )
     _config_args(p)
+    _store_arg(p)
     p.set_defaults(func=cmd_validate)
     p = sub.add_parser("config", help="every config key with its value, default and description")
     _config_args(p)
@@ -501,6 +552,8 @@ def _version() -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "store_root", None):  # --store DIR: the config's store.root, for every config this run loads
+        args.overrides.append(f"store.root={args.store_root}")
     try:
         return args.func(args)
     except (ConfigError, DataError, StoreFull) as exc:

@@ -52,7 +52,7 @@ def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
     values = run_local(StageContext(cfg, ArtifactStore(store), progress=lambda _: None))
     before = sorted(p.name for p in store.rglob("manifest.json"))
-    assert main(["run", str(ROOT / "configs/micro.yaml"), "--set", f"store.root={store}"]) == 0
+    assert main(["run", str(ROOT / "configs/micro.yaml"), "--store", str(store)]) == 0  # = --set store.root=
     out = capsys.readouterr().out.splitlines()
     assert out[0].startswith(f"up to date: every artifact is already in {store}")
     assert out[1:4] == [
@@ -77,6 +77,8 @@ def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
         f"{metrics['dpo'][k]['value']:.3f}" for k in ("accuracy_known", "prudence", "hallucination_rate")
     ] + [f"{metrics['dpo']['win_rate_vs_sft']['gold']['value']:.3f}"]
     assert sorted(p.name for p in store.rglob("manifest.json")) == before
+    assert main(["lineage", "latest", "--store", str(store), "--no-metrics"]) == 0  # latest: the newest export
+    assert capsys.readouterr().out.startswith(f"- export: {values['export'].id}")
 
 
 def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):
@@ -104,6 +106,8 @@ def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):
 
 
 def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
+    """With the run's config or without it (the settings then come from the manifests), the same export artifact;
+    a wrong id, kind or store is one error line."""
     from alignment.config.loading import load_config
     from alignment.core.context import StageContext
     from alignment.core.store import ArtifactStore
@@ -117,10 +121,30 @@ def test_export_command_builds_the_standalone_policy_once(tmp_path, capsys):
     [export] = list((store / "export").iterdir())
     assert capsys.readouterr().out.splitlines()[-1] == f"exported policy: {export / 'model'}"
     assert (export / "model" / "model.safetensors").is_file() and (export / "model" / "tokenizer.json").is_file()
+    worlds = sorted((store / "world").iterdir())
+    for ref in (dpo.id, "latest"):  # no config: the micro world and model read back from the manifests
+        assert main(["export", ref, "--store", str(store)]) == 0
+        assert capsys.readouterr().out.splitlines()[-1] == f"exported policy: {export / 'model'}"
+    assert list((store / "export").iterdir()) == [export] and sorted((store / "world").iterdir()) == worlds
     assert main(["export", "sft-0123456789abcdef", "--store", str(store)]) == 2
     assert "sft-0123456789abcdef is not a policy artifact (one of dpo, rloo, kto, grpo)" in capsys.readouterr().err
     assert main(["export", "kto-0123456789abcdef", "--store", str(store)]) == 2
     assert "no artifact 'kto-0123456789abcdef'" in capsys.readouterr().err
+    assert main(["export", "latest", "--policy", "rloo", "--store", str(store)]) == 2
+    assert f"no rloo artifact in store {store} yet" in capsys.readouterr().err
+    assert main(["export", "latest", "--store", str(tmp_path / "nope")]) == 2
+    assert (
+        capsys.readouterr().err
+        == f"error: store {tmp_path / 'nope'} does not exist: nothing to export (--store names the store a run wrote)\n"
+    )
+
+
+def test_every_artifact_command_names_a_missing_store(tmp_path, capsys):
+    missing = str(tmp_path / "nope")
+    for command in (["chat", "latest", "--prompt", "hi"], ["lineage", "latest"], ["promoted"], ["verify"]):
+        assert main([*command, "--store", missing]) == 2, command
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: store {missing} does not exist: ") and err.count("\n") == 1, err
 
 
 def test_check_refuses_compute_this_machine_lacks_before_any_work(capsys):

@@ -6,7 +6,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from alignment.config.model import ModelConfig, template_file
-from alignment.core.store import Artifact
+from alignment.config.world import WorldConfig
+from alignment.core.store import Artifact, ArtifactStore
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,35 @@ def base_path(art: Artifact) -> str:
 def base_ref(art: Artifact, cfg: ModelConfig) -> BaseRef:
     """How to load the base model of ``art`` with the run's model settings."""
     return BaseRef(base_path(art), cfg.load_options(), cfg.chat_template)
+
+
+def model_config(base: Artifact) -> ModelConfig:
+    """The model settings a base artifact was built with, read back from its manifest: what a command given only
+    artifacts (``alignment export ID``, no config) needs to load the base as the run did."""
+    section = dict(base.manifest.get("config", {}).get("section", {}))
+    if base.manifest.get("source"):  # a given model, used in place: its whole model section
+        return ModelConfig(**section)
+    if "gguf" in base.manifest.get("inputs", {}):  # a dequantized GGUF, loaded from the artifact itself
+        section.pop("gguf_file", None)
+        return ModelConfig(**section)
+    return ModelConfig(tiny=section)  # the tiny base: its pretraining settings
+
+
+def run_settings(store: ArtifactStore, policy: Artifact) -> dict[str, Any]:
+    """The run settings a policy artifact was built with, as far as loading its base needs them, from the
+    manifests: the seed, the base's model settings and, for the tiny base, the world it was pretrained on."""
+    base = store.load(policy.manifest["model_chain"][0])
+    settings: dict[str, Any] = {"seed": policy.manifest.get("seed", 0), "model": model_config(base)}
+    world_file = base.manifest.get("inputs", {}).get("world.json")
+    if world_file:  # the tiny base: the world artifact holding the very world.json it was pretrained on
+        for path in sorted((store.root / "world").glob("world-*")):
+            world = store.get(path.name)
+            if world and "sha256:" + world.manifest["files"].get("world.json", {}).get("sha256", "") == world_file:
+                settings["world"] = WorldConfig(**world.manifest["config"]["section"])
+                break
+        else:
+            raise FileNotFoundError(f"base {base.id}: the world it was pretrained on is not in store {store.root}")
+    return settings
 
 
 def describe(base: Artifact) -> str:
