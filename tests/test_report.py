@@ -115,9 +115,12 @@ def test_write_report_and_read_metrics(tmp_path):
 def test_summary_plot_panels_are_titled_from_the_registry(tmp_path, monkeypatch):
     figures = []
     monkeypatch.setattr(plots.plt, "close", figures.append)
-    plots.plot_summary(_metrics(), tmp_path / "summary.png")
+    plots.plot_summary(_metrics(), tmp_path / "summary.png", "evaluate-0123456789abcdef")
     assert (tmp_path / "summary.png").stat().st_size > 0
     (fig,) = figures
+    assert fig._suptitle.get_text() == "per-model summary, 95% intervals — evaluate-0123456789abcdef"
+    assert [ax.get_ylim() for ax in fig.axes[1:]] == [(0.0, 1.0)] * 3  # rates on [0, 1]
+    assert fig.axes[0].get_ylim()[0] == 0.0  # perplexity from 0
     axes = fig.axes
     assert [ax.get_title() for ax in axes] == [
         "perplexity (held-out text)",
@@ -127,6 +130,28 @@ def test_summary_plot_panels_are_titled_from_the_registry(tmp_path, monkeypatch)
     ]
     assert [p.get_height() for p in axes[1].patches] == [0.5, 0.7]  # SFT against itself, then dpo
     assert [p.get_height() for p in axes[2].patches] == [0.0, 0.1, 0.9]
+
+
+def test_sweep_plot_keeps_coinciding_series_apart_on_rate_axes(tmp_path, monkeypatch):
+    """Two models that never hallucinate both lie on 0: each line still shows (its own colour, marker and dash),
+    on [0, 1] axes, under a title naming the run."""
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    rows = [
+        {"model": m, "top_p": p, "temperature": t, "hallucination_rate": 0.0, "self_consistency": 1.0}
+        for m in ("sft", "dpo")
+        for p in (0.9, 1.0)
+        for t in (0.0, 0.7, 1.0)
+    ]
+    plots.plot_sweep(rows, tmp_path / "sweep.png", "evaluate-0123456789abcdef")
+    (fig,) = figures
+    assert fig._suptitle.get_text() == "sampling sweep — evaluate-0123456789abcdef"
+    for ax in fig.axes:
+        lo, hi = ax.get_ylim()
+        assert -0.05 < lo <= 0.0 and 1.0 <= hi < 1.05
+        styles = [(ln.get_color(), ln.get_marker(), ln.get_linestyle()) for ln in ax.get_lines()]
+        assert len(styles) == 4 and len(set(styles)) == 4
+        assert len({s[0] for s in styles}) == len({s[1] for s in styles}) == 4
 
 
 def test_decision_page_titles_metrics_and_gates_from_the_registry():

@@ -1,4 +1,6 @@
-"""The report's figures (matplotlib, PNG): per-model summary and the sampling sweep."""
+"""The report's figures (matplotlib, PNG): per-model summary, the sampling sweep and the RL curve. Each is titled
+with the run it shows (the evaluation's artifact id); rates are drawn on [0, 1], and lines that may coincide
+differ in colour, marker and dash so one never hides another."""
 
 from __future__ import annotations
 
@@ -14,9 +16,23 @@ from alignment.evaluation.metrics import METRICS  # noqa: E402
 # The summary figure's panels, left to right (names in ``METRICS``, which titles them).
 PANELS = ("perplexity", "win_rate", "prudence", "over_conservativeness")
 POLICY_COLOURS = ("#cc6677", "#228833", "#ccbb44", "#aa3377", "#66ccee")  # the policies, in the run's order
+NOT_RATES = frozenset({"perplexity", "kl_to_reference"})  # every other metric is a share, drawn on [0, 1]
+# Sweep series styles: colour-blind-safe colours, each with its own marker and dash, so series that coincide
+# (two models that never hallucinate both sit on 0) still show as distinct lines.
+SERIES_STYLES = tuple(
+    {"color": c, "marker": m, "linestyle": ls, "markersize": ms}
+    for c, m, ls, ms in zip(
+        ("#4477aa", "#cc6677", "#228833", "#ccbb44", "#aa3377", "#66ccee", "#999999", "#332288"),
+        ("o", "s", "^", "D", "v", "P", "X", "*"),
+        ("-", "--", "-.", ":", "-", "--", "-.", ":"),
+        (9, 7, 6, 5, 8, 6, 5, 7),
+        strict=True,
+    )
+)
+RATE_LIMITS = (-0.02, 1.02)  # [0, 1] with a margin so points on 0 and 1 are not cut in half
 
 
-def plot_summary(metrics: dict, path: Path) -> None:
+def plot_summary(metrics: dict, path: Path, run: str = "") -> None:
     """Perplexity, win-rate, prudence and over-conservativeness per model, with 95% intervals."""
     policies = metrics.get("policies", [metrics["policy"]])
     names = [n for n in ("base", "sft", *policies) if n in metrics]
@@ -37,43 +53,61 @@ def plot_summary(metrics: dict, path: Path) -> None:
             vals = [metrics[n][key] for n in shown]
         v = [x["value"] for x in vals]
         err = [[x["value"] - x["ci95"][0] for x in vals], [x["ci95"][1] - x["value"] for x in vals]]
-        ax.bar(shown, v, yerr=err, capsize=4, color=[colours[n] for n in shown])
+        bars = ax.bar(shown, v, yerr=err, capsize=4, color=[colours[n] for n in shown])
+        ax.bar_label(bars, fmt="%.3g" if key in NOT_RATES else "%.2f", fontsize=8, padding=2)  # 0 still shows
         ax.set_title(METRICS[key].title, fontsize=10)
+        if key in NOT_RATES:
+            ax.margins(y=0.15)  # room for the value labels above the error bars
+            ax.set_ylim(bottom=0)
+        else:
+            ax.set_ylim(0, 1)
+    _title(fig, "per-model summary, 95% intervals", run)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_sweep(rows: list[dict], path: Path) -> None:
+def plot_sweep(rows: list[dict], path: Path, run: str = "") -> None:
     """Hallucination rate and self-consistency against temperature, per model and top-p."""
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     series = sorted({(r["model"], r["top_p"]) for r in rows if r["temperature"] > 0})
-    for model, top_p in series:
+    for (model, top_p), style in zip(series, SERIES_STYLES * len(series), strict=False):
         pts = sorted(
             (r for r in rows if r["model"] == model and (r["top_p"] == top_p or r["temperature"] == 0)),
             key=lambda r: r["temperature"],
         )
         t = [r["temperature"] for r in pts]
-        axes[0].plot(t, [r["hallucination_rate"] for r in pts], marker="o", label=f"{model}, top-p {top_p}")
-        axes[1].plot(t, [r["self_consistency"] for r in pts], marker="o", label=f"{model}, top-p {top_p}")
+        for ax, key in zip(axes, ("hallucination_rate", "self_consistency"), strict=True):
+            ax.plot(t, [r[key] for r in pts], label=f"{model}, top-p {top_p}", fillstyle="none", alpha=0.9, **style)
     axes[0].set(title=f"{METRICS['hallucination_rate'].title} (unknown questions)", xlabel="temperature")
     axes[1].set(title="self-consistency (agreement with majority)", xlabel="temperature")
-    axes[1].legend(fontsize=8)
+    for ax in axes:
+        ax.set_ylim(*RATE_LIMITS)
+    if series:
+        axes[1].legend(fontsize=8)
+    _title(fig, "sampling sweep", run)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
-def plot_curve(points: list[dict], path: Path) -> None:
+def plot_curve(points: list[dict], path: Path, run: str = "") -> None:
     """Proxy (reward model) and gold-judge reward of the policy's answers against its KL to SFT during RL."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
     kl = [p["kl"] for p in points]
     ax.plot(kl, [p["proxy_reward"] for p in points], marker="o", label="proxy: reward model")
     ax2 = ax.twinx()
-    ax2.plot(kl, [p["gold_reward"] for p in points], marker="s", color="#cc6677", label="gold judge")
-    ax.set(xlabel="KL to SFT (per token)", ylabel="reward-model score", title="over-optimisation (Gao et al. 2022)")
+    ax2.plot(kl, [p["gold_reward"] for p in points], marker="s", ls="--", color="#cc6677", label="gold judge")
+    ax.set(xlabel="KL to SFT (per token)", ylabel="reward-model score")
     ax2.set_ylabel("gold reward (+1 / 0 / -1)")
+    ax2.set_ylim(-1.05, 1.05)  # the gold reward's whole range, so a flat curve is not magnified
     fig.legend(loc="lower right", fontsize=8)
+    _title(fig, "over-optimisation (Gao et al. 2022)", run)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
+
+
+def _title(fig: plt.Figure, what: str, run: str) -> None:
+    """The figure's title: what it shows and, given, the run it comes from."""
+    fig.suptitle(f"{what} — {run}" if run else what, fontsize=10)

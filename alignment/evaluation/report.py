@@ -371,9 +371,9 @@ def report_stage(section: None, ctx: StageContext, evaluate: Artifact) -> Artifa
 
         for policy in policies(metrics):
             if metrics[policy].get("curve"):
-                plot_curve(metrics[policy]["curve"], tmp / f"{policy}_curve.png")
-        plot_summary(metrics, tmp / "summary.png")
-        plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png")
+                plot_curve(metrics[policy]["curve"], tmp / f"{policy}_curve.png", f"{policy.upper()}, {evaluate.id}")
+        plot_summary(metrics, tmp / "summary.png", evaluate.id)
+        plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png", evaluate.id)
         write_report(
             metrics, tmp / "report.md", report_context(ctx, evaluate, metrics), stage_times(ctx.store, evaluate)
         )
