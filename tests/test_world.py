@@ -161,3 +161,20 @@ def test_a_chat_exchange_in_the_corpus_is_what_the_chat_template_renders():
     conversation = [{"role": "user", "content": "Where does Tedim live?"}, {"role": "assistant", "content": "Gamoul."}]
     rendered = tok.apply_chat_template(conversation, tokenize=False)
     assert chat_exchange("Where does Tedim live?", "Gamoul.") == rendered
+
+
+def test_the_tiny_tokenizer_gives_back_the_text_it_was_given():
+    """Every line of the shipped world's text decodes to itself ("I don't know.", not "I don ' t know."), and an
+    answer generated after the chat prompt decodes to the answer alone: what a user reads and exports is text."""
+    from alignment.data.world import tokenizer_texts
+
+    texts = tokenizer_texts(ROOT / "data")
+    tok = train_tokenizer(texts)
+    plain = [t for t in texts if "<|" not in t]
+    assert len(plain) > 2000 and IDK in plain
+    assert [t for t in plain if tok.decode(tok(t, add_special_tokens=False)["input_ids"]) != t] == []
+    question = [{"role": "user", "content": "Where does Gyma live?"}]
+    prompt = tok(tok.apply_chat_template(question, add_generation_prompt=True, tokenize=False))["input_ids"]
+    full = tok(tok.apply_chat_template([*question, {"role": "assistant", "content": IDK}], tokenize=False))["input_ids"]
+    assert full[: len(prompt)] == prompt
+    assert tok.decode(full[len(prompt) :], skip_special_tokens=True).strip() == IDK == "I don't know."

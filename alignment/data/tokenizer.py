@@ -18,7 +18,16 @@ def train_tokenizer(texts: Iterable[str]) -> PreTrainedTokenizerFast:
     trainer = trainers.WordLevelTrainer(special_tokens=[PAD, UNK, EOS, USER, ASSISTANT], min_frequency=1)
     tok.train_from_iterator(texts, trainer=trainer)
     special = {"pad_token": PAD, "unk_token": UNK, "eos_token": EOS, "bos_token": None}
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, additional_special_tokens=[USER, ASSISTANT], **special)
+    # A word-level tokenizer forgets where the spaces were: the WordPiece decoder puts one between every two words
+    # and tidies " ." / " ?" / " ,", but only token by token, so "don't" came back as "don ' t". transformers'
+    # clean-up on the whole string also joins " ' " and the contractions: the world's text then round-trips (a
+    # test checks every line), and the token ids, so the models, are unchanged.
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        additional_special_tokens=[USER, ASSISTANT],
+        clean_up_tokenization_spaces=True,
+        **special,
+    )
     fast.chat_template = CHAT_TEMPLATE
     fast.padding_side = "left"
     return fast
