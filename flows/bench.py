@@ -14,6 +14,7 @@ from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 from pydantic import Field
 
+from alignment.core.allowed_paths import confine_paths
 from alignment.studies.bench import bench
 from alignment.studies.bench_trials import METHODS
 
@@ -32,6 +33,7 @@ def bench_flow(
 ) -> str:
     """Train each method with plain TRL and our way (each trial in its own process), time the steps, and
     publish the table; returns the directory of ``bench.json`` and ``bench.md``."""
+    confine_paths({"parameter 'out'": out})  # a form parameter: on a worker that confines paths, inside its roots
     table = bench(preset, Path(out), methods=tuple(methods), steps=steps, peak_tflops=peak_tflops)
     markdown = (Path(out) / "bench.md").read_text()
     create_markdown_artifact(key="alignment-bench", markdown=markdown, description=f"bench {table['preset']}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -35,12 +36,15 @@ def _override_arg(p: argparse.ArgumentParser, text: str) -> None:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=text)
 
 
-def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
-    """Everything checkable before any work: the compute settings against this machine, then every data source
-    the config names (file, row and column named on an error)."""
+def _check_before_work(cfg: RunConfig, source: str = "config", data_dir: Path | None = None) -> None:
+    """Everything checkable before any work: first, on a worker that confines paths, every path the run names
+    (nothing outside the roots is opened, not even to validate it); the compute settings against this machine,
+    then every data source the config names (file, row and column named on an error)."""
+    from alignment.core.allowed_paths import confine
     from alignment.core.prechecks import check_chat_template, check_compute, check_lora_targets
     from alignment.data.sources import load
 
+    confine(cfg, data_dir)
     check_compute(cfg.compute, source)
     check_chat_template(cfg.model, source)
     if cfg.model.name_or_path is not None:  # a given base: loadable, a causal LM, with a tokenizer and template
@@ -61,11 +65,23 @@ def _check_before_work(cfg: RunConfig, source: str = "config") -> None:
 
 
 def _existing_store(root: str, purpose: str) -> str:
-    """``root`` if it is a store directory, else an error naming it (a mistyped store is never an empty one)."""
+    """``root`` if it is a store directory (inside the allowed roots where the worker confines paths), else an error
+    naming it (a mistyped store is never an empty one)."""
+    from alignment.core.allowed_paths import confine_paths
+
+    confine_paths({"option '--store'": root})
     if not Path(root).is_dir():
         what = "is not a directory" if Path(root).exists() else "does not exist"
         raise ConfigError(f"store {root} {what}: {purpose} (--store names the store a run wrote)")
     return root
+
+
+def _confine_ref(name: str, ref: str) -> None:
+    """On a worker that confines paths, an artifact given as a directory (not an id or 'latest') must be inside."""
+    from alignment.core.allowed_paths import confine_paths
+
+    if ref != "latest" and not re.fullmatch(r"[a-z]+-[0-9a-f]{16}", ref):
+        confine_paths({name: ref})
 
 
 def _show_progress() -> None:
@@ -159,13 +175,13 @@ def cmd_retrain(args: argparse.Namespace) -> int:
     from alignment.studies.retrain import scan_incoming
 
     cfg = load_config(args.config, args.overrides)
-    _check_before_work(cfg, str(args.config))
     options = {"data_dir": args.data_dir, "name": args.name}
     gates = {"min_gold_win_rate": args.min_win_rate, "max_prudence_drop": args.max_prudence_drop}
     gates["max_accuracy_drop"] = args.max_accuracy_drop
     given = {key: value for key, value in options.items() if value is not None}
     given["gates"] = {key: value for key, value in gates.items() if value is not None}
     rcfg = validate(RetrainConfig, given, "retrain options")  # defaults: RetrainConfig's, nowhere else
+    _check_before_work(cfg, str(args.config), rcfg.data_dir)
     scan_incoming(rcfg.data_dir)  # bad files are reported before Prefect or any model starts
     from flows.retrain import retrain_flow
 
@@ -203,6 +219,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     config the newest policy artifact of any kind). Without ``--config`` the base loads as its manifest says."""
     from alignment import graph
     from alignment.config.run import RunConfig
+    from alignment.core.allowed_paths import confine
     from alignment.core.context import StageContext
     from alignment.core.store import ArtifactStore
     from alignment.models.refs import run_settings
@@ -216,6 +233,7 @@ def cmd_export(args: argparse.Namespace) -> int:
         if cfg is None:  # the settings the run used, from the manifests
             cfg = RunConfig(**run_settings(store, policy), store={"root": args.store})
         cfg = cfg.model_copy(update={"policies": [policy.stage]})
+        confine(cfg)  # the base's own paths (a given model directory), before it is loaded
         given = graph.resolve_given(store, cfg, "export", {policy.stage: policy.id})
         export = graph.run_local(StageContext(cfg, store), ("export",), given)["export"]
     except (FileNotFoundError, ValueError, CorruptArtifact) as exc:  # a wrong id, store or config (another world)
@@ -250,6 +268,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """Talk to an exported model; ``--prompt``: one answer, printed (for scripts)."""
     from alignment.models.chat import Chat, model_dir
 
+    _confine_ref("argument EXPORT", args.export)
     if not Path(args.export).expanduser().exists():  # an id or 'latest', not a directory: the store must exist
         _existing_store(args.store, f"no export {args.export} to talk to")
     try:
@@ -276,6 +295,7 @@ def cmd_lineage(args: argparse.Namespace) -> int:
     from alignment.core.lineage import lineage, render_text
     from alignment.core.store import MANIFEST, ArtifactStore
 
+    _confine_ref("argument ARTIFACT", args.artifact)
     store = args.store
     if store is None:  # an artifact directory names its own store (<store>/<stage>/<id>); an id: ./runs
         given = Path(args.artifact)
@@ -320,8 +340,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     import yaml
 
+    from alignment.core.allowed_paths import confine_paths
     from alignment.studies.bench import bench
 
+    confine_paths({"option '--out'": args.out})
     overrides: dict[str, dict] = {}
     for item in args.set:
         key, sep, value = item.partition("=")
@@ -377,6 +399,9 @@ def _write_files(out: Path, write: Callable[[Path], dict], force: bool) -> dict:
     import shutil
     import tempfile
 
+    from alignment.core.allowed_paths import confine_paths
+
+    confine_paths({"option '--out'": out})
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out.parent, prefix=f".{out.name}-") as tmp:
         counts = write(Path(tmp))

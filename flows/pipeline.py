@@ -29,7 +29,7 @@ from prefect.runtime import flow_run
 
 from alignment import graph
 from alignment.config.run import RunConfig
-from alignment.core.allowed_paths import confine
+from alignment.core.allowed_paths import confine, confine_paths
 from alignment.core.context import StageContext
 from alignment.core.lineage import lineage, render_markdown
 from alignment.core.prechecks import check_chat_template
@@ -157,9 +157,17 @@ def alignment_pipeline(cfg: RunConfig = RunConfig()) -> dict[str, str]:  # noqa:
     return outcome(run_stages(cfg))
 
 
+def confine_all(configs: dict[str, RunConfig], out: str) -> None:
+    """On a worker that confines paths: every config's paths and the page's, before the first run starts."""
+    for cfg in configs.values():
+        confine(cfg)
+    confine_paths({"parameter 'out'": out})
+
+
 @flow(name="alignment-ablation")
 def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") -> str:
     """Run the pipeline once per named config (stages they share are reused) and compare them."""
+    confine_all(configs, out)
     runs = []
     for name, cfg in configs.items():
         evaluation = Path(alignment_pipeline.with_options(flow_run_name=f"ablation-{name}")(cfg)["evaluate"])
@@ -173,6 +181,7 @@ def ablation_flow(configs: dict[str, RunConfig], out: str = "runs/ablation.md") 
 def seeds_flow(configs: dict[str, RunConfig], out: str = "runs/seeds.md", command: str = "") -> tuple[str, list[str]]:
     """Run the pipeline once per world seed (``configs``: seed, as text -> config) and write the seeds page: every
     metric's spread over the seeds and the bounds each seed must meet. Returns the page's path and the failed bounds."""
+    confine_all(configs, out)
     runs = []
     for seed, cfg in configs.items():
         evaluation = Path(alignment_pipeline.with_options(flow_run_name=f"seed-{seed}")(cfg)["evaluate"])

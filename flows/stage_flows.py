@@ -18,6 +18,7 @@ from pydantic import Field
 from alignment import graph
 from alignment.config.policies import POLICIES, POLICY_NAMES, Policy
 from alignment.config.run import RunConfig
+from alignment.core.allowed_paths import confine
 from alignment.core.store import ArtifactStore
 from flows.pipeline import run_stages
 
@@ -46,6 +47,7 @@ PolicyRef = Annotated[
 
 def run_target(cfg: RunConfig, target: str, refs: dict[str, str], publish: bool = False) -> str:
     """Build ``target`` from the artifacts ``refs`` names (ids or "latest"); returns its artifact id."""
+    confine(cfg)  # before the store is read to resolve the refs
     given = graph.resolve_given(ArtifactStore(cfg.store.root), cfg, target, refs)
     values = run_stages(cfg, ("report",) if publish else (target,), given)
     return values[target].id

@@ -42,7 +42,7 @@ def test_world_command_writes_files_and_never_silently_overwrites_others(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".data-")]  # no temporary directory left
 
 
-def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
+def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys, monkeypatch):
     from alignment.config.loading import load_config
     from alignment.core.context import StageContext
     from alignment.core.store import ArtifactStore
@@ -79,6 +79,10 @@ def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys):
     assert sorted(p.name for p in store.rglob("manifest.json")) == before
     assert main(["lineage", "latest", "--store", str(store), "--no-metrics"]) == 0  # latest: the newest export
     assert capsys.readouterr().out.startswith(f"- export: {values['export'].id}")
+    monkeypatch.setenv("ALIGNMENT_ALLOWED_ROOTS", str(tmp_path / "elsewhere"))  # a worker confining paths
+    assert main(["run", str(ROOT / "configs/micro.yaml"), "--store", str(store)]) == 2  # up to date, still checked
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err.startswith(f"error: key 'store.root': {store} is outside the paths")
 
 
 def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):

@@ -3,8 +3,9 @@
 A deployment's form accepts paths (the store, data files, a model directory, a chat template, the retrain's
 data location). On a shared worker that would let anyone who can start a run read or write anywhere the
 worker can. A worker started with ``ALIGNMENT_ALLOWED_ROOTS`` (directories separated by ``:``) only accepts
-paths under those roots; a run naming another is refused before its first stage. Unset: no confinement (a
-user's own machine).
+paths under those roots; a run naming another is refused before anything is opened: before its data is
+validated, before the store is read (so an up-to-date run is checked too), before its first stage. Unset: no
+confinement (a user's own machine).
 """
 
 from __future__ import annotations
@@ -46,13 +47,21 @@ def run_paths(cfg: RunConfig, data_dir: Path | None = None) -> dict[str, Path]:
 
 def confine(cfg: RunConfig, data_dir: Path | None = None, roots: list[Path] | None = None) -> None:
     """Refuse a run whose paths leave the allowed roots (``roots``, default: the worker's environment)."""
+    confine_paths({f"key '{key}'": path for key, path in run_paths(cfg, data_dir).items()}, roots)
+
+
+def confine_paths(paths: dict[str, str | Path], roots: list[Path] | None = None) -> None:
+    """Refuse any of ``paths`` outside the allowed roots (``roots``, default: the worker's environment), each named
+    by what gave it ("option '--store'", "parameter 'out'"): what a command or flow reads or writes besides a run
+    config (a store, an output page)."""
     roots = roots if roots is not None else allowed_roots()
     if roots is None:
         return
-    for key, path in run_paths(cfg, data_dir).items():
+    for what, path in paths.items():
+        path = Path(path)
         resolved = path.expanduser().resolve()
         if not any(resolved == root or resolved.is_relative_to(root) for root in roots):
             raise ConfigError(
-                f"key '{key}': {path} is outside the paths this worker allows ({VARIABLE}: "
+                f"{what}: {path} is outside the paths this worker allows ({VARIABLE}: "
                 f"{os.pathsep.join(str(r) for r in roots)})"
             )
