@@ -66,8 +66,9 @@ def test_nothing_outside_the_roots_is_opened_before_the_refusal(roots, tmp_path,
     assert err.startswith("error: key 'data.sft.path': ") and "outside the paths this worker allows" in err
     assert "secret" not in err and "line" not in err
     (outside / "runs").mkdir()
-    for command in (["verify"], ["promoted"], ["export", "latest"], ["lineage", "latest"], ["chat", "latest"]):
-        assert main([*command, "--store", str(outside / "runs"), *(["--prompt", "hi"] if "chat" in command else [])]) == 2
+    commands = (["verify"], ["promoted"], ["export", "latest"], ["lineage", "latest"], ["chat", "latest", "--prompt", "hi"])
+    for command in commands:
+        assert main([*command, "--store", str(outside / "runs")]) == 2
         assert capsys.readouterr().err.startswith("error: option '--store': "), command
     assert main(["chat", str(outside / "runs" / "export"), "--prompt", "hi"]) == 2
     assert capsys.readouterr().err.startswith("error: argument EXPORT: ")
