@@ -66,7 +66,13 @@ def test_nothing_outside_the_roots_is_opened_before_the_refusal(roots, tmp_path,
     assert err.startswith("error: key 'data.sft.path': ") and "outside the paths this worker allows" in err
     assert "secret" not in err and "line" not in err
     (outside / "runs").mkdir()
-    commands = (["verify"], ["promoted"], ["export", "latest"], ["lineage", "latest"], ["chat", "latest", "--prompt", "hi"])
+    commands = (
+        ["verify"],
+        ["promoted"],
+        ["export", "latest"],
+        ["lineage", "latest"],
+        ["chat", "latest", "--prompt", "hi"],
+    )
     for command in commands:
         assert main([*command, "--store", str(outside / "runs")]) == 2
         assert capsys.readouterr().err.startswith("error: option '--store': "), command
