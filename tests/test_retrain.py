@@ -159,20 +159,36 @@ def test_retrain_flow_trains_only_on_new_data_and_records_decisions(harness, tmp
     assert _manifests(runs) == before
 
 
-def test_what_the_retrain_will_not_read_is_named_with_a_warning(tmp_path, caplog):
+def test_what_the_retrain_cannot_use_fails_with_the_list(tmp_path):
+    """A misspelled folder, a file of another type, a kind's name given to a file: each would be data never
+    trained on behind an exit 0. The retrain fails before any work and lists every entry; a README is fine."""
     (tmp_path / "demonstration").mkdir()  # misspelled: silently skipped before
     (tmp_path / "demonstration" / "new.jsonl").write_text('{"prompt": "q", "completion": "a"}\n')
     (tmp_path / "preferences").mkdir()
     (tmp_path / "preferences" / "pairs.json").write_text("[]")
     (tmp_path / "README.md").write_text("where new data lands\n")
-    with caplog.at_level("WARNING", logger="alignment.studies.retrain"):
-        incoming = lib.scan_incoming(tmp_path)
-    assert incoming.files == {"demonstrations": [], "preferences": []}
-    assert [r.getMessage() for r in caplog.records] == [
-        f"{tmp_path / 'demonstration'}: not read by the retrain (it reads demonstrations/ and preferences/); "
+    with pytest.raises(DataError) as info:
+        lib.scan_incoming(tmp_path)
+    assert str(info.value).splitlines() == [
+        f"{tmp_path}: the retrain cannot use 2 entries of its data location (nothing was trained; move or rename "
+        "them):",
+        f"  {tmp_path / 'demonstration'}: not read by the retrain (it reads demonstrations/ and preferences/); "
         "did you mean demonstrations/?",
-        f"{tmp_path / 'preferences' / 'pairs.json'}: not read by the retrain (only *.jsonl files are)",
+        f"  {tmp_path / 'preferences' / 'pairs.json'}: not read by the retrain (only *.jsonl files are)",
     ]
+    (tmp_path / "preferences" / "pairs.json").unlink()
+    (tmp_path / "preferences" / "pairs.jsonl").write_text('{"prompt": "q", "chosen": "x", "rejected": "y"}\n')
+    (tmp_path / "demonstration" / "new.jsonl").rename(tmp_path / "demonstrations")  # a file where a folder goes
+    (tmp_path / "demonstration").rmdir()
+    with pytest.raises(DataError, match=r"demonstrations: a file, not a folder: the retrain reads \*\.jsonl files"):
+        lib.scan_incoming(tmp_path)
+    (tmp_path / "demonstrations").unlink()
+    assert lib.scan_incoming(tmp_path).files == {
+        "demonstrations": [],
+        "preferences": [tmp_path / "preferences" / "pairs.jsonl"],
+    }
+    with pytest.raises(DataError, match=r"pairs\.jsonl: retrain\.data_dir is a file, not a folder; .* \(e\.g\. "):
+        lib.scan_incoming(tmp_path / "preferences" / "pairs.jsonl")  # the file itself given as the location
 
 
 def _merge(tmp_path, new_file, monkeypatch=None, meanwhile=None):

@@ -10,7 +10,6 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
-import logging
 import os
 import time
 import uuid
@@ -26,7 +25,6 @@ from alignment.data.sources import load
 from alignment.evaluation.metrics import METRICS, fmt, win_rate_with_ci
 from alignment.evaluation.report import read_metrics
 
-logger = logging.getLogger("alignment.studies.retrain")
 INCOMING_KINDS = {"demonstrations": "sft", "preferences": "preferences"}  # folder -> the source kind it holds
 
 
@@ -66,16 +64,26 @@ class Champion:
 def scan_incoming(data_dir: Path) -> Incoming:
     """Find and validate ``<data_dir>/demonstrations/*.jsonl`` and ``<data_dir>/preferences/*.jsonl``.
 
-    A malformed file is a DataError naming the file and line, raised before anything trains.
+    A malformed file is a DataError naming the file and line, and anything in the location the retrain cannot use
+    (a misspelled folder, a file of another type) is a DataError listing every such entry, both raised before
+    anything trains: data the user meant to train on is never silently left out, least of all by a scheduled job.
     """
     data_dir = Path(data_dir)
-    if not data_dir.is_dir():
+    layout = "demonstrations/ and preferences/ subfolders of *.jsonl files"
+    if data_dir.is_file():
         raise DataError(
-            f"{data_dir}: retrain data location not found (retrain.data_dir); create it with "
-            "demonstrations/ and preferences/ subfolders of *.jsonl files"
+            f"{data_dir}: retrain.data_dir is a file, not a folder; the retrain reads a folder holding {layout} "
+            f"(e.g. {data_dir.parent / 'incoming'}/{'preferences' if 'pref' in data_dir.name else 'demonstrations'}/"
+            f"{data_dir.name})"
         )
-    for stray in unread_entries(data_dir):
-        logger.warning("%s", stray)
+    if not data_dir.is_dir():
+        raise DataError(f"{data_dir}: retrain data location not found (retrain.data_dir); create it with {layout}")
+    unusable = unread_entries(data_dir)
+    if unusable:
+        raise DataError(
+            f"{data_dir}: the retrain cannot use {len(unusable)} entr{'y' if len(unusable) == 1 else 'ies'} of its "
+            "data location (nothing was trained; move or rename them):\n" + "\n".join(f"  {u}" for u in unusable)
+        )
     files = {}
     for folder, kind in INCOMING_KINDS.items():
         files[folder] = sorted((data_dir / folder).glob("*.jsonl"))
@@ -85,22 +93,27 @@ def scan_incoming(data_dir: Path) -> Incoming:
 
 
 def unread_entries(data_dir: Path) -> list[str]:
-    """What the retrain will not read in its data location, each as a message: folders other than
-    demonstrations/ and preferences/ (with the one a misspelling probably meant) and files that are not *.jsonl."""
+    """What the retrain would not read in its data location, each as a message: folders other than
+    demonstrations/ and preferences/ (with the one a misspelling probably meant), one of those names given to a
+    file, and entries inside them that are not *.jsonl files. Hidden files and a README are allowed."""
     out = []
+    reads = " and ".join(f"{k}/" for k in INCOMING_KINDS)
     for entry in sorted(data_dir.iterdir()):
         if entry.name.startswith(".") or entry.name.lower().startswith("readme"):
             continue
-        if entry.name in INCOMING_KINDS and entry.is_dir():
+        if entry.name in INCOMING_KINDS:
+            if not entry.is_dir():
+                out.append(f"{entry}: a file, not a folder: the retrain reads *.jsonl files inside {entry.name}/")
+                continue
             out += [
                 f"{p}: not read by the retrain (only *.jsonl files are)"
                 for p in sorted(entry.iterdir())
                 if not p.name.startswith(".") and (p.suffix != ".jsonl" or not p.is_file())
             ]
             continue
-        guess = difflib.get_close_matches(entry.name, list(INCOMING_KINDS), n=1)
+        guess = difflib.get_close_matches(entry.name.removesuffix(".jsonl"), list(INCOMING_KINDS), n=1, cutoff=0.5)
         hint = f"; did you mean {guess[0]}/?" if guess else ""
-        out.append(f"{entry}: not read by the retrain (it reads {' and '.join(f'{k}/' for k in INCOMING_KINDS)}){hint}")
+        out.append(f"{entry}: not read by the retrain (it reads {reads}){hint}")
     return out
 
 
