@@ -1,4 +1,5 @@
 import json
+import re
 from pathlib import Path
 
 from flows.cli import main
@@ -96,6 +97,12 @@ def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):
     assert done.returncode == 0, done.stderr[-2000:]
     output = done.stdout + done.stderr
     assert "FutureWarning" not in output and "LOAD REPORT" not in output
+    # Nothing but Prefect's INFO lines (and its one-line hint about the temporary server) before the run's outputs:
+    # no warning from any library, no "layers were not sharded".
+    log = re.compile(r"^\d\d:\d\d:\d\d\.\d+ \| INFO +\| ")
+    rest = [line for line in output.splitlines() if not log.match(line) and not line.startswith("See https://docs.pre")]
+    assert [line.split(":")[0] for line in rest[:3]] == ["evaluation", "report", "exported policy"], rest
+    assert len(rest) == 8 and rest[3] == "", rest
     assert done.stdout.splitlines()[-4].split()[:3] == ["model", "accuracy", "(known)"]
     assert [line.split()[0] for line in done.stdout.splitlines()[-3:]] == ["base", "sft", "dpo"]
 

@@ -108,16 +108,20 @@ def reward_backbone(base: BaseRef | str | Path) -> PreTrainedModel:
     """The base as a one-output sequence classifier (a fresh score head), its pad token set for batching."""
     ref = base if isinstance(base, BaseRef) else BaseRef(str(base))
     # transformers reports the fresh score head as MISSING in a LOAD REPORT block; that head is what the reward stage
-    # trains, so the report is held back and anything else it would have said is logged here.
-    report = logging.getLogger("transformers.modeling_utils")
-    level = report.level
-    report.setLevel(logging.ERROR)
+    # trains, so the report is held back and anything else it would have said is logged here. Raising that logger's
+    # level also switches on transformers' tensor-parallel plan check (it runs only when the level is WARNING or
+    # above), which then warns that no layer was sharded: no tensor parallelism is used here, so it is held back too.
+    quiet = [logging.getLogger(f"transformers.{name}") for name in ("modeling_utils", "distributed.tensor_parallel")]
+    levels = [logger.level for logger in quiet]
+    for logger in quiet:
+        logger.setLevel(logging.ERROR)
     try:
         model, info = AutoModelForSequenceClassification.from_pretrained(
             ref.path, num_labels=1, output_loading_info=True, **pretrained_options(ref)
         )
     finally:
-        report.setLevel(level)
+        for logger, level in zip(quiet, levels, strict=True):
+            logger.setLevel(level)
     missing = [k for k in info.get("missing_keys", ()) if not k.startswith("score.")]
     other = {"missing": missing, "unexpected": list(info.get("unexpected_keys", ()))}
     other["mismatched"] = list(info.get("mismatched_keys", ()))
