@@ -1,87 +1,39 @@
 """The UI path end to end: a real Prefect server, `prefect deploy` from prefect.yaml, a process worker,
 and a run triggered through the REST API exactly as the UI's Run button does (custom parameters)."""
 
-import os
 import shutil
-import signal
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
+from prefect_server import AUTH, AUTH_STRING, BIN, ROOT, free_port, server_env, start, start_server, stop
 
 from alignment.config.base import section_dict
 from alignment.config.loading import load_config
 from alignment.config.policies import POLICY_NAMES
 
-ROOT = Path(__file__).resolve().parents[1]
-AUTH_STRING = "admin:test-secret"
-AUTH = tuple(AUTH_STRING.split(":"))
-BIN = Path(sys.executable).parent
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _start(args, env, log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=log.open("w"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     home = tmp_path_factory.mktemp("prefect-server")
-    port = _free_port()
-    api = f"http://127.0.0.1:{port}/api"
-    env = os.environ | {
-        "PREFECT_HOME": str(home),
-        "PREFECT_API_URL": api,
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
-        "PATH": f"{BIN}:{os.environ['PATH']}",
-        "ALIGNMENT_REPO": str(ROOT),
-        "ALIGNMENT_REF": subprocess.check_output(
+    env = server_env(
+        home,
+        free_port(),
+        ALIGNMENT_REPO=str(ROOT),
+        ALIGNMENT_REF=subprocess.check_output(
             ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True
         ).strip(),
-        "ALIGNMENT_POOL": "test-pool",
-        "ALIGNMENT_STORE": str(home / "runs"),
-        "ALIGNMENT_INCOMING": str(home / "incoming"),
-        "ALIGNMENT_RETRAIN_CRON": "0 3 * * *",
-        "ALIGNMENT_RETRAIN_ACTIVE": "false",  # deployed paused: no scheduled run fires during the test
-        # basic auth: the server demands it, the CLI, deploy and worker send it
-        "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
-        "PREFECT_API_AUTH_STRING": AUTH_STRING,
-    }
-    proc = _start(
-        [BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)], env, home / "server.log"
+        ALIGNMENT_POOL="test-pool",
+        ALIGNMENT_STORE=str(home / "runs"),
+        ALIGNMENT_INCOMING=str(home / "incoming"),
+        ALIGNMENT_RETRAIN_CRON="0 3 * * *",
+        ALIGNMENT_RETRAIN_ACTIVE="false",  # deployed paused: no scheduled run fires during the test
     )
-    deadline = time.time() + 180
-    while True:
-        try:
-            if httpx.get(f"{api}/health", timeout=2, auth=AUTH).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, (home / "server.log").read_text()[-3000:]
-        time.sleep(1)
-    yield {"api": api, "env": env, "home": home}
-    _stop(proc)
+    proc = start_server(env, home / "server.log")
+    yield {"api": env["PREFECT_API_URL"], "env": env, "home": home}
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
@@ -163,7 +115,7 @@ def pipeline_run(server, deployment, tmp_path_factory):
     """A run of the pipeline deployment, created as the UI's Run button does, executed by a process worker."""
     deployment = deployment["pipeline"]
     work = tmp_path_factory.mktemp("ui-run")
-    worker = _start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], work / "worker.log")
+    worker = start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], work / "worker.log")
     try:
         response = httpx.post(
             f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
@@ -180,7 +132,7 @@ def pipeline_run(server, deployment, tmp_path_factory):
             assert time.time() < deadline, (work / "worker.log").read_text()[-3000:]
             time.sleep(2)
     finally:
-        _stop(worker)
+        stop(worker)
     return {"flow_run": flow_run, "state": state, "store": work / "runs", "log": work / "worker.log"}
 
 
