@@ -196,3 +196,15 @@ def test_a_model_path_that_does_not_exist_is_named_as_such_and_offline_hub_ids_n
     assert main(["check", config, "--set", "model.name_or_path=someorg/not-cached-model"]) == 2
     err = capsys.readouterr().err
     assert "HF_HUB_OFFLINE" in err and "set HF_HUB_OFFLINE=0" in err and err.count("\n") == 1  # one line
+
+
+def test_a_model_directory_without_a_tokenizer_is_named_in_one_line(tmp_path, capsys):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    model_dir = tmp_path / "weights-only"
+    shape = {"hidden_size": 16, "intermediate_size": 32, "num_attention_heads": 2, "num_key_value_heads": 2}
+    LlamaForCausalLM(LlamaConfig(vocab_size=32, num_hidden_layers=1, **shape)).save_pretrained(model_dir)
+    assert main(["check", str(ROOT / "configs/micro.yaml"), "--set", f"model.name_or_path={model_dir}"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {ROOT / 'configs/micro.yaml'}: {model_dir}: no usable tokenizer (save it with")
+    assert err.count("\n") == 1

@@ -36,7 +36,14 @@ def load_tokenizer(base: BaseRef | str | Path):
     error naming the model."""
     ref = base if isinstance(base, BaseRef) else BaseRef(str(base))
     options = {k: v for k, v in ref.options.items() if k in ("revision", "trust_remote_code")}
-    tok = AutoTokenizer.from_pretrained(ref.path, **options)
+    try:
+        tok = AutoTokenizer.from_pretrained(ref.path, **options)
+    except (OSError, ValueError, TypeError) as exc:  # transformers' several-line "Couldn't instantiate the backend"
+        detail = " ".join(str(exc).split())
+        raise ValueError(
+            f"{ref.path}: no usable tokenizer (save it with the model: tokenizer.save_pretrained(DIR) writes "
+            f"tokenizer.json and tokenizer_config.json): {detail}"
+        ) from None
     if ref.template():
         tok.chat_template = ref.template()
     if tok.pad_token is None:
