@@ -277,7 +277,11 @@ def cmd_chat(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.prompt is not None:
-        print(chat.say(args.prompt))
+        try:
+            print(chat.say(args.prompt))
+        except ValueError as exc:  # a message longer than the model reads
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
         return 0
     print(f"chatting with {chat.model_dir} (an empty line or Ctrl-D ends)")
     while True:
@@ -287,7 +291,10 @@ def cmd_chat(args: argparse.Namespace) -> int:
             break
         if not text:
             break
-        print(f"model> {chat.say(text)}")
+        try:
+            print(f"model> {chat.say(text)}")
+        except ValueError as exc:  # a message longer than the model reads: say so, and go on
+            print(f"error: {exc}")
     return 0
 
 

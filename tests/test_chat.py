@@ -39,3 +39,27 @@ def test_chat_without_an_export_is_one_error_line(tmp_path, capsys):
         capsys.readouterr().err
         == f"error: no export artifact in store {tmp_path} yet: run that stage or the pipeline\n"
     )
+
+
+def test_chat_stays_within_the_models_context(tmp_path, capsys):
+    """Answers stop at the model's context length (128 here) and the oldest exchanges make way for new ones; a
+    message longer than the model reads is an error that leaves the conversation as it was."""
+    chat = Chat(tiny_model_dir(tmp_path), max_new_tokens=1000)
+    context = chat.model.config.max_position_embeddings
+    long = "Where does the river go after the mountains and the valley"  # 58 characters, one token each
+    for question in (long, long.upper(), "And then?"):
+        chat.say(question)
+        text = chat.tok.apply_chat_template(chat.history, tokenize=False)
+        assert len(chat.tok(text, add_special_tokens=False)["input_ids"]) <= context + 1  # + the closing marker
+    assert chat.history[-2]["content"] == "And then?" and len(chat.history) < 6  # the oldest were dropped
+    before = list(chat.history)
+    try:
+        chat.say("x" * 2 * context)
+    except ValueError as exc:
+        assert str(exc).endswith(f"tokens; the model reads at most {context}: write less")
+    else:
+        raise AssertionError("a message longer than the context was accepted")
+    assert chat.history == before
+    capsys.readouterr()
+    assert main(["chat", str(chat.model_dir), "--prompt", "x" * 2 * context]) == 2
+    assert capsys.readouterr().err.startswith("error: the message is ")

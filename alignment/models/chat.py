@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -32,16 +33,28 @@ class Chat:
             self.settings.pad_token_id = pad if pad is not None else self.tok.eos_token_id
 
     def say(self, text: str) -> str:
-        """The model's answer to ``text``, given the conversation so far (which it joins)."""
+        """The model's answer to ``text``, given the conversation so far (which it joins). The answer stops at the
+        model's context length; when the conversation no longer fits, its oldest exchanges are dropped."""
         import torch
 
-        self.history.append({"role": "user", "content": text})
-        prompt = self.tok.apply_chat_template(self.history, tokenize=False, add_generation_prompt=True)
-        enc = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
+        history = [*self.history, {"role": "user", "content": text}]
+        context = getattr(self.model.config, "max_position_embeddings", None)
+        while True:
+            prompt = self.tok.apply_chat_template(history, tokenize=False, add_generation_prompt=True)
+            enc = self.tok(prompt, return_tensors="pt", add_special_tokens=False)
+            length = enc["input_ids"].shape[1]
+            if context is None or length < context or len(history) == 1:
+                break
+            del history[:2]  # the oldest question and its answer
+        if context is not None and length >= context:  # the conversation so far is kept as it was
+            raise ValueError(f"the message is {length} tokens; the model reads at most {context}: write less")
+        settings = copy.copy(self.settings)
+        if context is not None:
+            settings.max_new_tokens = min(self.max_new_tokens, context - length)
         with torch.no_grad():
-            out = self.model.generate(**enc, generation_config=self.settings)
-        answer = self.tok.decode(out[0, enc["input_ids"].shape[1] :], skip_special_tokens=True).strip()
-        self.history.append({"role": "assistant", "content": answer})
+            out = self.model.generate(**enc, generation_config=settings)
+        answer = self.tok.decode(out[0, length:], skip_special_tokens=True).strip()
+        self.history = [*history, {"role": "assistant", "content": answer}]
         return answer
 
 
