@@ -107,8 +107,13 @@ def start_server(env: dict[str, str], log: Path, timeout: float = 180) -> subpro
 
 
 def api_call(env: dict[str, str], method: str, path: str, **kwargs) -> httpx.Response:
-    """One authenticated request to the server's REST API (``path`` below /api)."""
-    response = httpx.request(method, env["PREFECT_API_URL"] + path, timeout=30, auth=AUTH, **kwargs)
+    """One authenticated request to the server's REST API (``path`` below /api), retried on 503 and 429 as
+    Prefect's own client does (a busy SQLite server answers 503 now and then)."""
+    for attempt in range(6):
+        response = httpx.request(method, env["PREFECT_API_URL"] + path, timeout=30, auth=AUTH, **kwargs)
+        if response.status_code not in (429, 503):
+            break
+        time.sleep(2**attempt)
     return response.raise_for_status()
 
 
