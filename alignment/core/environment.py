@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
 
@@ -20,13 +21,23 @@ DEFAULTS = {
 }
 
 
+def _not_checkpoint_mtime(record: logging.LogRecord) -> bool:
+    """False for transformers' "mtime may not be reliable" notice: a small model saves two checkpoints within a
+    second, so the Trainer sorts them by step number instead of time, which is the order they have anyway."""
+    return not record.getMessage().startswith("mtime may not be reliable on this filesystem")
+
+
 def apply() -> None:
-    """Set every default that is not already set, and silence the one library warning whose cause is known and
+    """Set every default that is not already set, and silence the library messages whose cause is known and
     harmless: TRL and PEFT still read transformers' ``is_gradient_checkpointing``, renamed in transformers 5
-    (``activation_checkpointing`` is set by its new name here); it printed 7 FutureWarnings per run."""
+    (``activation_checkpointing`` is set by its new name here; it printed 7 FutureWarnings per run), and the
+    Trainer's checkpoint-ordering notice (``_not_checkpoint_mtime``)."""
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+    checkpoints = logging.getLogger("transformers.trainer_utils")
+    if _not_checkpoint_mtime not in checkpoints.filters:
+        checkpoints.addFilter(_not_checkpoint_mtime)
 
 
 if (
