@@ -39,7 +39,7 @@ def test_sft_and_dpo_train_in_two_processes_and_write_one_artifact_each(micro, c
     assert "num_processes" not in single.manifest["config"]["section"]
 
 
-def test_a_failing_rank_fails_the_stage_with_its_message_and_stores_nothing(micro, tmp_path, monkeypatch):
+def test_a_failing_rank_fails_the_stage_with_its_message_and_stores_nothing(micro, tmp_path, monkeypatch, caplog):
     hook = tmp_path / "hook"
     hook.mkdir()
     (hook / "sitecustomize.py").write_text(
@@ -52,9 +52,48 @@ def test_a_failing_rank_fails_the_stage_with_its_message_and_stores_nothing(micr
     )
     monkeypatch.setenv("PYTHONPATH", str(hook))
     cfg = micro("compute.num_processes=2")
-    with pytest.raises(  # the failing rank's own error, not only torchrun's summary
-        LaunchError, match="(?s)sft: a process of `accelerate launch --num_processes 2` failed.*rank 1 ran out of luck"
+    with (
+        caplog.at_level("INFO", logger="alignment.core.launch"),
+        pytest.raises(  # the failing rank's own error, not only torchrun's summary
+            LaunchError,
+            match=r"(?s)sft: a process of `accelerate launch --num_processes 2` failed \(exit 1\).*out of luck",
+        ),
     ):
         _run(cfg, ("sft",))
+    assert sum("accelerate.commands.launch" in r.getMessage() for r in caplog.records) == 1  # an error: not retried
     assert not (tmp_path / "runs" / "sft").exists()  # nothing stored for the failed stage
     assert len(list((tmp_path / "runs" / "base").iterdir())) == 1  # what was built before the launch is kept
+
+
+def test_a_rank_killed_by_a_signal_gets_one_more_launch(micro, tmp_path, monkeypatch, caplog):
+    """A process that dies by a signal (SIGABRT, as gloo's rare "terminate called without an active exception")
+    is a crash, not an error of the stage: the launch starts once more and the stage completes. Crashing on every
+    launch fails the stage after two, saying so, with nothing stored."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    marker = tmp_path / "crashed-once"
+    (hook / "sitecustomize.py").write_text(
+        "import os, pathlib\n"
+        "if os.environ.get('RANK') == '1':\n"
+        "    import alignment.models.modeling as m\n"
+        "    marker = pathlib.Path(os.environ['CRASH_MARKER'])\n"
+        "    def fit(trainer, run, section, _fit=m.fit):\n"
+        "        if os.environ.get('CRASH_ALWAYS') or not marker.exists():\n"
+        "            marker.touch()\n"
+        "            os.abort()\n"
+        "        return _fit(trainer, run, section)\n"
+        "    m.fit = fit\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(hook))
+    monkeypatch.setenv("CRASH_MARKER", str(marker))
+    cfg = micro("compute.num_processes=2")
+    with caplog.at_level("INFO", logger="alignment.core.launch"):
+        sft = _run(cfg, ("sft",))["sft"]
+    launches = [r.getMessage() for r in caplog.records if "accelerate.commands.launch" in r.getMessage()]
+    assert marker.exists() and len(launches) == 2 and sft.metrics["processes"] == 2
+    assert "sft: a launched process was killed by a signal; launching again" in caplog.text
+
+    monkeypatch.setenv("CRASH_ALWAYS", "1")
+    with pytest.raises(LaunchError, match=r"^dpo: .* failed \(exit 1, killed by a signal in 2 launches\)"):
+        _run(cfg, ("dpo",))
+    assert not (tmp_path / "runs" / "dpo").exists()

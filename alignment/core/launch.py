@@ -6,7 +6,9 @@ module: this one, the parent's, imports neither the stage graph nor the run cont
 function with a worker context: the HF Trainer inside it shards the batches across processes. Rank 0 alone
 writes the trained files into the artifact's temporary directory and sends progress events as JSON lines
 on stdout; the parent turns those back into events, passes every other line to its log, and completes the
-artifact (atomically, as for one process). A failed process fails the stage with the child's last lines.
+artifact (atomically, as for one process). A failed process fails the stage with the child's last lines; a
+process killed by a signal (torchrun reports a negative exit code: a crash in a collective, not an error of the
+stage's code or data) gets the launch started once more, resuming from the stage's last checkpoint if it saved one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import pickle
+import re
 import socket
 import subprocess
 import sys
@@ -38,6 +41,8 @@ if logger.level == logging.NOTSET:  # the children's output is the point of this
 PROGRESS_PREFIX = "@alignment-progress "  # a child's stdout line that carries a progress event
 METRICS_FILE = "launch-metrics.json"  # what rank 0's fit returned, read back (and removed) by the parent
 TAIL_LINES = 40  # lines of the children's output quoted when they fail
+LAUNCH_ATTEMPTS = 2  # a launch whose process was killed by a signal is started once more
+KILLED_BY_SIGNAL = re.compile(r"exitcode\s*:\s*-\d+")  # torchrun's report of a child ended by a signal
 
 
 class LaunchError(RuntimeError):
@@ -85,7 +90,33 @@ def command(compute: ComputeConfig, spec_path: Path) -> list[str]:
 
 def launch(spec: LaunchSpec, progress: Progress) -> dict:
     """Run ``spec``'s stage in ``spec.cfg.compute.num_processes`` processes; returns rank 0's training metrics.
-    The children's output goes to this process's log line by line, their progress events to ``progress``."""
+    The children's output goes to this process's log line by line, their progress events to ``progress``. A
+    launch whose process was killed by a signal is started once more (``LAUNCH_ATTEMPTS``); any other failure, or
+    a second crash, is a LaunchError with the children's last lines."""
+    for attempt in range(1, LAUNCH_ATTEMPTS + 1):
+        returncode, tail = _launch_once(spec, progress)
+        if returncode == 0:
+            break
+        crashed = any(KILLED_BY_SIGNAL.search(line) for line in tail)
+        if not crashed or attempt == LAUNCH_ATTEMPTS:
+            raise LaunchError(
+                f"{spec.stage}: a process of `accelerate launch --num_processes {spec.cfg.compute.num_processes}` "
+                f"failed (exit {returncode}"
+                + (f", killed by a signal in {attempt} launches" if crashed else "")
+                + "); its last output:\n"
+                + "\n".join(tail)
+            )
+        logger.warning("%s: a launched process was killed by a signal; launching again", spec.stage)
+    metrics_file = spec.out_dir / METRICS_FILE
+    if not metrics_file.is_file():
+        raise LaunchError(f"{spec.stage}: the launched processes exited without rank 0's metrics ({metrics_file})")
+    metrics = json.loads(metrics_file.read_text())
+    metrics_file.unlink()
+    return metrics
+
+
+def _launch_once(spec: LaunchSpec, progress: Progress) -> tuple[int, list[str]]:
+    """One ``accelerate launch`` of the stage: its exit code and the children's last lines."""
     with tempfile.TemporaryDirectory(prefix=f"launch-{spec.stage}-") as tmp:
         spec_path = Path(tmp) / "spec.pkl"
         spec_path.write_bytes(pickle.dumps(spec))
@@ -101,14 +132,4 @@ def launch(spec: LaunchSpec, progress: Progress) -> dict:
                     continue
                 tail.append(line)
                 logger.info("%s", line)
-        if proc.returncode != 0:
-            raise LaunchError(
-                f"{spec.stage}: a process of `accelerate launch --num_processes {spec.cfg.compute.num_processes}` "
-                f"failed (exit {proc.returncode}); its last output:\n" + "\n".join(tail)
-            )
-    metrics_file = spec.out_dir / METRICS_FILE
-    if not metrics_file.is_file():
-        raise LaunchError(f"{spec.stage}: the launched processes exited without rank 0's metrics ({metrics_file})")
-    metrics = json.loads(metrics_file.read_text())
-    metrics_file.unlink()
-    return metrics
+    return proc.returncode, list(tail)
