@@ -4,6 +4,10 @@ temporary directory and sends progress events as JSON lines on stdout, which the
 
 from __future__ import annotations
 
+from alignment.core.environment import apply as apply_environment
+
+apply_environment()  # the parent's warning and log filters do not cross into a launched process
+
 import importlib
 import json
 import os
