@@ -18,8 +18,9 @@ from typing import Any
 
 from alignment.config.policies import POLICIES
 from alignment.config.run import RunConfig
+from alignment.core.code_version import code_version
 from alignment.core.context import NotInStore, StageContext
-from alignment.core.store import Artifact, ArtifactStore, code_version, is_dataset_ref
+from alignment.core.store import Artifact, ArtifactStore, is_dataset_ref
 
 
 def _synthetic_world(cfg: RunConfig) -> bool:

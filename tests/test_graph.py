@@ -1,6 +1,7 @@
 """The stage graph: declared once, order from the inputs, cache keys from real imports, light to import."""
 
 import ast
+import json
 import shutil
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import pytest
 
 from alignment import graph
 from alignment.config.loading import load_config
-from alignment.core.store import source_hash
+from alignment.core.code_version import source_hash
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "alignment"
@@ -95,6 +96,77 @@ def test_editing_the_graph_or_the_policy_registry_rebuilds_nothing(tmp_path):
     assert {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES} == before
 
 
+def _append_comment(copy: Path, modules: list[Path]) -> None:
+    for path in modules:
+        with (copy / path.relative_to(PACKAGE)).open("a") as fh:
+            fh.write("\n# a maintainer's edit: reworded, mended, nothing computed differently\n")
+
+
+def test_editing_the_infrastructure_changes_no_stages_code_version(tmp_path):
+    # core/ stores, locks, launches, reports on, confines and checks: it computes no output
+    copy = _copy_package(tmp_path)
+    before = {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
+    core = sorted((PACKAGE / "core").rglob("*.py"))
+    assert {p.name for p in core} >= {"store.py", "context.py", "launch.py", "progress.py", "compute.py"}
+    _append_comment(copy, core)
+    assert {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES} == before
+    assert source_hash(None, copy) == source_hash(None, PACKAGE)  # the default version (no module) too
+
+
+def test_the_store_format_is_in_every_stages_code_version(tmp_path, monkeypatch):
+    from alignment.core import code_version
+
+    before = {stage.build: source_hash(stage.module) for stage in graph.STAGES}
+    monkeypatch.setattr(code_version, "STORE_FORMAT", code_version.STORE_FORMAT + 1)
+    after = {stage.build: source_hash(stage.module) for stage in graph.STAGES}
+    assert all(after[build] != before[build] for build in before)
+
+
+_IDS = """
+import json, sys
+import alignment
+from alignment import graph
+from alignment.config.loading import load_config
+from alignment.core.context import NotInStore, StageContext
+from alignment.core.store import Artifact, ArtifactStore
+
+assert alignment.__file__.startswith(sys.argv[3]), alignment.__file__  # the edited copy, not the checkout
+cfg = load_config(sys.argv[1], [f"store.root={sys.argv[2]}"])
+try:
+    values = graph.run_local(StageContext(cfg, ArtifactStore(cfg.store.root), build=False, progress=lambda _: None))
+    print(json.dumps({name: art.id for name, art in values.items() if isinstance(art, Artifact)}))
+except NotInStore as missing:
+    print(json.dumps({"missing": missing.args[0]}))
+"""
+
+
+@pytest.mark.slow
+def test_a_finished_run_stays_up_to_date_after_an_infrastructure_edit_and_a_method_edit_rebuilds(tmp_path):
+    """The promise to users: mending alignment/core/ never rebuilds their artifacts; editing DPO rebuilds DPO (and
+    its stored reference, built on DPO's trainer) and what follows, nothing before."""
+    from alignment.config.loading import load_config
+    from alignment.core.context import StageContext
+    from alignment.core.store import Artifact, ArtifactStore
+
+    store = tmp_path / "runs"
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={store}"])
+    built = graph.run_local(StageContext(cfg, ArtifactStore(store), progress=lambda _: None))
+    ids = {name: art.id for name, art in built.items() if isinstance(art, Artifact)}
+
+    def ids_under(copy: Path) -> dict:
+        args = [sys.executable, "-c", _IDS, str(ROOT / "configs/micro.yaml"), str(store), str(copy)]
+        out = subprocess.run(args, cwd=copy.parent, capture_output=True, text=True)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return json.loads(out.stdout.splitlines()[-1])
+
+    copy = _copy_package(tmp_path / "edited")
+    _append_comment(copy, sorted((PACKAGE / "core").rglob("*.py")))
+    assert ids_under(copy) == ids  # up to date: the same artifact ids, nothing to build
+    _append_comment(copy, [PACKAGE / "methods" / "dpo.py"])
+    assert ids_under(copy) == {"missing": "reference"}  # every stage before it is still served from the store
+    assert sorted(p.parent.name for p in store.rglob("manifest.json")) == sorted(ids.values())
+
+
 def test_a_package_init_is_in_the_code_version_of_every_stage_that_imports_the_package(tmp_path):
     copy = _copy_package(tmp_path)
     before = {stage.build: source_hash(stage.module, copy) for stage in graph.STAGES}
@@ -114,7 +186,7 @@ def test_a_package_init_is_in_the_code_version_of_every_stage_that_imports_the_p
 
 
 def test_the_import_closure_follows_packages_and_skips_annotation_only_imports(tmp_path):
-    from alignment.core.store import import_closure
+    from alignment.core.code_version import import_closure
 
     pkg = tmp_path / "alignment"
     (pkg / "sub").mkdir(parents=True)
@@ -159,3 +231,17 @@ def test_functions_take_few_positional_parameters_and_need_no_fmt_skip(package):
         for node in ast.walk(ast.parse(text)):
             if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
                 assert _positional(node) <= 6, f"{path.name}:{node.lineno} {node.name}"
+
+
+def test_the_compute_settings_that_change_numbers_are_in_every_id_and_the_others_are_not(micro):
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
+
+    def sft_id(*overrides: str) -> str:
+        cfg = micro(*overrides)
+        return StageContext(cfg, ArtifactStore(cfg.store.root), code="v").artifact_id("sft", {"lr": 1}, {"base": "b"})
+
+    plain = sft_id()
+    assert sft_id("compute.bf16=true") != plain and sft_id("compute.device=auto") != plain
+    assert sft_id("compute.threads=1") == plain and sft_id("compute.checkpoint_steps=5") == plain
+    assert sft_id("seed=1") != plain

@@ -79,7 +79,11 @@ class StageContext:
         self.progress(ProgressEvent(stage, message))
 
     def _key(self, section: dict) -> dict:
-        return {"section": section, "seed": self.cfg.seed}
+        """What of the run, besides the stage's section and inputs, shapes its output: the seed and the compute
+        settings that change numbers (device, bf16). Infrastructure's source is not in the code version
+        (``alignment.core.code_version``), so what it decides reaches the id here, as config values."""
+        compute = self.cfg.compute
+        return {"section": section, "seed": self.cfg.seed, "compute": {"device": compute.device, "bf16": compute.bf16}}
 
     def artifact_id(self, stage: str, section: dict, inputs: dict) -> str:
         """The id the artifact of ``stage`` gets with this section and these inputs under the current code."""

@@ -5,11 +5,13 @@ stage finds its artifact and reuses it instead of training again. The manifest r
 modification time and sha256; an artifact is served only while its files match (a file whose size or time
 changed is re-hashed). One that does not match, or whose manifest is missing or unreadable, is moved to
 ``<root>/.quarantine/`` with a warning and is built again.
+
+What the code version covers, and the one constant that makes every artifact stale on purpose (``STORE_FORMAT``), is
+``alignment.core.code_version``: editing this module (or anything else in ``alignment/core/``) rebuilds nothing.
 """
 
 from __future__ import annotations
 
-import ast
 import contextlib
 import errno
 import fcntl
@@ -22,13 +24,14 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-import alignment
+from alignment.core.code_version import STORE_FORMAT, code_version
 
 MANIFEST = "manifest.json"
+ARTIFACT_ID = r"[a-z]+-[0-9a-f]{16}"
+"""An artifact id: its stage, a dash, 16 hex digits of the hash (``ArtifactStore.artifact_id``)."""
 QUARANTINE = ".quarantine"
 logger = logging.getLogger("alignment.core.store")
 
@@ -81,88 +84,6 @@ def read_verified(path: Path, full: bool = False) -> tuple[dict[str, Any] | None
 def verify(path: Path, full: bool = False) -> str | None:
     """Why the artifact at ``path`` cannot be served (None: it can); see ``read_verified``."""
     return read_verified(path, full)[1]
-
-
-def _type_checking(node: ast.AST) -> bool:
-    """Whether ``node`` is an ``if TYPE_CHECKING:`` block (imports for annotations only, never executed)."""
-    test = getattr(node, "test", None) if isinstance(node, ast.If) else None
-    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
-        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
-    )
-
-
-def imported_names(tree: ast.AST, annotations: bool = False) -> list[str]:
-    """The ``alignment`` modules a module's code imports when it runs (imports inside functions included,
-    ``if TYPE_CHECKING:`` blocks only with ``annotations``): for ``from P import x`` both ``P`` and ``P.x`` (which
-    may be a name in ``P``, not a module)."""
-    found: list[str] = []
-
-    def visit(node: ast.AST) -> None:
-        if _type_checking(node) and not annotations:
-            for child in node.orelse:
-                visit(child)
-            return
-        if isinstance(node, ast.Import):
-            found.extend(a.name for a in node.names if a.name.split(".")[0] == "alignment")
-        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").split(".")[0] == "alignment":
-            found.append(node.module)
-            found.extend(f"{node.module}.{a.name}" for a in node.names)
-        for child in ast.iter_child_nodes(node):
-            visit(child)
-
-    visit(tree)
-    return found
-
-
-def module_file(name: str, root: Path) -> Path | None:
-    """The source file of the ``alignment`` module ``name``: ``a/b.py``, or ``a/b/__init__.py`` for a package;
-    None when it is neither (e.g. a function imported by name)."""
-    parts = name.split(".")[1:]
-    if not parts:
-        return root / "__init__.py"
-    single = root.joinpath(*parts).with_suffix(".py")
-    if single.is_file():
-        return single
-    package = root.joinpath(*parts, "__init__.py")
-    return package if package.is_file() else None
-
-
-def import_closure(module: str, root: Path | None = None) -> list[Path]:
-    """The source files of the ``alignment`` modules that ``module`` (e.g. ``"alignment.methods.sft"``) runs,
-    directly or through each other, itself included: imports inside functions count, annotation-only imports
-    (``if TYPE_CHECKING:``) do not, and importing ``a.b.c`` runs the ``__init__`` of ``a`` and ``a.b`` too.
-    ``root``: the package directory (default: this package's)."""
-    root = root or Path(alignment.__file__).parent
-    seen: dict[str, Path] = {}
-    todo = [module]
-    while todo:
-        name = todo.pop()
-        if name in seen:
-            continue
-        path = module_file(name, root)
-        if path is None:
-            continue
-        seen[name] = path
-        parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
-        todo += parents + imported_names(ast.parse(path.read_text(), str(path)))
-    return sorted(set(seen.values()))
-
-
-def source_hash(module: str | None = None, root: Path | None = None) -> str:
-    """A hash of the library source ``module`` runs (its import closure; every module when None)."""
-    root = root or Path(alignment.__file__).parent
-    digest = hashlib.sha256()
-    for path in import_closure(module, root) if module else sorted(root.rglob("*.py")):
-        digest.update(path.relative_to(root).as_posix().encode())
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:12]
-
-
-@lru_cache(maxsize=64)
-def code_version(module: str | None = None) -> str:
-    """Package version plus the hash of the source ``module`` runs, so changing that code invalidates the
-    artifacts built with it, and changing a module it does not import does not."""
-    return f"{alignment.__version__}+{source_hash(module)}"
 
 
 def is_dataset_ref(value: str) -> bool:
@@ -260,11 +181,12 @@ class ArtifactStore:
             raise FileNotFoundError(f"no artifact {ref!r} in store {self.root}")
         return found
 
-    def latest(self, stage: str) -> Artifact:
-        """The newest finished artifact of a stage (by creation time); a clear error if there is none."""
-        found = [a for a in (self.get(p.name) for p in (self.root / stage).glob(f"{stage}-*")) if a is not None]
+    def latest(self, *stages: str) -> Artifact:
+        """The newest finished artifact of ``stages`` (by creation time); a clear error if there is none."""
+        found = [a for stage in stages for p in (self.root / stage).glob(f"{stage}-*") if (a := self.get(p.name))]
         if not found:
-            raise FileNotFoundError(f"no {stage} artifact in store {self.root} yet: run that stage or the pipeline")
+            which = stages[0] if len(stages) == 1 else f"{', '.join(stages[:-1])} or {stages[-1]}"
+            raise FileNotFoundError(f"no {which} artifact in store {self.root} yet: run that stage or the pipeline")
         return max(found, key=lambda a: (a.manifest.get("created_at", ""), (a.path / MANIFEST).stat().st_mtime))
 
     def resolve(self, ref: str | Path, stage: str) -> Artifact:
@@ -314,6 +236,7 @@ class ArtifactStore:
                     "config": config,
                     "inputs": inputs,
                     "code_version": version,
+                    "store_format": STORE_FORMAT,
                     "seed": seed,
                     "metrics": metrics,
                     "flow_run_id": flow_run_id,

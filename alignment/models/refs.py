@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from alignment.config.compute import ComputeConfig
 from alignment.config.model import ModelConfig, template_file
 from alignment.config.world import WorldConfig
 from alignment.core.store import Artifact, ArtifactStore
@@ -54,9 +55,13 @@ def model_config(base: Artifact) -> ModelConfig:
 
 def run_settings(store: ArtifactStore, policy: Artifact) -> dict[str, Any]:
     """The run settings a policy artifact was built with, as far as loading its base needs them, from the
-    manifests: the seed, the base's model settings and, for the tiny base, the world it was pretrained on."""
+    manifests: the seed, the compute settings in its id, the base's model settings and, for the tiny base, the
+    world it was pretrained on."""
     base = store.load(policy.manifest["model_chain"][0])
     settings: dict[str, Any] = {"seed": policy.manifest.get("seed", 0), "model": model_config(base)}
+    compute = policy.manifest.get("config", {}).get("compute")
+    if compute:  # the device and precision the policy was keyed with (what an export's id repeats)
+        settings["compute"] = ComputeConfig(**compute)
     world_file = base.manifest.get("inputs", {}).get("world.json")
     if world_file:  # the tiny base: the world artifact holding the very world.json it was pretrained on
         for path in sorted((store.root / "world").glob("world-*")):
