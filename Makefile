@@ -7,7 +7,7 @@ CONFIG ?= configs/tiny.yaml
 # the Python entry points apply them themselves, the prefect CLI gets them here.
 ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.core.environment 2>/dev/null)
 
-.PHONY: demo demo-real seeds ablation labeller test lint format data install server pool deploy worker image
+.PHONY: demo demo-real seeds ablation labeller test test-quick lint format data install server pool deploy worker image
 
 # Installing into the venv: pip installs uv (about 1 s), and uv installs torch and the project in about 8 s (pip: about
 # 77 s; measured on the 2-core machine). uv is handed pip's find-links, where pip is set up to find a local torch
@@ -59,6 +59,11 @@ $(BIN)/.installed-pools: $(BIN)/.installed
 
 test: $(BIN)/.installed-pools
 	$(BIN)/python -m pytest -q
+
+# The edit loop's lane: every test but those marked slow (whole runs, Prefect servers, real models); `make test`
+# (CI's command) runs them all.
+test-quick: $(BIN)/.installed-pools
+	$(BIN)/python -m pytest -q -m "not slow"
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
