@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 import alignment
-from alignment.core.store import imported_names, module_file
+from alignment.core.code_version import imported_names, module_file
 
 ROOT = Path(alignment.__file__).parent
 # Each folder may import its own level and those below it; graph.py (the map) sits on top of them all.

@@ -4,7 +4,8 @@ import os
 import pytest
 
 import alignment
-from alignment.core.store import ArtifactStore, CorruptArtifact, code_version
+from alignment.core.code_version import code_version
+from alignment.core.store import ArtifactStore, CorruptArtifact
 
 
 def test_materialize_builds_once_then_reuses(tmp_path):

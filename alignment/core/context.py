@@ -16,7 +16,7 @@ from alignment.core.launch import METRICS_FILE, LaunchSpec, launch
 from alignment.core.progress import Progress, ProgressEvent, log_event
 from alignment.core.store import Artifact, ArtifactStore
 
-if TYPE_CHECKING:  # annotations only: a stage's code version does not include the whole run config's module
+if TYPE_CHECKING:  # annotations only: the run config (every section's module) is loaded by the caller
     from alignment.config.run import RunConfig
 
 
