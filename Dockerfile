@@ -6,7 +6,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /
     && useradd --create-home --uid 1000 alignment
 WORKDIR /opt/alignment
 # PyPI's Linux torch wheel is the CUDA build (its CUDA libraries arrive as pip packages), so no CUDA base image
-# is needed; the pin is the Makefile's.
+# is needed; the version is requirements.lock's (which pins the CPU build, 2.13.0+cpu, for `make install`).
 RUN pip install --no-cache-dir "torch==2.13.0"
 COPY pyproject.toml README.md ./
 COPY alignment ./alignment

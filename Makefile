@@ -15,20 +15,39 @@ ENV_DEFAULTS = env $(shell $(BIN)/python -m alignment.core.environment 2>/dev/nu
 # new process compiles torch, datasets and pandas again (importing datasets: 3 s instead of 1 s). `make test`, whose
 # processes are many, compiles the venv once (about 28 s); `make demo` does not, which keeps the cold demo under 4
 # minutes. Where uv cannot be installed, pip does it all.
+# Every package comes at the version and with the hashes in requirements.lock (the versions every figure in the
+# README was measured with; pyproject.toml keeps the ranges for other environments): uv takes the lock as
+# constraints; pip, which allows no editable install beside hashes, installs the whole lock, then the project alone.
+# A range in pyproject.toml that the lock does not meet fails here; tests/test_lock.py checks the rest.
+LOCK := requirements.lock
+UV_VERSION := 0.13.9
+FIND_LINKS = $${PIP_FIND_LINKS:-$$($(BIN)/pip config get global.find-links 2>/dev/null)}
+VENV_UV = [ -x $(BIN)/uv ] || $(BIN)/pip install -q uv==$(UV_VERSION)
 VENV_INSTALL = venv_install() { \
-	if [ -x $(BIN)/uv ] || $(BIN)/pip install -q uv; then \
-		UV_FIND_LINKS="$${PIP_FIND_LINKS:-$$($(BIN)/pip config get global.find-links 2>/dev/null)}" \
-			$(BIN)/uv pip install -q --python $(BIN)/python "$$@"; \
-	else $(BIN)/pip install -q "$$@"; fi; }; venv_install
+	if $(VENV_UV); then \
+		UV_FIND_LINKS="$(FIND_LINKS)" $(BIN)/uv pip install -q --python $(BIN)/python -c $(LOCK) "$$@"; \
+	else $(BIN)/pip install -q --no-deps -r $(LOCK) && $(BIN)/pip install -q --no-deps "$$@"; fi \
+	|| { echo "Installing from $(LOCK) failed: if pyproject.toml changed, refresh the lock (make lock)" >&2; exit 1; }; }; \
+	venv_install
 
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml $(LOCK)
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
-	# torch pinned first: this exact version resolves to the local CPU wheel, not a multi-GB CUDA build
-	$(VENV_INSTALL) "torch==2.13.0"
 	$(VENV_INSTALL) -e ".[dev]"
 	touch $@
 
 install: $(BIN)/.installed
+
+# Refreshes requirements.lock (then commit it): after a change to pyproject.toml's dependencies, `make lock` keeps
+# every pin the change allows; `make lock UPGRADE=1` moves every package to the newest release its range allows. The
+# lock is for this machine kind (CPython 3.11, x86_64 Linux) and pins torch to the local CPU wheel, not a CUDA build.
+TORCH_LOCKED := 2.13.0+cpu
+.PHONY: lock
+lock:
+	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
+	$(VENV_UV)
+	echo "torch==$(TORCH_LOCKED)" | UV_FIND_LINKS="$(FIND_LINKS)" $(BIN)/uv pip compile -q pyproject.toml - \
+		--extra dev --extra pools --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-strip-markers \
+		--generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK)
 
 demo: $(BIN)/.installed
 	$(BIN)/alignment run $(CONFIG)
