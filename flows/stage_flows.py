@@ -19,30 +19,28 @@ from alignment import graph
 from alignment.config.policies import POLICIES, POLICY_NAMES, Policy
 from alignment.config.run import RunConfig
 from alignment.core.allowed_paths import confine
-from alignment.core.store import ArtifactStore
+from alignment.core.store import ArtifactStore, artifact_id_pattern, stage_of
 from flows.pipeline import run_stages
 
 
-def _ref(stage: str) -> type[str]:
-    return Annotated[
-        str,
-        Field(
-            pattern=rf"^(latest|{stage}-[0-9a-f]{{16}})$",
-            description=f"A {stage} artifact id (e.g. {stage}-0123456789abcdef) or 'latest': the newest {stage} "
-            "artifact in the store.",
-        ),
-    ]
+def _ref(stages: tuple[str, ...], description: str) -> type[str]:
+    """A flow parameter naming an artifact of one of ``stages``: its id or "latest" (the form checks the pattern)."""
+    return Annotated[str, Field(pattern=f"^(latest|{artifact_id_pattern(*stages)})$", description=description)]
 
 
-BaseRef, SFTRef, RewardRef = _ref("base"), _ref("sft"), _ref("reward")
-PolicyRef = Annotated[
-    str,
-    Field(
-        pattern=rf"^(latest|({'|'.join(POLICY_NAMES)})-[0-9a-f]{{16}})$",
-        description="A policy artifact id (any of " + ", ".join(POLICY_NAMES) + ", e.g. dpo-0123456789abcdef) or "
-        "'latest': the newest artifact of the config's first policy.",
-    ),
-]
+def _stage_ref(stage: str) -> type[str]:
+    return _ref(
+        (stage,),
+        f"A {stage} artifact id (e.g. {stage}-0123456789abcdef) or 'latest': the newest {stage} artifact in the store.",
+    )
+
+
+BaseRef, SFTRef, RewardRef = _stage_ref("base"), _stage_ref("sft"), _stage_ref("reward")
+PolicyRef = _ref(
+    POLICY_NAMES,
+    "A policy artifact id (any of " + ", ".join(POLICY_NAMES) + ", e.g. dpo-0123456789abcdef) or "
+    "'latest': the newest artifact of the config's first policy.",
+)
 
 
 def run_target(cfg: RunConfig, target: str, refs: dict[str, str], publish: bool = False) -> str:
@@ -55,7 +53,7 @@ def run_target(cfg: RunConfig, target: str, refs: dict[str, str], publish: bool 
 
 def policy_of(cfg: RunConfig, ref: str) -> str:
     """The policy an artifact ref names: its id's prefix, or the config's first policy for "latest"."""
-    return cfg.policies[0] if ref == "latest" else ref.rsplit("-", 1)[0]
+    return cfg.policies[0] if ref == "latest" else stage_of(ref)
 
 
 def listing(cfg: RunConfig, name: str) -> RunConfig:

@@ -208,3 +208,39 @@ def test_a_model_directory_without_a_tokenizer_is_named_in_one_line(tmp_path, ca
     err = capsys.readouterr().err
     assert err.startswith(f"error: {ROOT / 'configs/micro.yaml'}: {model_dir}: no usable tokenizer (save it with")
     assert err.count("\n") == 1
+
+
+def test_export_latest_in_a_store_without_a_policy_names_every_policy(tmp_path, capsys):
+    store = tmp_path / "runs"
+    store.mkdir()
+    assert main(["export", "latest", "--store", str(store)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: no dpo, rloo, kto or grpo artifact in store {store} yet: run that stage or the pipeline\n"
+    )
+
+
+def test_facts_needs_the_facts_section_alone(tmp_path, capsys):
+    """No model, no probe pairs: the question files need only `facts` (a run checks the rest when it loads)."""
+    from alignment.data.facts import FILES
+
+    config = tmp_path / "facts.yaml"
+    config.write_text("facts:\n  max_entities: 10\n  reference_documents: 5\n")
+    out = tmp_path / "facts"
+    assert main(["facts", str(config), "--out", str(out)]) == 0
+    assert all((out / name).read_text() for name in FILES.values()) and (out / "DATA_CARD.md").is_file()
+    assert len((out / "reference.txt").read_text().splitlines()) == 5
+    assert capsys.readouterr().out.splitlines()[-1] == f"data card: {out / 'DATA_CARD.md'}"
+    assert main(["facts", str(config), "--set", "facts.sed=1", "--out", str(out)]) == 2  # an override: checked too
+    assert capsys.readouterr().err == (
+        f"error: {config} (with --set facts.sed=1): unknown key 'facts.sed'; did you mean 'facts.seed'?\n"
+    )
+    config.write_text("facts:\n  max_entitie: 10\n")
+    assert main(["facts", str(config), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {config}: unknown key 'facts.max_entitie'; did you mean 'facts.max_entities'?\n"
+    )
+    config.write_text("world:\n  seed: 3\n")
+    assert main(["facts", str(config), "--out", str(out)]) == 2
+    assert capsys.readouterr().err == (
+        f"error: {config}: no 'facts' section: nothing to build (see configs/real-facts.yaml)\n"
+    )

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, create_model
 
 from alignment.config.base import ConfigError, did_you_mean, section_class
 from alignment.config.run import RunConfig
@@ -87,8 +87,9 @@ def validate(model: type[BaseModel], raw: Any, source: str) -> Any:
         raise ConfigError(format_errors(exc, source, model)) from None
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
-    """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
+def read_config(path: str | Path | None = None, overrides: list[str] | None = None) -> tuple[dict[str, Any], str]:
+    """A run config's YAML mapping (empty when ``path`` is None) with the ``--set`` overrides applied, not yet
+    validated, and its source for errors (the file and the overrides)."""
     raw: dict[str, Any] = {}
     source = "defaults"
     if path is not None:
@@ -109,4 +110,17 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
         apply_override(raw, assignment)
     if overrides:
         source += " (with --set " + ", ".join(overrides) + ")"
-    return validate(RunConfig, raw, source)
+    return raw, source
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Load a run config from YAML (or defaults when ``path`` is None) and apply ``--set`` overrides."""
+    return validate(RunConfig, *read_config(path, overrides))
+
+
+def load_section(name: str, path: str | Path | None = None, overrides: list[str] | None = None) -> Any:
+    """One section of a run config, validated as a whole load validates it (errors name the file and
+    ``name.KEY``), its default where the file has none; the other sections are neither validated nor needed."""
+    field = RunConfig.model_fields[name]
+    alone = create_model(f"RunConfig_{name}", **{name: (field.annotation, field)})  # other keys: ignored
+    return getattr(validate(alone, *read_config(path, overrides)), name)

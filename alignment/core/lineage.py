@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from alignment.core.store import Artifact, ArtifactStore, file_sha256, is_dataset_ref
+from alignment.core.store import Artifact, ArtifactStore, file_sha256, is_dataset_ref, stage_of
 
 
 @dataclass
@@ -48,7 +48,7 @@ def lineage(store: ArtifactStore, ref: str | Path) -> Node:
             if is_dataset_ref(value):  # a dataset: a file's sha256 (and view), or a hub reference
                 held = files.get(value.split("#", 1)[0], [])
                 file_node = Node(input_name, value, files=[path for path, _ in held])
-                makers = [store.get(holder) for _, holder in held if holder.rsplit("-", 1)[0] in _DERIVED]
+                makers = [store.get(holder) for _, holder in held if stage_of(holder) in _DERIVED]
                 if makers and makers[0] is not None:  # a merged or probe-built file: show what it came from
                     file_node.children.append(walk("built by", makers[0]))
                 node.children.append(file_node)

@@ -30,10 +30,24 @@ from typing import Any
 from alignment.core.code_version import STORE_FORMAT, code_version
 
 MANIFEST = "manifest.json"
-ARTIFACT_ID = r"[a-z]+-[0-9a-f]{16}"
-"""An artifact id: its stage, a dash, 16 hex digits of the hash (``ArtifactStore.artifact_id``)."""
 QUARANTINE = ".quarantine"
 logger = logging.getLogger("alignment.core.store")
+
+
+def artifact_id_pattern(*stages: str) -> str:
+    """The regex of an artifact id (``ArtifactStore.artifact_id``): its stage (one of ``stages``; any without them),
+    a dash and 16 hex digits of the hash."""
+    stage = "[a-z]+" if not stages else stages[0] if len(stages) == 1 else f"({'|'.join(stages)})"
+    return stage + "-[0-9a-f]{16}"
+
+
+ARTIFACT_ID = artifact_id_pattern()
+"""The regex of any artifact's id."""
+
+
+def stage_of(artifact_id: str) -> str:
+    """The stage an artifact id names (its part before the hash)."""
+    return artifact_id.rsplit("-", 1)[0]
 
 
 class StoreFull(OSError):
@@ -120,12 +134,22 @@ class Artifact:
     def metrics(self) -> dict[str, Any]:
         return self.manifest.get("metrics", {})
 
+    @property
+    def built(self) -> tuple[str, int]:
+        """When it was built, to order artifacts by: the manifest's creation time, then the manifest file's time."""
+        return self.manifest.get("created_at", ""), (self.path / MANIFEST).stat().st_mtime_ns
+
 
 class ArtifactStore:
     """A local directory of artifacts: ``<root>/<stage>/<id>/`` each with ``manifest.json``."""
 
     def __init__(self, root: Path | str) -> None:
         self.root = Path(root)
+
+    @classmethod
+    def holding(cls, artifact_dir: Path | str) -> ArtifactStore:
+        """The store an artifact directory (``<root>/<stage>/<id>``) belongs to."""
+        return cls(Path(artifact_dir).resolve().parent.parent)
 
     @staticmethod
     def artifact_id(stage: str, config: Any, inputs: dict[str, str], version: str | None = None) -> str:
@@ -134,8 +158,7 @@ class ArtifactStore:
         return f"{stage}-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
     def path_of(self, artifact_id: str) -> Path:
-        stage = artifact_id.rsplit("-", 1)[0]
-        return self.root / stage / artifact_id
+        return self.root / stage_of(artifact_id) / artifact_id
 
     def get(self, artifact_id: str) -> Artifact | None:
         """The finished, verified artifact with this id, or None. A directory that fails verification is
@@ -187,7 +210,7 @@ class ArtifactStore:
         if not found:
             which = stages[0] if len(stages) == 1 else f"{', '.join(stages[:-1])} or {stages[-1]}"
             raise FileNotFoundError(f"no {which} artifact in store {self.root} yet: run that stage or the pipeline")
-        return max(found, key=lambda a: (a.manifest.get("created_at", ""), (a.path / MANIFEST).stat().st_mtime))
+        return max(found, key=lambda a: a.built)
 
     def resolve(self, ref: str | Path, stage: str) -> Artifact:
         """An artifact of ``stage`` by id, directory or ``"latest"``; an error if it is another stage's."""

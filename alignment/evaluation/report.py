@@ -337,8 +337,7 @@ def stage_times(store: ArtifactStore, evaluation: Artifact) -> list[tuple[str, s
             upstream = producer(value) if is_dataset_ref(value) else store.get(value)
             if upstream is not None:
                 walk(upstream)
-        built = (art.manifest.get("created_at", ""), (art.path / MANIFEST).stat().st_mtime_ns)
-        seen[art.id] = (art.stage, art.id, float(art.manifest.get("seconds", 0.0)), built)
+        seen[art.id] = (art.stage, art.id, float(art.manifest.get("seconds", 0.0)), art.built)
 
     walk(evaluation)
     ranked = sorted(seen.values(), key=lambda t: t[3])
