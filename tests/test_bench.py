@@ -11,6 +11,7 @@ from flows.cli import main
 TRAINING = ["sft", "reward", "dpo", "rloo", "kto", "grpo"]  # every policy of the registry is benched
 
 
+@pytest.mark.slow
 def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
     out = tmp_path / "bench"
     assert main(["bench", "--preset", "tiny", "--steps", "2", "--out", str(out)]) == 0
@@ -40,6 +41,7 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
     assert capsys.readouterr().out.startswith("# Bench: ours vs plain TRL (tiny:")
 
 
+@pytest.mark.slow
 def test_the_gpu_preset_starts_on_a_cpu_with_the_tiny_shape_and_a_switch_changes_our_side_only(tmp_path):
     out = tmp_path / "bench"
     args = ["bench", "--preset", "0.5b", "--shape-of", "tiny", "--methods", "sft", "--steps", "2", "--out", str(out)]
@@ -64,6 +66,7 @@ def test_mfu_counts_six_flops_per_parameter_per_trained_token():
     assert mfu("rloo", 1000.0, 10**9, 6e12) is None and mfu("sft", 1000.0, 10**9, None) is None
 
 
+@pytest.mark.slow
 def test_the_bench_flow_publishes_its_table(harness, tmp_path):
     import httpx
     from prefect.settings import PREFECT_API_URL

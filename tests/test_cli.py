@@ -2,6 +2,8 @@ import json
 import re
 from pathlib import Path
 
+import pytest
+
 from flows.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,6 +45,7 @@ def test_world_command_writes_files_and_never_silently_overwrites_others(tmp_pat
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".data-")]  # no temporary directory left
 
 
+@pytest.mark.slow
 def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys, monkeypatch):
     from alignment.config.loading import load_config
     from alignment.core.context import StageContext
@@ -86,6 +89,7 @@ def test_an_unchanged_run_is_answered_from_the_store(tmp_path, capsys, monkeypat
     assert captured.out == "" and captured.err.startswith(f"error: key 'store.root': {store} is outside the paths")
 
 
+@pytest.mark.slow
 def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):
     """No deprecation warnings whose cause is known (is_gradient_checkpointing) and no load report for the reward
     model's fresh score head; the run ends with its headline table."""

@@ -14,6 +14,8 @@ from alignment.config.base import section_dict
 from alignment.config.loading import load_config
 from alignment.config.policies import POLICY_NAMES
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):

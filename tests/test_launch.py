@@ -9,6 +9,8 @@ from alignment.graph import run_local
 from alignment.models.modeling import load_causal_lm
 from alignment.models.refs import base_ref
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 
 def _run(cfg, targets, events=None):
     sink = events.append if events is not None else (lambda _: None)

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.lineage import lineage, render_markdown
@@ -13,6 +15,7 @@ from flows.cli import main
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.mark.slow
 def test_lineage_follows_every_input_back_to_the_base_and_the_data(tmp_path, capsys):
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path}"])
     store = ArtifactStore(tmp_path)

@@ -3,6 +3,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
@@ -10,6 +12,8 @@ from alignment.data.tokenizer import train_tokenizer
 from alignment.data.world import tokenizer_texts, world_stage
 from alignment.graph import run_local
 from alignment.models.tiny_base import build_model
+
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -9,6 +9,8 @@ import pytest
 from alignment.core.store import ArtifactStore
 from alignment.evaluation.metrics import BEHAVIOUR, PER_MODEL
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 MODEL_KEYS = {"perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate"}
 MODEL_KEYS |= {"honesty", "kl_to_reference"}
 

@@ -113,6 +113,7 @@ def test_pairs_become_feedback_each_answer_once():
     assert balance(rows, desirable_weight=2.0)["weighted_ratio"] == 1.0
 
 
+@pytest.mark.slow
 def test_kto_trains_beside_dpo_and_is_evaluated_reported_and_exported_like_it(micro, tmp_path, capsys):
     from alignment.evaluation.report import read_metrics
     from flows.cli import main
@@ -180,6 +181,7 @@ def test_questions_for_grpo_are_required_and_never_ignored(tmp_path):
         load_config(None, ["policies=[grpo]", *own])
 
 
+@pytest.mark.slow
 def test_grpo_trains_beside_dpo_against_the_gold_judge(micro):
     from alignment.evaluation.report import read_metrics
 

@@ -30,6 +30,8 @@ from alignment.config.base import section_dict
 from alignment.config.loading import load_config
 from alignment.core.checkpoints import checkpoint_step
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 POOL = "faults-pool"
 LONG_SFT = ["sft.num_train_epochs=60", "compute.checkpoint_steps=5"]  # long enough to be caught mid-training
 BUILT = re.compile(r"^(\w+): built (\S+) ")

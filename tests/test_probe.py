@@ -1,6 +1,8 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore, file_sha256
@@ -58,6 +60,7 @@ def test_probe_pairs_skip_a_question_the_model_already_abstains_on():
     assert preference_pairs([_row("Kavimar.", IDK, [IDK, IDK], probed_known=False)]) == []
 
 
+@pytest.mark.slow
 def test_probe_source_builds_pairs_from_the_sft_model_and_trains_on_them(tmp_path):
     cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path}", "data.preference_source=probe"])
     ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None)

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from alignment.config.run import PromotionGates
 from alignment.evaluation import plots, report
 from alignment.evaluation.metrics import METRICS
@@ -221,6 +223,7 @@ def test_the_overoptimisation_verdict_follows_the_curve():
     assert "did not fall from its best (step 0 (KL 0.000))" in "\n".join(report.curve_section("rloo", flat))
 
 
+@pytest.mark.slow
 def test_the_report_has_each_upstream_stages_build_time(micro):
     from alignment.core.context import StageContext
     from alignment.core.store import ArtifactStore

@@ -3,10 +3,14 @@
 import json
 from pathlib import Path
 
+import pytest
+
 from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
+
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
 
 ROOT = Path(__file__).resolve().parents[1]
 

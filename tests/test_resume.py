@@ -16,6 +16,8 @@ from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = """
 import sys
@@ -23,6 +25,7 @@ from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.graph import run_local
 from alignment.core.store import ArtifactStore
+
 cfg = load_config(sys.argv[2], sys.argv[3:])
 run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda e: print(e, flush=True)), (sys.argv[1],))
 """

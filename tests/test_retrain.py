@@ -13,6 +13,8 @@ from alignment.core.store import ArtifactStore
 from alignment.data.records import DataError, read_jsonl
 from alignment.studies import retrain as lib
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 ROOT = Path(__file__).resolve().parents[1]
 
 

@@ -9,6 +9,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 from alignment.config.sft import SFTSection
 from alignment.models.modeling import adapters_in_base_dtype
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 
 def _bf16_lora_model():
     config = LlamaConfig(

@@ -10,6 +10,8 @@ from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
 from alignment.graph import run_local
 
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
 
 def test_stage_flows_chain_by_id_and_latest(harness, tmp_path, micro):
     from flows.pipeline import alignment_pipeline
