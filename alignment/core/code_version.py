@@ -80,18 +80,18 @@ def is_infrastructure(name: str) -> bool:
     return any(name == pkg or name.startswith(pkg + ".") for pkg in INFRASTRUCTURE)
 
 
-def import_closure(module: str, root: Path | None = None, infrastructure: bool = False) -> list[Path]:
+def import_closure(module: str, root: Path | None = None) -> list[Path]:
     """The source files of the ``alignment`` modules that ``module`` (e.g. ``"alignment.methods.sft"``) runs,
     directly or through each other, itself included: imports inside functions count, annotation-only imports
     (``if TYPE_CHECKING:``) do not, and importing ``a.b.c`` runs the ``__init__`` of ``a`` and ``a.b`` too.
-    Infrastructure modules are left out (and not followed) unless ``infrastructure``. ``root``: the package
-    directory (default: this package's)."""
+    Infrastructure modules are left out, and not followed. ``root``: the package directory (default: this
+    package's)."""
     root = root or Path(alignment.__file__).parent
     seen: dict[str, Path] = {}
     todo = [module]
     while todo:
         name = todo.pop()
-        if name in seen or (not infrastructure and is_infrastructure(name)):
+        if name in seen or is_infrastructure(name):
             continue
         path = module_file(name, root)
         if path is None:
