@@ -1,6 +1,9 @@
 """A real local Prefect server and process workers for the tests that drive deployments the way a person does:
 start the server on a free port with its own home and database, deploy from prefect.yaml, start workers, and
-create runs through the REST API as the UI's Run button does."""
+create runs through the REST API as the UI's Run button does.
+
+Every wait here is bounded, and one that gives up says what it waited for, for how long, the last thing it saw
+and the tail of the log of the process it waited on."""
 
 from __future__ import annotations
 
@@ -10,7 +13,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 
@@ -19,6 +24,43 @@ AUTH_STRING = "admin:test-secret"
 AUTH = tuple(AUTH_STRING.split(":"))
 BIN = Path(sys.executable).parent
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
+RETRYABLE = (429, 502, 503)  # answers Prefect's own client retries: rate limited, a busy SQLite ("database is locked")
+CLI_TIMEOUT = 300  # one `prefect` command (a deploy of every deployment imports every flow: ~20 s on 2 busy cores)
+
+T = TypeVar("T")
+
+
+def tail(log: Path | None, chars: int = 4000) -> str:
+    """The end of ``log`` for a failure message ('' without a log)."""
+    if log is None:
+        return ""
+    try:
+        return f"\n--- last {chars} characters of {log} ---\n{log.read_text(errors='replace')[-chars:]}"
+    except OSError as exc:
+        return f"\n--- {log} unreadable: {exc} ---"
+
+
+def poll(
+    what: str,
+    probe: Callable[[], T],
+    done: Callable[[T], bool],
+    timeout: float,
+    log: Path | None = None,
+    interval: float = 1.0,
+    describe: Callable[[T], str] = repr,
+) -> T:
+    """``probe()`` every ``interval`` s until ``done`` holds for what it returned (returned), at most ``timeout`` s;
+    then an AssertionError naming ``what``, the time waited, the last value seen and ``log``'s tail."""
+    started = time.monotonic()
+    while True:
+        seen = probe()
+        if done(seen):
+            return seen
+        waited = time.monotonic() - started
+        assert waited < timeout, (
+            f"gave up after {waited:.0f} s waiting for {what}; last seen: {describe(seen)}{tail(log)}"
+        )
+        time.sleep(interval)
 
 
 def free_port() -> int:
@@ -29,20 +71,8 @@ def free_port() -> int:
 
 def start(args: list, env: dict, log: Path) -> subprocess.Popen:
     """A process in its own session (so it and its children can be stopped together), output to ``log``."""
-    return subprocess.Popen(
-        args, env=env, cwd=ROOT, stdout=log.open("a"), stderr=subprocess.STDOUT, start_new_session=True
-    )
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """SIGTERM to the process's group, SIGKILL if it has not ended within 20 s."""
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with log.open("a") as out:  # the child has its own copy of the descriptor
+        return subprocess.Popen(args, env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def descendants(pid: int) -> list[int]:
@@ -63,15 +93,49 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def kill_tree(proc: subprocess.Popen) -> None:
-    """SIGKILL a process and everything below it, as a lost node would: no cleanup runs anywhere."""
-    pids = [proc.pid, *descendants(proc.pid)]
+def _kill(pids: list[int]) -> None:
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
-    proc.wait()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def stop(proc: subprocess.Popen, grace: float = 20) -> None:
+    """SIGTERM to the process's group, SIGKILL to it if it has not ended within ``grace`` s; then SIGKILL to what
+    it had started that still runs ``grace`` s later (a worker starts each flow run in a session of its own, outside
+    its group: a run the worker left behind would go on training through the tests after it)."""
+    if proc.poll() is not None:
+        return
+    below = descendants(proc.pid)
+    deadline = time.monotonic() + grace
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        pass
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        below += descendants(proc.pid)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    _kill([pid for pid in below if _alive(pid)])
+
+
+def kill_tree(proc: subprocess.Popen) -> None:
+    """SIGKILL a process and everything below it, as a lost node would: no cleanup runs anywhere."""
+    _kill([proc.pid, *descendants(proc.pid)])
+    proc.wait(30)
 
 
 def server_env(home: Path, port: int, **extra: str) -> dict[str, str]:
@@ -95,26 +159,71 @@ def start_server(env: dict[str, str], log: Path, timeout: float = 180) -> subpro
     api = env["PREFECT_API_URL"]
     port = api.rsplit(":", 1)[1].split("/")[0]
     proc = start([BIN / "prefect", "server", "start", "--host", "127.0.0.1", "--port", port], env, log)
-    deadline = time.time() + timeout
+
+    def health() -> str:
+        if proc.poll() is not None:
+            return f"exited with {proc.returncode}"
+        try:
+            return f"HTTP {httpx.get(f'{api}/health', timeout=5, auth=AUTH).status_code}"
+        except httpx.HTTPError as exc:
+            return repr(exc)
+
+    try:
+        poll(
+            f"the Prefect server on port {port} to answer GET /health",
+            health,
+            lambda seen: seen == "HTTP 200" or seen.startswith("exited"),
+            timeout,
+            log,
+        )
+    except AssertionError:
+        stop(proc)
+        raise
+    assert proc.poll() is None, f"the Prefect server on port {port} exited with {proc.returncode}{tail(log)}"
+    return proc
+
+
+def prefect(env: dict[str, str], *args: str, timeout: float = CLI_TIMEOUT) -> subprocess.CompletedProcess:
+    """One ``prefect`` CLI command against the server of ``env``, at most ``timeout`` s."""
+    try:
+        return subprocess.run(
+            [BIN / "prefect", *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+        )
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or b"").decode(errors="replace") + (exc.stderr or b"").decode(errors="replace")
+        raise AssertionError(f"`prefect {' '.join(args)}` did not finish within {timeout:g} s:\n{out[-3000:]}") from exc
+
+
+def request(
+    env: dict[str, str], method: str, path: str, *, timeout: float = 120, auth=AUTH, **kwargs
+) -> httpx.Response:
+    """One request to the server's REST API (``path`` below /api), whatever its status, retried as Prefect's own
+    client retries it, for at most ``timeout`` s in all: a 429, 502 or 503 answer (a busy SQLite server answers 503,
+    "database is locked", now and then: nothing was written), a connection that could not be opened (nothing was
+    sent), and for a request that only reads (GET, a filter, a count) a connection that broke or timed out."""
+    reads = method == "GET" or path.endswith(("/filter", "/count"))
+    transient = (httpx.ConnectError, httpx.ConnectTimeout) + ((httpx.TransportError,) if reads else ())
+    started, attempt = time.monotonic(), 0
     while True:
         try:
-            if httpx.get(f"{api}/health", timeout=2, auth=AUTH).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        assert proc.poll() is None and time.time() < deadline, log.read_text()[-3000:]
-        time.sleep(1)
+            response = httpx.request(method, env["PREFECT_API_URL"] + path, timeout=30, auth=auth, **kwargs)
+            if response.status_code not in RETRYABLE:
+                return response
+            last = f"HTTP {response.status_code}: {response.text[:500]}"
+        except transient as exc:
+            last = repr(exc)
+        attempt += 1
+        waited = time.monotonic() - started
+        pause = min(2**attempt, 16)
+        assert waited + pause < timeout, (
+            f"{method} {path}: gave up after {attempt} attempts in {waited:.0f} s; last: {last}"
+        )
+        time.sleep(pause)
 
 
 def api_call(env: dict[str, str], method: str, path: str, **kwargs) -> httpx.Response:
-    """One authenticated request to the server's REST API (``path`` below /api), retried on 503 and 429 as
-    Prefect's own client does (a busy SQLite server answers 503 now and then)."""
-    for attempt in range(6):
-        response = httpx.request(method, env["PREFECT_API_URL"] + path, timeout=30, auth=AUTH, **kwargs)
-        if response.status_code not in (429, 503):
-            break
-        time.sleep(2**attempt)
-    return response.raise_for_status()
+    """``request`` that must succeed (2xx)."""
+    return request(env, method, path, **kwargs).raise_for_status()
 
 
 def create_run(env: dict[str, str], deployment_id: str, parameters: dict) -> str:
@@ -128,12 +237,29 @@ def run_state(env: dict[str, str], flow_run_id: str) -> dict:
     return api_call(env, "GET", f"/flow_runs/{flow_run_id}").json()["state"]
 
 
+def run_states(env: dict[str, str], flow_run_ids: list[str]) -> dict[str, dict]:
+    """The runs' states by id, read in one query: one moment's snapshot (reading them one request after another,
+    a run that finished before the next one started can be seen Running together with it)."""
+    body = {"flow_runs": {"id": {"any_": flow_run_ids}}, "limit": len(flow_run_ids)}
+    found = {run["id"]: run["state"] for run in api_call(env, "POST", "/flow_runs/filter", json=body).json()}
+    assert set(found) == set(flow_run_ids), f"runs missing from the server: {set(flow_run_ids) - set(found)}"
+    return {run: found[run] for run in flow_run_ids}
+
+
+def describe_states(states: dict[str, dict]) -> str:
+    """``run id: TYPE (name)`` per run, for a failure message."""
+    return ", ".join(f"{run}: {s['type']} ({s['name']})" for run, s in states.items())
+
+
 def wait_until_terminal(env: dict[str, str], flow_run_ids: list[str], timeout: float, log: Path) -> dict[str, dict]:
-    """Poll until every run is in a terminal state; the states by run id (the worker log's tail on a timeout)."""
-    deadline = time.time() + timeout
-    while True:
-        states = {run: run_state(env, run) for run in flow_run_ids}
-        if all(s["type"] in TERMINAL for s in states.values()):
-            return states
-        assert time.time() < deadline, f"{states}\n{log.read_text()[-4000:]}"
-        time.sleep(2)
+    """Poll until every run is in a terminal state; the states by run id (on a timeout: each run's last state and
+    the worker log's tail)."""
+    return poll(
+        f"flow runs {flow_run_ids} to reach a terminal state",
+        lambda: run_states(env, flow_run_ids),
+        lambda seen: all(s["type"] in TERMINAL for s in seen.values()),
+        timeout,
+        log,
+        interval=2,
+        describe=describe_states,
+    )

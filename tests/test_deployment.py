@@ -3,12 +3,24 @@ and a run triggered through the REST API exactly as the UI's Run button does (cu
 
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-from prefect_server import AUTH, AUTH_STRING, BIN, ROOT, free_port, server_env, start, start_server, stop
+from prefect_server import (
+    AUTH_STRING,
+    BIN,
+    ROOT,
+    api_call,
+    create_run,
+    free_port,
+    prefect,
+    request,
+    server_env,
+    start,
+    start_server,
+    stop,
+    wait_until_terminal,
+)
 
 from alignment.config.base import section_dict
 from alignment.config.loading import load_config
@@ -41,32 +53,25 @@ def server(tmp_path_factory):
 @pytest.fixture(scope="module")
 def deployment(server):
     env = server["env"]
-    run = lambda *a: subprocess.run([BIN / "prefect", *a], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: E731
-    created = run("work-pool", "create", "test-pool", "--type", "process")
+    created = prefect(env, "work-pool", "create", "test-pool", "--type", "process")
     assert created.returncode == 0, created.stdout + created.stderr
-    deployed = run("--no-prompt", "deploy", "--all")
+    deployed = prefect(env, "--no-prompt", "deploy", "--all")
     assert deployed.returncode == 0, deployed.stdout + deployed.stderr
-    deployments = {}
-    for flow_name, name in DEPLOYMENTS:
-        found = httpx.get(f"{server['api']}/deployments/name/{flow_name}/{name}", timeout=30, auth=AUTH)
-        deployments[name] = found.raise_for_status().json()
-    return deployments
+    return {
+        name: api_call(env, "GET", f"/deployments/name/{flow_name}/{name}").json() for flow_name, name in DEPLOYMENTS
+    }
 
 
 def test_plain_prefect_deploy_without_the_store_stops_naming_the_variable(server, tmp_path):
     """`prefect deploy --all` without `make deploy`'s variables: no empty store path, no cryptic schedule error."""
     env = {k: v for k, v in server["env"].items() if k not in {"ALIGNMENT_STORE", "ALIGNMENT_RETRAIN_CRON"}}
-    created = subprocess.run(
-        [BIN / "prefect", "work-pool", "create", "store-less", "--type", "process"], env=env, capture_output=True
-    )
+    created = prefect(env, "work-pool", "create", "store-less", "--type", "process")
     assert created.returncode == 0
     env |= {"ALIGNMENT_POOL": "store-less"}
-    done = subprocess.run(
-        [BIN / "prefect", "--no-prompt", "deploy", "--all"], env=env, cwd=ROOT, capture_output=True, text=True
-    )
+    done = prefect(env, "--no-prompt", "deploy", "--all")
     assert done.returncode != 0
     assert "prefect deploy: set ALIGNMENT_STORE (the artifact store" in done.stdout + done.stderr
-    listed = httpx.post(f"{server['api']}/deployments/filter", json={}, timeout=30, auth=AUTH).raise_for_status()
+    listed = api_call(env, "POST", "/deployments/filter", json={})
     assert all(d["work_pool_name"] != "store-less" for d in listed.json())  # stopped before any deployment
 
 
@@ -98,11 +103,11 @@ def test_every_deployment_has_a_form_and_the_retrain_a_cron_schedule(server, dep
 
 
 def test_stage_deployment_refuses_another_stages_artifact_id(server, deployment):
-    response = httpx.post(
-        f"{server['api']}/deployments/{deployment['dpo']['id']}/create_flow_run",
+    response = request(
+        server["env"],
+        "POST",
+        f"/deployments/{deployment['dpo']['id']}/create_flow_run",
         json={"parameters": {"sft": "reward-0123456789abcdef"}},
-        timeout=30,
-        auth=AUTH,
     )
     assert response.status_code in (409, 422), response.text
 
@@ -119,23 +124,11 @@ def pipeline_run(server, deployment, tmp_path_factory):
     work = tmp_path_factory.mktemp("ui-run")
     worker = start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], work / "worker.log")
     try:
-        response = httpx.post(
-            f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
-            json={"parameters": _micro_parameters(work / "runs")},
-            timeout=30,
-            auth=AUTH,
-        )
-        flow_run = response.raise_for_status().json()
-        deadline = time.time() + 420
-        while True:
-            state = httpx.get(f"{server['api']}/flow_runs/{flow_run['id']}", timeout=30, auth=AUTH).json()["state"]
-            if state["type"] in ("COMPLETED", "FAILED", "CRASHED", "CANCELLED"):
-                break
-            assert time.time() < deadline, (work / "worker.log").read_text()[-3000:]
-            time.sleep(2)
+        flow_run = create_run(server["env"], deployment["id"], _micro_parameters(work / "runs"))
+        (state,) = wait_until_terminal(server["env"], [flow_run], 420, work / "worker.log").values()
     finally:
         stop(worker)
-    return {"flow_run": flow_run, "state": state, "store": work / "runs", "log": work / "worker.log"}
+    return {"flow_run": {"id": flow_run}, "state": state, "store": work / "runs", "log": work / "worker.log"}
 
 
 def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment, pipeline_run):
@@ -143,9 +136,7 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
     assert "cfg" in schema["properties"]  # the UI builds its form from this
     assert pipeline_run["state"]["type"] == "COMPLETED", pipeline_run["log"].read_text()[-5000:]
     body = {"artifacts": {"flow_run_id": {"any_": [pipeline_run["flow_run"]["id"]]}}, "limit": 50, "offset": 0}
-    artifacts = (
-        httpx.post(f"{server['api']}/artifacts/filter", json=body, timeout=30, auth=AUTH).raise_for_status().json()
-    )
+    artifacts = api_call(server["env"], "POST", "/artifacts/filter", json=body).json()
     assert {"alignment-report", "alignment-lineage"} <= {a["key"] for a in artifacts}
     assert list((pipeline_run["store"] / "report").glob("*/report.md"))
 
@@ -188,24 +179,21 @@ def test_flow_run_page_shows_the_report_in_headless_chromium(server, pipeline_ru
 
 def test_invalid_parameter_is_rejected_before_any_run(server, deployment):
     deployment = deployment["pipeline"]
-    before = httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30, auth=AUTH).json()
+    env = server["env"]
+    before = api_call(env, "POST", "/flow_runs/count", json={}).json()
     bad = {"cfg": {"dpo": {"beta": -1.0}}}
-    response = httpx.post(
-        f"{server['api']}/deployments/{deployment['id']}/create_flow_run",
-        json={"parameters": bad},
-        timeout=30,
-        auth=AUTH,
-    )
+    response = request(env, "POST", f"/deployments/{deployment['id']}/create_flow_run", json={"parameters": bad})
     assert response.status_code in (409, 422), response.text
     assert "beta" in response.text
-    assert httpx.post(f"{server['api']}/flow_runs/count", json={}, timeout=30, auth=AUTH).json() == before
+    assert api_call(env, "POST", "/flow_runs/count", json={}).json() == before
 
 
 def test_server_refuses_requests_without_the_auth_string(server):
-    assert httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30).status_code == 401
-    wrong = httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30, auth=("admin", "nope"))
+    env = server["env"]
+    assert request(env, "POST", "/flows/filter", json={}, auth=None).status_code == 401
+    wrong = request(env, "POST", "/flows/filter", json={}, auth=("admin", "nope"))
     assert wrong.status_code == 401
-    assert httpx.post(f"{server['api']}/flows/filter", json={}, timeout=30, auth=AUTH).status_code == 200
+    assert request(env, "POST", "/flows/filter", json={}).status_code == 200
 
 
 @pytest.mark.parametrize("kind", ["kubernetes", "docker"])
@@ -225,18 +213,16 @@ def test_deploys_onto_a_gpu_pool_whose_jobs_get_the_gpus_the_image_and_the_store
         "ALIGNMENT_STORE": "/store/runs",
         "ALIGNMENT_INCOMING": "/store/incoming",
     }
-    run = lambda *a: subprocess.run([BIN / "prefect", *a], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: E731
     template = ROOT / f"deploy/{kind}-gpu-pool.json"
     for step in (
         ("work-pool", "create", pool, "--type", kind, "--base-job-template", str(template)),
         ("work-pool", "set-concurrency-limit", pool, "1"),
         ("--no-prompt", "deploy", "--name", "pipeline"),
     ):
-        done = run(*step)
+        done = prefect(env, *step)
         assert done.returncode == 0, done.stdout + done.stderr
-    found = httpx.get(f"{server['api']}/deployments/name/alignment-pipeline/pipeline", timeout=30, auth=AUTH)
-    deployment = found.raise_for_status().json()
-    work_pool = httpx.get(f"{server['api']}/work_pools/{pool}", timeout=30, auth=AUTH).raise_for_status().json()
+    deployment = api_call(env, "GET", "/deployments/name/alignment-pipeline/pipeline").json()
+    work_pool = api_call(env, "GET", f"/work_pools/{pool}").json()
     assert deployment["work_pool_name"] == pool and work_pool["concurrency_limit"] == 1
     assert deployment["parameters"]["cfg"]["store"]["root"] == "/store/runs"
     if kind == "kubernetes":

@@ -18,7 +18,10 @@ from prefect_server import (
     create_run,
     free_port,
     kill_tree,
+    poll,
+    prefect,
     run_state,
+    run_states,
     server_env,
     start,
     start_server,
@@ -54,13 +57,12 @@ def server(tmp_path_factory):
     handle = {"env": env, "home": home, "log": home / "server.log"}
     handle["proc"] = start_server(env, handle["log"])
     try:
-        prefect = lambda *a: subprocess.run([BIN / "prefect", *a], env=env, cwd=ROOT, capture_output=True, text=True)  # noqa: E731
         for step in (
             ("work-pool", "create", POOL, "--type", "process"),
             ("work-pool", "set-concurrency-limit", POOL, "2"),
             ("--no-prompt", "deploy", "--name", "pipeline"),
         ):
-            done = prefect(*step)
+            done = prefect(env, *step)
             assert done.returncode == 0, done.stdout + done.stderr
         handle["deployment"] = api_call(env, "GET", "/deployments/name/alignment-pipeline/pipeline").json()["id"]
         yield handle
@@ -94,10 +96,7 @@ def _built(server, flow_run_ids: list[str]) -> list[str]:
 
 
 def _wait_for(condition, timeout: float, what: str, log: Path) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, f"{what}\n{log.read_text()[-4000:]}"
-        time.sleep(0.5)
+    poll(what, condition, bool, timeout, log, interval=0.5)
 
 
 def _manifests(store: Path) -> dict[str, float]:
@@ -113,15 +112,21 @@ def test_four_runs_at_once_on_one_store_build_each_artifact_once(server, tmp_pat
     ]
     worker = _worker(server, tmp_path / "worker.log")
     most = 0
+
+    def snapshot() -> list[str]:  # all four at one moment: one by one, a run that ended and its successor both count
+        nonlocal most
+        seen = [state["type"] for state in run_states(server["env"], runs).values()]
+        most = max(most, seen.count("RUNNING"))
+        return seen
+
     try:
-        deadline = time.time() + 600
-        while True:
-            states = [run_state(server["env"], run)["type"] for run in runs]
-            most = max(most, states.count("RUNNING"))
-            if all(s in TERMINAL for s in states):
-                break
-            assert time.time() < deadline, f"{states}\n{(tmp_path / 'worker.log').read_text()[-4000:]}"
-            time.sleep(1)
+        states = poll(
+            "the four runs to reach a terminal state",
+            snapshot,
+            lambda seen: all(s in TERMINAL for s in seen),
+            600,
+            tmp_path / "worker.log",
+        )
     finally:
         stop(worker)
     assert states == ["COMPLETED"] * 4, (tmp_path / "worker.log").read_text()[-5000:]
@@ -144,7 +149,7 @@ def test_a_worker_killed_during_sft_is_retried_and_resumes_from_the_checkpoint(s
     checkpoints = store / ".checkpoints"
     try:
         _wait_for(
-            lambda: list(checkpoints.glob("sft-*/checkpoint-*/trainer_state.json")), 420, "no SFT checkpoint", log
+            lambda: list(checkpoints.glob("sft-*/checkpoint-*/trainer_state.json")), 420, "an SFT checkpoint", log
         )
         time.sleep(1)
     finally:
@@ -177,7 +182,7 @@ def test_a_server_restarted_mid_run_ends_in_a_state_and_a_rerun_reuses_what_was_
     log = tmp_path / "worker.log"
     worker = _worker(server, log)
     try:
-        _wait_for(lambda: list(store.glob(".checkpoints/sft-*/checkpoint-*")), 420, "no SFT checkpoint", log)
+        _wait_for(lambda: list(store.glob(".checkpoints/sft-*/checkpoint-*")), 420, "an SFT checkpoint", log)
         stop(server["proc"])
         time.sleep(3)
         server["proc"] = start_server(server["env"], server["log"])
