@@ -251,10 +251,36 @@ def describe_states(states: dict[str, dict]) -> str:
     return ", ".join(f"{run}: {s['type']} ({s['name']})" for run, s in states.items())
 
 
-def wait_until_terminal(env: dict[str, str], flow_run_ids: list[str], timeout: float, log: Path) -> dict[str, dict]:
-    """Poll until every run is in a terminal state; the states by run id (on a timeout: each run's last state and
-    the worker log's tail)."""
-    return poll(
+def _command(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()[:120]
+    except OSError:
+        return "?"
+
+
+def wait_for_run_processes(worker: subprocess.Popen, log: Path, timeout: float = 60) -> None:
+    """Wait until ``worker`` has no flow-run process left. A run's process reports its terminal state before it has
+    sent its last log lines (Prefect sends a run's logs in batches every 2 s, and what is left as the process
+    exits): a worker stopped as soon as the server shows the runs ended terminates those processes, and their last
+    lines (the last stage's "built ...") never reach the server."""
+    poll(
+        f"the flow-run processes of the worker (pid {worker.pid}) to exit after their runs ended",
+        lambda: [pid for pid in descendants(worker.pid) if _alive(pid)],
+        lambda left: not left,
+        timeout,
+        log,
+        interval=0.5,
+        describe=lambda left: "; ".join(f"{pid}: {_command(pid)}" for pid in left),
+    )
+
+
+def wait_until_terminal(
+    env: dict[str, str], flow_run_ids: list[str], timeout: float, log: Path, worker: subprocess.Popen | None = None
+) -> dict[str, dict]:
+    """Poll until every run is in a terminal state, then (given the ``worker`` that runs them) until their processes
+    have exited and sent all their logs; the states by run id (on a timeout: each run's last state and the worker
+    log's tail)."""
+    states = poll(
         f"flow runs {flow_run_ids} to reach a terminal state",
         lambda: run_states(env, flow_run_ids),
         lambda seen: all(s["type"] in TERMINAL for s in seen.values()),
@@ -263,3 +289,6 @@ def wait_until_terminal(env: dict[str, str], flow_run_ids: list[str], timeout: f
         interval=2,
         describe=describe_states,
     )
+    if worker is not None:
+        wait_for_run_processes(worker, log)
+    return states

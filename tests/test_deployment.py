@@ -125,7 +125,7 @@ def pipeline_run(server, deployment, tmp_path_factory):
     worker = start([BIN / "prefect", "worker", "start", "--pool", "test-pool"], server["env"], work / "worker.log")
     try:
         flow_run = create_run(server["env"], deployment["id"], _micro_parameters(work / "runs"))
-        (state,) = wait_until_terminal(server["env"], [flow_run], 420, work / "worker.log").values()
+        (state,) = wait_until_terminal(server["env"], [flow_run], 420, work / "worker.log", worker).values()
     finally:
         stop(worker)
     return {"flow_run": {"id": flow_run}, "state": state, "store": work / "runs", "log": work / "worker.log"}

@@ -26,6 +26,7 @@ from prefect_server import (
     start,
     start_server,
     stop,
+    wait_for_run_processes,
     wait_until_terminal,
 )
 
@@ -127,6 +128,7 @@ def test_four_runs_at_once_on_one_store_build_each_artifact_once(server, tmp_pat
             600,
             tmp_path / "worker.log",
         )
+        wait_for_run_processes(worker, tmp_path / "worker.log")  # their last "built" lines reach the server
     finally:
         stop(worker)
     assert states == ["COMPLETED"] * 4, (tmp_path / "worker.log").read_text()[-5000:]
@@ -162,7 +164,7 @@ def test_a_worker_killed_during_sft_is_retried_and_resumes_from_the_checkpoint(s
     api_call(server["env"], "POST", f"/flow_runs/{run}/set_state", json=retry)
     worker = _worker(server, log)
     try:
-        (state,) = wait_until_terminal(server["env"], [run], 600, log).values()
+        (state,) = wait_until_terminal(server["env"], [run], 600, log, worker).values()
     finally:
         stop(worker)
     assert state["type"] == "COMPLETED", log.read_text()[-5000:]
@@ -186,12 +188,12 @@ def test_a_server_restarted_mid_run_ends_in_a_state_and_a_rerun_reuses_what_was_
         stop(server["proc"])
         time.sleep(3)
         server["proc"] = start_server(server["env"], server["log"])
-        (state,) = wait_until_terminal(server["env"], [run], 600, log).values()
+        (state,) = wait_until_terminal(server["env"], [run], 600, log, worker).values()
         assert state["type"] in TERMINAL
         finished = _manifests(store)
         assert "world" in {Path(p).parts[0] for p in finished}  # stages before SFT were finished before the restart
         rerun = create_run(server["env"], server["deployment"], parameters)
-        (again,) = wait_until_terminal(server["env"], [rerun], 600, log).values()
+        (again,) = wait_until_terminal(server["env"], [rerun], 600, log, worker).values()
     finally:
         stop(worker)
     assert again["type"] == "COMPLETED", f"{state} then {again}\n{log.read_text()[-5000:]}"
