@@ -46,6 +46,7 @@ def poll(
     done: Callable[[T], bool],
     timeout: float,
     log: Path | None = None,
+    *,
     interval: float = 1.0,
     describe: Callable[[T], str] = repr,
 ) -> T:
