@@ -102,10 +102,15 @@ def import_closure(module: str, root: Path | None = None) -> list[Path]:
     return sorted(set(seen.values()))
 
 
+def module_name(path: Path, root: Path) -> str:
+    """The ``alignment`` module a source file under ``root`` is (a package's ``__init__.py``: the package)."""
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(("alignment", *(parts[:-1] if parts[-1] == "__init__" else parts)))
+
+
 def computing_modules(root: Path) -> list[Path]:
     """Every module of the package under ``root`` but the infrastructure's."""
-    infrastructure = [root.joinpath(*pkg.split(".")[1:]) for pkg in INFRASTRUCTURE]
-    return sorted(p for p in root.rglob("*.py") if not any(p.is_relative_to(d) for d in infrastructure))
+    return sorted(p for p in root.rglob("*.py") if not is_infrastructure(module_name(p, root)))
 
 
 def source_hash(module: str | None = None, root: Path | None = None) -> str:
