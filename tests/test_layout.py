@@ -6,18 +6,13 @@ from pathlib import Path
 import pytest
 
 import alignment
-from alignment.core.code_version import imported_names, module_file
+from alignment.core.code_version import imported_names, module_file, module_name
 
 ROOT = Path(alignment.__file__).parent
 # Each folder may import its own level and those below it; graph.py (the map) sits on top of them all.
 LEVELS = {"config": 0, "core": 1, "data": 2, "models": 3, "evaluation": 4, "methods": 5, "studies": 6}
 TOP = 7
 MAX_LINES = 400
-
-
-def module_name(path: Path, root: Path) -> str:
-    parts = path.relative_to(root.parent).with_suffix("").parts
-    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
 
 
 def import_graph(root: Path) -> dict[str, set[str]]:
