@@ -3,6 +3,7 @@ pipeline (prefect.yaml, cloned from this repository as a worker does): a worker 
 restarted mid-run, and four runs started at once on one store through a pool that runs two at a time."""
 
 import json
+import os
 import re
 import subprocess
 import time
@@ -38,6 +39,7 @@ pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `ma
 
 POOL = "faults-pool"
 LONG_SFT = ["sft.num_train_epochs=60", "compute.checkpoint_steps=5"]  # long enough to be caught mid-training
+HOLD = ROOT / "tests/hold_at_checkpoint"  # on PYTHONPATH, training holds after its first checkpoint until killed
 BUILT = re.compile(r"^(\w+): built (\S+) ")
 
 
@@ -75,8 +77,12 @@ def _parameters(store: Path, *overrides: str) -> dict:
     return {"cfg": section_dict(load_config(ROOT / "configs/micro.yaml", [f"store.root={store}", *overrides]))}
 
 
-def _worker(server, log: Path):
-    return start([BIN / "prefect", "worker", "start", "--pool", POOL], server["env"], log)
+def _worker(server, log: Path, hold_at_checkpoint_of: str | None = None):
+    env = server["env"]
+    if hold_at_checkpoint_of:  # the worker's flow runs inherit its environment
+        path = os.pathsep.join(filter(None, [str(HOLD), env.get("PYTHONPATH")]))
+        env = {**env, "PYTHONPATH": path, "HOLD_AT_CHECKPOINT_OF": hold_at_checkpoint_of}
+    return start([BIN / "prefect", "worker", "start", "--pool", POOL], env, log)
 
 
 def _built(server, flow_run_ids: list[str]) -> list[str]:
@@ -147,17 +153,17 @@ def test_a_worker_killed_during_sft_is_retried_and_resumes_from_the_checkpoint(s
     store = tmp_path / "runs"
     run = create_run(server["env"], server["deployment"], _parameters(store, *LONG_SFT))
     log = tmp_path / "worker.log"
-    worker = _worker(server, log)
+    worker = _worker(server, log, hold_at_checkpoint_of="sft")
     checkpoints = store / ".checkpoints"
     try:
         _wait_for(
             lambda: list(checkpoints.glob("sft-*/checkpoint-*/trainer_state.json")), 420, "an SFT checkpoint", log
         )
-        time.sleep(1)
     finally:
         kill_tree(worker)
     [building] = [p.name for p in checkpoints.glob("sft-*")]
-    saved_step = min(checkpoint_step(p) for p in checkpoints.glob("sft-*/checkpoint-*"))
+    [saved] = checkpoints.glob("sft-*/checkpoint-*")  # held after the first one
+    saved_step = checkpoint_step(saved)
     assert not (store / "sft").exists() and run_state(server["env"], run)["type"] == "RUNNING"  # nothing told it
 
     retry = {"state": {"type": "SCHEDULED", "name": "AwaitingRetry"}, "force": True}

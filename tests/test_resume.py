@@ -19,6 +19,7 @@ from alignment.graph import run_local
 pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
 
 ROOT = Path(__file__).resolve().parents[1]
+HOLD = ROOT / "tests/hold_at_checkpoint"  # on PYTHONPATH, training holds after its first checkpoint until killed
 SCRIPT = """
 import sys
 from alignment.config.loading import load_config
@@ -45,7 +46,9 @@ def test_a_killed_training_stage_resumes_from_its_checkpoint(tmp_path, stage):
     overrides = [f"store.root={tmp_path}", *LONG[stage], "compute.checkpoint_steps=5"]
     command = [sys.executable, "-c", SCRIPT, stage, str(ROOT / "configs/micro.yaml"), *overrides]
     quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
-    proc = subprocess.Popen(command, cwd=ROOT, start_new_session=True, **quiet)
+    path = os.pathsep.join(filter(None, [str(HOLD), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "HOLD_AT_CHECKPOINT_OF": stage}
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, start_new_session=True, **quiet)
     checkpoints = tmp_path / ".checkpoints"
     deadline = time.time() + 300
     try:
@@ -53,14 +56,13 @@ def test_a_killed_training_stage_resumes_from_its_checkpoint(tmp_path, stage):
             assert proc.poll() is None, "training finished before it could be killed"
             assert time.time() < deadline, "no checkpoint appeared"
             time.sleep(0.2)
-        time.sleep(1)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # like a lost node: no cleanup runs
         proc.wait()
     assert not (tmp_path / stage).exists()  # nothing half-written where a finished artifact would be
-    saved_steps = [checkpoint_step(p) for p in checkpoints.glob(f"{stage}-*/checkpoint-*")]
-    saved_step = min(saved_steps)  # two while the newest is written and the older not yet rotated out
-    assert saved_step >= 5
+    [saved] = checkpoints.glob(f"{stage}-*/checkpoint-*")  # held after the first one
+    saved_step = checkpoint_step(saved)
+    assert saved_step == 5
 
     art = _train(stage, overrides)
     assert art.metrics["resumed_from_step"] >= saved_step  # steps before the checkpoint not repeated
