@@ -102,7 +102,8 @@ STAGES = (
     Stage("world", "alignment.data.facts:facts_stage", section="facts", when=_real_facts),
     Stage("data", "alignment.data.run_data:data_stage", ("world",), "data", _world_data),
     Stage("data", "alignment.data.run_data:data_stage", (), "data", _own_data),
-    Stage("data", "alignment.evaluation.knowledge:knowledge_stage", ("world", "base"), "data", _real_facts),
+    Stage("frontier", "alignment.evaluation.frontier:frontier_stage", ("world", "base"), "frontier", _real_facts),
+    Stage("data", "alignment.evaluation.knowledge:knowledge_stage", ("world", "frontier"), "data", _real_facts),
     Stage(
         "base",
         "alignment.models.tiny_base:base_stage",

@@ -74,12 +74,13 @@ def test_a_stages_code_version_changes_with_what_it_imports_and_only_that(tmp_pa
     after_modeling = edit("models/modeling.py")  # imported (inside functions) by every stage that loads a model
     expected = {"pretrained_stage", "sft_stage", "reward_stage", "dpo_stage", "probe_stage", "pairs_stage"}
     expected |= {"evaluate_stage", "export_stage", "rloo_stage", "reference_stage", "kto_stage", "grpo_stage"}
-    expected |= {"knowledge_stage"}  # the real-facts data: it probes the model as given
+    expected |= {"frontier_stage"}  # the real-facts frontier: it probes the model as given
     assert changed(after_modeling, before) == expected
     after_plots = edit("evaluation/plots.py")  # only the report draws plots: a plot change re-runs no model
     assert changed(after_plots, after_modeling) == {"report_stage"}
     after_probe = edit("evaluation/probe.py")  # the evaluation imports the probe's agreement
-    assert changed(after_probe, after_plots) == {"probe_stage", "pairs_stage", "evaluate_stage", "knowledge_stage"}
+    probers = {"probe_stage", "pairs_stage", "evaluate_stage", "frontier_stage"}
+    assert changed(after_probe, after_plots) == probers
     after_dpo = edit("methods/dpo.py")  # a method module: its stage and the stage built on its trainer
     assert changed(after_dpo, after_probe) == {"dpo_stage", "reference_stage"}
     after_kto = edit("config/kto.py")  # a policy's config section: that policy alone

@@ -105,6 +105,7 @@ def test_registry_order_and_directions():
         "prudence",
         "hallucination_rate",
         "honesty",
+        "truthfulness",
         "kl_to_reference",
         "win_rate",
         "reward_model_win_rate",
@@ -117,12 +118,16 @@ def test_registry_order_and_directions():
         "prudence": True,
         "hallucination_rate": False,
         "honesty": True,
+        "truthfulness": True,
         "kl_to_reference": None,
         "win_rate": True,
         "reward_model_win_rate": True,
     }
     assert PER_MODEL == tuple(n for n in METRICS if n not in {"win_rate", "reward_model_win_rate"})
-    assert BEHAVIOUR == ("accuracy_known", "over_conservativeness", "prudence", "hallucination_rate", "honesty")
+    assert BEHAVIOUR == (
+        *("accuracy_known", "over_conservativeness", "prudence", "hallucination_rate", "honesty"),
+        "truthfulness",
+    )
     assert METRICS["prudence"].definition == 'share of unknown questions answered "I don\'t know"'
     assert "rises with alignment by design" in METRICS["perplexity"].definition
 

@@ -12,7 +12,7 @@ from alignment.evaluation.metrics import BEHAVIOUR, PER_MODEL
 pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
 
 MODEL_KEYS = {"perplexity", "accuracy_known", "prudence", "over_conservativeness", "hallucination_rate"}
-MODEL_KEYS |= {"honesty", "kl_to_reference"}
+MODEL_KEYS |= {"honesty", "truthfulness", "kl_to_reference"}
 
 
 def _chain_ids(evaluation: Path) -> set[str]:
@@ -28,7 +28,7 @@ def test_micro_pipeline_end_to_end_and_reuse(harness, tmp_path, micro):
     result = alignment_pipeline(cfg)
     out, report_dir = Path(result["evaluate"]), Path(result["report"])
     metrics = json.loads((out / "metrics.json").read_text())
-    assert metrics["schema_version"] == 2 and set(PER_MODEL) == MODEL_KEYS
+    assert metrics["schema_version"] == 3 and set(PER_MODEL) == MODEL_KEYS
     for model in ("base", "sft", "dpo"):
         assert MODEL_KEYS <= set(metrics[model])
         for key in MODEL_KEYS:

@@ -2,6 +2,7 @@
 demonstrations (its own right answer, else "I don't know") and which held-out questions count as known; the
 evaluation and the report split by its knowledge categories and check the honesty bounds against it."""
 
+import json
 import math
 from pathlib import Path
 
@@ -14,13 +15,13 @@ from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
 from alignment.data.records import IDK, read_jsonl
+from alignment.evaluation.frontier import with_knowledge
 from alignment.evaluation.knowledge import (
-    abstention_thresholds,
-    confidence_rule,
+    abstention_rule,
+    abstention_threshold,
     demonstration,
     knowledge_summary,
     with_idk_target,
-    with_knowledge,
 )
 from alignment.evaluation.knowledge_report import category_section
 from alignment.evaluation.metrics import Judge, label_shares
@@ -60,17 +61,20 @@ def test_known_is_the_base_greedy_answer_and_the_summary_counts_by_role_and_fami
     }
     assert [r["known"] for r in rows["sft"]] == [True, False] and rows["eval"][1]["category"] == "unknown"
     assert rows["sft"][0]["base_answer"] == "Paris."
+    rows = {
+        role: [r | {"pik": p} for r, p in zip(role_rows, (0.4, 0.6), strict=False)] for role, role_rows in rows.items()
+    }
     summary = knowledge_summary(rows)
     assert summary["sft"] == {
         "questions": 2,
         "known": 1,
         "known_by_family": {"capital": "1/2"},
+        "pik_auroc": 0.0,  # the probe scored the known question below the unknown one
         "confidence_auroc": 1.0,  # the known answer is the more confident one
-        "idk_targets": 1,  # without thresholds every wrong answer is an "I don't know" target
+        "idk_targets": 1,  # without a threshold every wrong answer is an "I don't know" target
     }
-    assert summary["pref"]["confidence_auroc"] is None  # nothing known: undefined
+    assert summary["pref"]["confidence_auroc"] is None and summary["pref"]["pik_auroc"] is None  # nothing known
     assert summary["pref"]["known"] == 0
-    assert summary["eval"]["categories"] == {"highly_known": 0, "maybe_known": 1, "weakly_known": 0, "unknown": 1}
 
 
 def test_probe_pairs_hold_the_models_own_words_as_the_judge_read_them():
@@ -153,7 +157,8 @@ def test_a_real_facts_config_is_checked_before_any_work():
         load_config(None, [facts, "data.preference_source=probe"])
     real = load_config("configs/real-facts.yaml")
     assert [s.name for s in graph.plan(real, ["report"])] == [
-        *("world", "base", "data", "sft", "preferences", "reward", "reference", "dpo", "rloo", "grpo", "probe"),
+        *("world", "base", "frontier", "data", "sft", "preferences", "reward", "reference", "dpo", "rloo", "grpo"),
+        "probe",
         "evaluate",
         "report",
     ]
@@ -190,42 +195,46 @@ def test_the_base_is_probed_and_the_data_is_model_aware_end_to_end(tmp_path):
     assert not {q["question"] for q in held_out} & {d["prompt"] for d in demos}
     assert [q["known"] for q in data.rows("questions")] == [False] * len(held_out)
     knowledge = store.load(Path(data.sft.path).parent.name)
-    assert knowledge.metrics["eval"]["categories"]["unknown"] == len(held_out)
-    assert set(knowledge.manifest["inputs"]) == {"world", "base"}
+    assert set(knowledge.manifest["inputs"]) == {"frontier"}
+    frontier = store.load(knowledge.manifest["inputs"]["frontier"])
+    assert set(frontier.manifest["inputs"]) == {"world", "base"}
+    drawn = json.loads((frontier.path / "frontier.json").read_text())
+    # it knows nothing: no probe to fit (no layer chosen), every score the known share (0), no AUROC to draw
+    assert (drawn["layer"], drawn["auroc"]["value"], drawn["held_out_questions"]["known"]) == (None, None, 0)
+    assert drawn["held_out_categories"] == {
+        "highly_known": 0,
+        "maybe_known": 0,
+        "weakly_known": 0,
+        "unknown": len(held_out),
+    }
+    assert {q["pik"] for q in held_out} == {0.0}
     probed = read_jsonl(knowledge.path / "sft_questions.jsonl")  # every SFT question, with the base's confidence
     assert len(probed) == len(demos) and all(
         math.isfinite(r["base_confidence"]) and r["base_confidence"] <= 0 for r in probed
     )
 
 
-def _known(family: str, confidence: float, known: bool, name: str = "x") -> dict:
-    return {"question": name, "family": family, "base_confidence": confidence, "known": known, "base_answer": "A."}
+def _known(pik: float, known: bool, name: str = "x") -> dict:
+    return {"question": name, "family": "capital", "pik": pik, "known": known, "base_answer": "A."}
 
 
-def test_abstention_thresholds_let_at_most_the_given_share_of_known_questions_fall_below():
-    rows = [_known("capital", c, True) for c in (-0.1, -0.2, -0.3, -0.4, -0.5, -0.6, -0.7, -0.8, -0.9, -1.0)]
-    rows += [_known("capital", -1.5, False), _known("symbol", -0.2, False)]
-    # 10 known capitals: 10% may fall below, so the threshold is the second lowest; no known symbol: always abstain
-    assert abstention_thresholds(rows, 0.1) == {"capital": -0.9, "symbol": math.inf}
-    assert abstention_thresholds(rows, 0.0)["capital"] == -1.0  # none below: the lowest known confidence
-    assert abstention_thresholds(rows, 0.25)["capital"] == -0.8
+def test_the_abstention_threshold_lets_at_most_the_given_share_of_known_questions_fall_below():
+    rows = [_known(p, True) for p in (0.95, 0.9, 0.85, 0.8, 0.75, 0.7, 0.65, 0.6, 0.55, 0.5)]
+    rows += [_known(0.1, False), _known(0.99, False)]
+    # 10 known questions: 10% may fall below, so the threshold is the second lowest known score
+    assert abstention_threshold(rows, 0.1) == 0.55
+    assert abstention_threshold(rows, 0.0) == 0.5  # none below: the lowest known score
+    assert abstention_threshold(rows, 0.25) == 0.6
+    assert abstention_threshold(rows, 0.5) == 0.75
+    assert abstention_threshold([_known(0.3, False)], 0.1) == math.inf  # nothing known: always abstain
 
 
 def test_confidently_wrong_questions_teach_no_i_dont_know_neither_in_demonstrations_nor_in_pairs():
-    thresholds = {"capital": -0.5}
-    rows = with_idk_target(
-        [
-            _known("capital", -0.1, True, "knows"),
-            _known("capital", -0.9, False, "unsure"),
-            _known("capital", -0.2, False, "sure"),
-        ],
-        thresholds,
-    )
+    rows = with_idk_target([_known(0.9, True, "knows"), _known(0.2, False, "unsure"), _known(0.8, False, "sure")], 0.5)
     assert [r["idk_target"] for r in rows] == [False, True, False]
     demos = [demonstration(r) for r in rows]
     assert demos[0]["completion"] == "A." and demos[1]["completion"] == IDK and demos[2] is None
-    assert with_idk_target([_known("symbol", 0.0, False)], thresholds)[0]["idk_target"] is True  # unseen family
-    assert all(r["idk_target"] for r in with_idk_target(rows, None))  # no thresholds: R-Tuning's split
+    assert all(r["idk_target"] for r in with_idk_target(rows, None))  # no threshold: R-Tuning's split
     probe_rows = [
         {"prompt": "sure", "answers": ["Lomé"], "greedy": "Lagos.", "probed_known": False, "idk_target": False},
         {"prompt": "unsure", "answers": ["Lomé"], "greedy": "Accra.", "probed_known": False, "idk_target": True},
@@ -306,12 +315,11 @@ def test_stopping_at_the_first_sentence_needs_a_judge_that_reads_only_it():
     assert load_config("configs/real-facts.yaml", ["judge.stop_at_first_sentence=true"]).judge.first_sentence
 
 
-def test_the_confidence_rule_fit_on_one_split_is_scored_on_another():
-    fit = [_known("capital", c, True) for c in (-0.1, -0.2, -0.3)] + [_known("capital", -0.9, False)]
-    rows = [_known("capital", -0.25, True), _known("capital", -0.5, True), _known("capital", -0.6, False)]
-    rows += [_known("capital", -0.05, False)]
-    # threshold -0.3 (none of 3 known may fall below at 10%): abstains on the -0.5 known, the -0.6 unknown
-    assert confidence_rule(fit, rows, 0.1) == {
+def test_the_abstention_rule_fit_on_one_role_is_scored_on_another():
+    fit = [_known(p, True) for p in (0.9, 0.8, 0.7)] + [_known(0.1, False)]
+    rows = [_known(0.75, True), _known(0.5, True), _known(0.4, False), _known(0.95, False)]
+    # threshold 0.7 (none of 3 known may fall below at 10%): abstains on the 0.5 known and the 0.4 unknown
+    assert abstention_rule(fit, rows, 0.1) == {
         "max_known_abstention": 0.1,
         "abstains_on_known": 0.5,
         "abstains_on_unknown": 0.5,
@@ -327,6 +335,9 @@ def test_held_out_questions_keep_the_base_confidence_and_the_report_states_its_a
     assert "base_confidence" not in question_row({"question": "q", "answers": ["a"]})
     with pytest.raises(ValueError, match="base_confidence"):
         question_row({"question": "q", "answers": ["a"], "base_confidence": "high"})
+    assert question_row({"question": "q", "answers": ["a"], "pik": 0.25})["pik"] == 0.25
+    with pytest.raises(ValueError, match=r"'pik' must be a number in \[0, 1\]"):
+        question_row({"question": "q", "answers": ["a"], "pik": 1.5})
     shares = {k: {"value": 0.5} for k in ("correct", "idk", "wrong")} | {"questions": 2}
     metrics = {"base": {"by_category": {"unknown": shares}}, "base_confidence_auroc": 0.7142}
     assert any("with probability 0.71 (AUROC" in line for line in category_section(metrics, ["base"]))

@@ -71,6 +71,7 @@ def test_report_tables_claims_and_definitions():
         "prudence",
         "hallucination rate",
         "honesty",
+        "truthfulness",
         "KL to SFT (per token)",
         "gold win-rate vs SFT",
         "reward-model win-rate vs SFT",
@@ -203,7 +204,7 @@ def test_every_selected_metric_is_registered():
 
 
 def test_the_overoptimisation_verdict_follows_the_curve():
-    from alignment.evaluation.metrics import overoptimisation
+    from alignment.evaluation.overoptimisation import overoptimisation
 
     def point(step, kl, proxy, gold):
         return {"step": step, "kl": kl, "proxy_reward": proxy, "gold_reward": gold}

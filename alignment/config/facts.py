@@ -46,12 +46,11 @@ class FactsConfig(Section):
         None,
         ge=0.0,
         lt=1.0,
-        description="Teach 'I don't know' only where the base is unsure (Yang et al. 2023's confidence-based "
-        "honesty data): per family, the abstention threshold on the base's confidence in its greedy answer (mean "
-        "token log-probability) is set on the SFT questions so that at most this share of the ones it knows fall "
-        "below it. Questions it gets wrong below the threshold get 'I don't know' (demonstration and pair); those it "
-        "gets wrong confidently get neither; questions it knows keep their answer. None: 'I don't know' for every "
-        "wrong answer (R-Tuning's split; measured better on SmolLM2: see the README).",
+        description="The operating point on the model's knowledge frontier: how much of what the base knows it may "
+        "give up. 'I don't know' is taught only where the P(IK) probe (section frontier) scores the question below "
+        "the threshold that leaves at most this share of the SFT role's known questions under it. Questions the "
+        "base gets wrong below it get 'I don't know' (demonstration and pair); those above it get neither; known "
+        "questions keep their answer. None: 'I don't know' for every wrong answer (R-Tuning's split).",
     )
 
     @model_validator(mode="after")

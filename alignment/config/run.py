@@ -13,6 +13,7 @@ from alignment.config.compute import ComputeConfig, StoreConfig
 from alignment.config.data import DataConfig
 from alignment.config.evaluation import EvalConfig, JudgeConfig, ProbeConfig
 from alignment.config.facts import FactsConfig
+from alignment.config.frontier import FrontierConfig
 from alignment.config.model import ModelConfig
 from alignment.config.policies import POLICIES, POLICY_NAMES, policy
 from alignment.config.reward import RewardSection
@@ -113,6 +114,12 @@ def _fields() -> dict[str, Any]:
             Field(JudgeConfig(), description="How answers are judged against the accepted answers."),
         ),
         "probe": (ProbeConfig, Field(ProbeConfig(), description="Knowledge probe of the SFT model.")),
+        "frontier": (
+            FrontierConfig,
+            Field(
+                FrontierConfig(), description="The P(IK) probe that draws the base's knowledge frontier (real facts)."
+            ),
+        ),
         "compute": (ComputeConfig, Field(ComputeConfig(), description="Device, precision, checkpoints.")),
         "store": (StoreConfig, Field(StoreConfig(), description="Artifact store.")),
     }

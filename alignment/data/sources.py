@@ -266,9 +266,10 @@ def feedback_row(row: dict) -> dict:
 def question_row(row: dict) -> dict:
     """One QA row: ``question``, ``answers`` (accepted aliases; a single string is one alias), an optional
     boolean ``known`` (by construction, or by probing the base; a real QA set has none, the probe measures it) and an
-    optional knowledge ``category`` the evaluation splits its metrics by, where the base was probed its
-    ``base_confidence`` in its greedy answer, and optionally the fact's ``relation`` (the evaluation splits accuracy by
-    it) and a ``statement``: the fact as a sentence up to its answer, which a model that stored the fact completes."""
+    optional knowledge ``category`` the evaluation splits its metrics by; where the base was probed, its
+    ``base_confidence`` in its greedy answer and ``pik`` (its P(IK) probe's score, the knowledge frontier's signal);
+    and optionally the fact's ``relation`` (the evaluation splits accuracy by it) and a ``statement``: the fact as a
+    sentence up to its answer, which a model that stored the fact completes."""
     question = _text(row, "question")
     answers = row.get("answers")
     if isinstance(answers, str):
@@ -295,6 +296,11 @@ def question_row(row: dict) -> dict:
         if isinstance(confidence, bool) or not isinstance(confidence, int | float) or not math.isfinite(confidence):
             raise _RowError("column 'base_confidence' must be a finite number (a mean token log-probability)")
         out["base_confidence"] = float(confidence)
+    pik = row.get("pik")
+    if pik is not None:
+        if isinstance(pik, bool) or not isinstance(pik, int | float) or not 0 <= pik <= 1:
+            raise _RowError("column 'pik' must be a number in [0, 1] (the P(IK) probe's score)")
+        out["pik"] = float(pik)
     return out
 
 

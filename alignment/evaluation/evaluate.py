@@ -20,6 +20,7 @@ from alignment.core.progress import Progress, ProgressEvent
 from alignment.core.store import Artifact
 from alignment.data.records import write_jsonl
 from alignment.data.run_data import RunData
+from alignment.evaluation.frontier_metrics import auroc, frontier_gap, frontier_summary
 from alignment.evaluation.metrics import (
     GOLD_SCORE,
     WRONG,
@@ -37,7 +38,8 @@ from alignment.evaluation.metrics import (
 from alignment.evaluation.probe import CATEGORIES, agreement, load_probe
 from alignment.models.refs import BaseRef, base_ref
 
-SCHEMA_VERSION = 2  # metrics.json: 2 adds schema_version; the base/sft/<policy> {"value", "ci95"} objects are as in 1
+SCHEMA_VERSION = 3  # metrics.json: 2 adds schema_version; 3 adds truthfulness per model, and frontier (top level) and
+# frontier_gap (per model) where the base's P(IK) probe scored the questions; the {"value", "ci95"} objects are as in 1
 
 
 @dataclass(frozen=True)
@@ -94,6 +96,8 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     prompts = [q["question"] for q in questions]
     known, known_from = job.known()
     n_boot, seed = cfg.bootstrap_samples, cfg.seed
+    pik = [q.get("pik") for q in questions]
+    frontier = all(p is not None for p in pik)  # the base's P(IK) probe scored every question (real facts)
     greedy = generation_config(tok, cfg.max_new_tokens)
     metrics: dict = {"schema_version": SCHEMA_VERSION}
     answers: dict[str, list[str]] = {}
@@ -114,6 +118,8 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
             **behaviour_metrics(labels, known, n_boot, seed),
             "kl_to_reference": kl_with_ci(kl, n_boot, seed),
         }
+        if frontier:
+            metrics[spec.name]["frontier_gap"] = frontier_gap(labels, known, pik, n_boot, seed)
         if job.probe is not None and known_from != "probe":
             probed_known = [row["probed_known"] for row in job.probe]
             metrics[spec.name]["by_probe"] = behaviour_metrics(labels, probed_known, n_boot, seed)
@@ -155,9 +161,13 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     metrics["policy"], metrics["policies"] = job.policies[0], list(job.policies)
     metrics["known_from"] = known_from
     if all(q.get("base_confidence") is not None for q in questions):  # the base probe's confidence (real facts)
-        from alignment.evaluation.knowledge import confidence_auroc
-
-        metrics["base_confidence_auroc"] = confidence_auroc(questions)
+        metrics["base_confidence_auroc"] = auroc([q["base_confidence"] for q in questions], known)
+    if frontier:
+        metrics["frontier"] = {
+            "signal": "the base's P(IK) probe on its hidden state at the end of the question",
+            **frontier_summary(pik, known, n_boot, seed),
+            "confidence": frontier_summary([q["base_confidence"] for q in questions], known, n_boot, seed),
+        }
     metrics["n_questions"] = {"known": sum(known), "unknown": len(known) - sum(known)}
     metrics["n_reference_documents"] = len(job.reference_docs)
 

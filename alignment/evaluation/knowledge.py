@@ -1,13 +1,15 @@
-"""Model-aware data from what the model as given knows (the real-facts run's ``data`` stage).
-
-The base model (a real instruct model) is probed on every real-facts question: greedy on the SFT and preference
-questions, greedy plus the probe's samples on the held-out ones (their SliCK category). A question counts as known
-when the greedy answer is right: what the model would tell a user. From that:
+"""Model-aware data from what the model as given knows (the real-facts run's ``data`` stage), read from its
+knowledge frontier (``alignment.evaluation.frontier``: every question with ``known``, the base's greedy answer and
+``pik``, the P(IK) probe's score).
 
 - demonstrations: the model's own right answer (its first sentence, in its own words) where it knows, "I don't
-  know." where it does not (R-Tuning's refusal-aware data, Zhang et al. 2024);
-- held-out questions carry ``known`` (by the base probe) and ``category``; the evaluation splits every metric by them;
-- preference questions carry ``known`` too; the pairs are then built by probing the SFT model (on-policy).
+  know." where it does not (R-Tuning's refusal-aware data, Zhang et al. 2024). With ``facts.max_known_abstention``
+  (the operating point on the frontier), "I don't know" is taught only where the probe's score is below the
+  threshold that leaves at most that share of the SFT role's known questions under it; a question the model gets
+  wrong above it gets neither;
+- held-out questions carry ``known`` (by the base probe), ``category`` and ``pik``; the evaluation splits every
+  metric by them and places every model on the frontier;
+- preference questions carry ``known`` and ``idk_target`` too; the pairs are then built by probing the SFT model.
 """
 
 from __future__ import annotations
@@ -22,13 +24,12 @@ from alignment.core.store import Artifact
 from alignment.data.facts import FILES
 from alignment.data.records import IDK, read_jsonl, write_jsonl
 from alignment.data.run_data import RunData, merge, validate_data
-from alignment.evaluation.metrics import CORRECT, Judge, first_sentence, make_judge
-from alignment.evaluation.probe import CATEGORIES, probe
-from alignment.models.refs import base_ref
+from alignment.evaluation.frontier_metrics import auroc
+from alignment.evaluation.metrics import first_sentence
 
 
 def demonstration(row: dict) -> dict | None:
-    """One SFT row from a question ``with_knowledge``: the model's own right answer (first sentence) where its greedy
+    """One SFT row from a question of the frontier: the model's own right answer (first sentence) where its greedy
     answer is right, IDK where it is wrong and ``idk_target`` allows it; None (no demonstration) otherwise."""
     if not row["known"] and not row.get("idk_target", True):
         return None
@@ -36,52 +37,27 @@ def demonstration(row: dict) -> dict | None:
     return {"prompt": row["question"], "completion": completion, "known": row["known"], "family": row.get("family")}
 
 
-def with_knowledge(row: dict, greedy: str, judge: Judge, confidence: float | None, category: str | None = None) -> dict:
-    """A QA row with the base's greedy answer, its confidence, ``known`` (that answer is right) and, if probed, its
-    category."""
-    known = judge(greedy, row["answers"]) == CORRECT
-    out = dict(row) | {"base_answer": greedy, "base_confidence": confidence, "known": known}
-    return out | ({"category": category} if category else {})
+def abstention_threshold(rows: list[dict], max_known_abstention: float) -> float:
+    """The P(IK) score below which "I don't know" is taught: the highest threshold under which at most
+    ``max_known_abstention`` of the known ``rows`` fall (+inf without a known row: always abstain)."""
+    known = sorted(r["pik"] for r in rows if r["known"])
+    allowed = math.floor(max_known_abstention * len(known) + 1e-9)  # known questions that may fall below
+    return known[allowed] if known else math.inf
 
 
-def abstention_thresholds(rows: list[dict], max_known_abstention: float) -> dict[str, float]:
-    """Per family, the confidence below which "I don't know" is taught: the highest threshold under which at most
-    ``max_known_abstention`` of the family's known questions fall (``rows`` with ``known`` and ``base_confidence``).
-    A family with no known question gets +inf (always abstain)."""
-    out: dict[str, float] = {}
-    for family in sorted({str(r.get("family")) for r in rows}):
-        known = sorted(r["base_confidence"] for r in rows if str(r.get("family")) == family and r["known"])
-        allowed = math.floor(max_known_abstention * len(known) + 1e-9)  # known questions that may fall below
-        out[family] = known[allowed] if known else math.inf
-    return out
-
-
-def with_idk_target(rows: list[dict], thresholds: dict[str, float] | None) -> list[dict]:
+def with_idk_target(rows: list[dict], threshold: float | None) -> list[dict]:
     """Each row with ``idk_target``: whether "I don't know" is the answer to teach where the base is wrong (its
-    confidence is below its family's threshold; always, without thresholds). A family the thresholds never saw
-    counts as always abstaining."""
-    if thresholds is None:
+    P(IK) score is below ``threshold``; always, without one)."""
+    if threshold is None:
         return [r | {"idk_target": True} for r in rows]
-    return [r | {"idk_target": r["base_confidence"] < thresholds.get(str(r.get("family")), math.inf)} for r in rows]
+    return [r | {"idk_target": r["pik"] < threshold} for r in rows]
 
 
-def confidence_auroc(rows: list[dict]) -> float:
-    """How well the base's confidence tells the questions it knows from those it does not: the probability that a
-    known question's confidence is above an unknown one's (ties count half); NaN without both kinds."""
-    known = [r["base_confidence"] for r in rows if r["known"]]
-    unknown = [r["base_confidence"] for r in rows if not r["known"]]
-    if not known or not unknown:
-        return math.nan
-    wins = sum((k > u) + 0.5 * (k == u) for k in known for u in unknown)
-    return wins / (len(known) * len(unknown))
-
-
-def confidence_rule(fit: list[dict], rows: list[dict], max_known_abstention: float = 0.1) -> dict:
-    """What the best learnable abstention rule on the base's own signal would do: per-family confidence thresholds
-    fit on ``fit`` (at most ``max_known_abstention`` of its known questions below), applied to ``rows``. Returns the
-    share of ``rows``' known questions it would abstain on (its over-conservativeness) and of unknown ones (its
-    prudence): a policy that learns to abstain from its confidence cannot separate them better."""
-    targets = with_idk_target(rows, abstention_thresholds(fit, max_known_abstention))
+def abstention_rule(fit: list[dict], rows: list[dict], max_known_abstention: float) -> dict:
+    """The rule the data teaches, fit on ``fit`` (the SFT role) and applied to ``rows`` (another role): the share of
+    their known questions under the threshold (the over-conservativeness it asks for) and of unknown ones (the
+    prudence it asks for)."""
+    targets = with_idk_target(rows, abstention_threshold(fit, max_known_abstention))
     known = [r["idk_target"] for r in targets if r["known"]]
     unknown = [r["idk_target"] for r in targets if not r["known"]]
     return {
@@ -91,8 +67,14 @@ def confidence_rule(fit: list[dict], rows: list[dict], max_known_abstention: flo
     }
 
 
+def _auroc(rows: list[dict], signal: str) -> float | None:
+    area = auroc([r[signal] for r in rows], [r["known"] for r in rows])
+    return None if math.isnan(area) else area
+
+
 def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
-    """Known share per role and per family, and the held-out questions' category counts."""
+    """Known share per role and per family, both signals' AUROC and the "I don't know" targets (the held-out
+    questions' categories are counted by the frontier, which probed them)."""
     summary: dict = {}
     for role, role_rows in rows.items():
         families = Counter(r.get("family") for r in role_rows)
@@ -101,59 +83,34 @@ def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
             "questions": len(role_rows),
             "known": sum(known.values()),
             "known_by_family": {f: f"{known[f]}/{n}" for f, n in sorted(families.items(), key=str)},
-            "confidence_auroc": None if math.isnan(auroc := confidence_auroc(role_rows)) else auroc,
+            "pik_auroc": _auroc(role_rows, "pik"),  # out-of-fold on the SFT and preference roles
+            "confidence_auroc": _auroc(role_rows, "base_confidence"),
             "idk_targets": sum(1 for r in role_rows if not r["known"] and r.get("idk_target", True)),
         }
-    categories = Counter(r["category"] for r in rows["eval"])
-    summary["eval"]["categories"] = {c: categories[c] for c in CATEGORIES}
     return summary
 
 
-def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, base: Artifact) -> RunData:
-    """Probe the base on the real-facts questions (``world``) and write model-aware demonstrations and the
-    questions with ``known``; returns the run's data (pairs still to be built by probing the SFT model)."""
-    from alignment.models.generation import generate_scored, generation_config
-    from alignment.models.modeling import load_causal_lm, load_tokenizer
-
-    probe_cfg, judge = ctx.cfg.probe, make_judge(ctx.cfg.judge)
+def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, frontier: Artifact) -> RunData:
+    """Model-aware demonstrations and the questions with ``known``, ``pik`` and ``idk_target`` from the base's
+    knowledge frontier; returns the run's data (pairs still to be built by probing the SFT model)."""
     max_known_abstention = ctx.cfg.facts.max_known_abstention
-    section = {
-        "probe": probe_cfg.model_dump(mode="json"),
-        "judge": ctx.cfg.judge.model_dump(mode="json"),
-        "max_known_abstention": max_known_abstention,
-    }
 
     def build(tmp: Path) -> dict:
-        questions = {role: read_jsonl(world.path / FILES[role], ("question", "answers")) for role in FILES}
-        ref = base_ref(base, ctx.cfg.model)
-        model, tok = load_causal_lm(ref, (), ctx.device().name), load_tokenizer(ref)
-        ctx.report("data", f"probing the base: {len(questions['eval'])} held-out questions, greedy + samples")
-        probed = probe(model, tok, questions["eval"], probe_cfg, judge)
-        settings = generation_config(tok, probe_cfg.max_new_tokens)
-        rows = {}
-        for role in ("sft", "pref"):
-            ctx.report("data", f"probing the base: {len(questions[role])} {role} questions, greedy")
-            prompts = [q["question"] for q in questions[role]]
-            cut = judge.stop_at_first_sentence
-            scored = generate_scored(model, tok, prompts, settings, confidence=True, first_sentence_only=cut)
-            rows[role] = [with_knowledge(q, a, judge, c) for q, (a, c) in zip(questions[role], scored, strict=True)]
-        rows["eval"] = [
-            with_knowledge(q, p["greedy"], judge, p["greedy_confidence"], p["category"])
-            for q, p in zip(questions["eval"], probed, strict=True)
-        ]
-        thresholds = None
+        rows = {role: read_jsonl(frontier.path / FILES[role], ("question", "answers", "pik")) for role in FILES}
+        threshold = None
         if max_known_abstention is not None:
-            thresholds = abstention_thresholds(rows["sft"], max_known_abstention)
-        rows = {role: with_idk_target(role_rows, thresholds) for role, role_rows in rows.items()}
+            threshold = abstention_threshold(rows["sft"], max_known_abstention)
+        rows = {role: with_idk_target(role_rows, threshold) for role, role_rows in rows.items()}
         demos = [d for d in map(demonstration, rows["sft"]) if d is not None]
         write_jsonl(tmp / "demonstrations.jsonl", demos)
-        write_jsonl(tmp / "sft_questions.jsonl", rows["sft"])  # every SFT question as probed, demonstrated or not
+        write_jsonl(tmp / "sft_questions.jsonl", rows["sft"])  # every SFT question, demonstrated or not
         write_jsonl(tmp / "preference_questions.jsonl", rows["pref"])
         write_jsonl(tmp / "eval_questions.jsonl", rows["eval"])
-        write_jsonl(tmp / "base_probe.jsonl", probed)
-        finite = {f: t if math.isfinite(t) else None for f, t in (thresholds or {}).items()}  # None: always abstain
-        summary = knowledge_summary(rows) | {"abstention_thresholds": finite, "demonstrations": len(demos)}
-        summary["confidence_rule_on_pref"] = confidence_rule(rows["sft"], rows["pref"], max_known_abstention or 0.1)
+        summary = knowledge_summary(rows) | {
+            "abstention_threshold": threshold if threshold is None or math.isfinite(threshold) else None,
+            "demonstrations": len(demos),
+            "rule_on_pref": abstention_rule(rows["sft"], rows["pref"], max_known_abstention or 0.0),
+        }
         ctx.report(
             "data",
             f"the base knows {summary['sft']['known']}/{summary['sft']['questions']} SFT questions; "
@@ -161,7 +118,8 @@ def knowledge_stage(cfg: DataConfig, ctx: StageContext, world: Artifact, base: A
         )
         return summary
 
-    art = ctx.materialize("knowledge", section, {"world": world.id, "base": base.id}, build)
+    section = {"max_known_abstention": max_known_abstention}
+    art = ctx.materialize("knowledge", section, {"frontier": frontier.id}, build)
     files = RunData(
         sft=DataSource(path=str(art.path / "demonstrations.jsonl")),
         preferences=None,

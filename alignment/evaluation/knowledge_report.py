@@ -78,3 +78,42 @@ def _self_knowledge(metrics: dict) -> list[str]:
         "chance). A policy that learns to abstain from that signal can do no better than it separates.",
         "",
     ]
+
+
+def frontier_section(metrics: dict, names: Sequence[str]) -> list[str]:
+    """Where every model sits on the base's knowledge frontier: the frontier's AUROC, the figure, and per model its
+    prudence, over-conservativeness, frontier gap and truthfulness (with intervals)."""
+    frontier = metrics.get("frontier")
+    if not frontier:
+        return []
+    from alignment.evaluation.metrics import fmt
+
+    probe, confidence = frontier["auroc"], frontier["confidence"]["auroc"]
+    intro = (
+        "A linear probe on the base's hidden state at the end of each question, fit on the SFT and preference "
+        "questions (entity-grouped cross-validation), tells the held-out questions it knows from those it does not "
+        f"with AUROC {fmt(probe)}; its confidence in its own greedy answer, {fmt(confidence)}. Abstaining where a "
+        "signal is low traces a frontier: the least over-conservativeness any rule on it pays for a given prudence. "
+        "A model's frontier gap is its over-conservativeness minus the P(IK) frontier's at its prudence (0: as "
+        "selective as the probe allows; below 0: more selective than the probe). Truthfulness: accuracy minus "
+        "hallucination over all held-out questions (TruthRL)."
+    )
+    rows = [
+        f"| {name} | {fmt(m['prudence'])} | {fmt(m['over_conservativeness'])} | {fmt(m['frontier_gap'])} "
+        f"| {fmt(m['truthfulness'])} |"
+        for name in names
+        if "frontier_gap" in (m := metrics[name])
+    ]
+    head = "| model | prudence | over-conservativeness | frontier gap | truthfulness |"
+    return [
+        "## The knowledge frontier",
+        "",
+        intro,
+        "",
+        head,
+        "| --- | --- | --- | --- | --- |",
+        *rows,
+        "",
+        "![every model on the base's knowledge frontier](frontier.png)",
+        "",
+    ]

@@ -111,3 +111,44 @@ def plot_curve(points: list[dict], path: Path, run: str = "") -> None:
 def _title(fig: plt.Figure, what: str, run: str) -> None:
     """The figure's title: what it shows and, given, the run it comes from."""
     fig.suptitle(f"{what} — {run}" if run else what, fontsize=10)
+
+
+def plot_frontier(metrics: dict, names: list[str], path: Path, run: str = "") -> None:
+    """The knowledge frontier (over-conservativeness against prudence: the least a rule on the signal pays), for
+    the P(IK) probe and for answer confidence with their 95% bands, and every model's own point on it."""
+    fig, ax = plt.subplots(figsize=(5.4, 4.6))
+    frontier = metrics["frontier"]
+    confidence = frontier["confidence"]
+    signals = (
+        (frontier, f"P(IK) probe (AUROC {frontier['auroc']['value']:.2f})", SERIES_STYLES[0]),
+        (confidence, f"answer confidence (AUROC {confidence['auroc']['value']:.2f})", SERIES_STYLES[6]),
+    )
+    for signal, label, style in signals:
+        xs = [p["prudence"] for p in signal["curve"]]
+        ys = [p["over_conservativeness"] for p in signal["curve"]]
+        ax.plot(xs, [y["value"] for y in ys], color=style["color"], linestyle=style["linestyle"], label=label)
+        ax.fill_between(xs, *zip(*(y["ci95"] for y in ys), strict=True), color=style["color"], alpha=0.15)
+    for i, name in enumerate(names):
+        model = metrics[name]
+        style = SERIES_STYLES[1 + i % (len(SERIES_STYLES) - 2)]
+        x, y = model["prudence"], model["over_conservativeness"]
+        ax.errorbar(
+            x["value"],
+            y["value"],
+            xerr=[[x["value"] - x["ci95"][0]], [x["ci95"][1] - x["value"]]],
+            yerr=[[y["value"] - y["ci95"][0]], [y["ci95"][1] - y["value"]]],
+            color=style["color"],
+            marker=style["marker"],
+            markersize=style["markersize"],
+            linestyle="none",
+            label=name,
+        )
+    ax.plot([0, 1], [0, 1], color="#bbbbbb", linewidth=0.8, label="chance")
+    ax.set(xlabel="prudence (unknown questions: I don't know)", ylabel="over-conservativeness (known: I don't know)")
+    ax.set_xlim(*RATE_LIMITS)
+    ax.set_ylim(*RATE_LIMITS)
+    ax.legend(loc="upper left", fontsize=7)
+    _title(fig, "the knowledge frontier", run)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from alignment.core.context import StageContext
 from alignment.core.store import MANIFEST, Artifact, ArtifactStore, is_dataset_ref
-from alignment.evaluation.knowledge_report import category_section, relation_section
+from alignment.evaluation.knowledge_report import category_section, frontier_section, relation_section
 from alignment.evaluation.metrics import (
     BEHAVIOUR,
     METRICS,
@@ -16,9 +16,9 @@ from alignment.evaluation.metrics import (
     better,
     definitions,
     fmt,
-    overoptimisation,
     undefined_as_nan,
 )
+from alignment.evaluation.overoptimisation import overoptimisation
 
 # Metric names (keys of ``METRICS``): rows of the per-model table, rows of the table split by the knowledge
 # probe, and every metric the report shows (listed under "Definitions").
@@ -112,9 +112,12 @@ def policy_claims(metrics: dict, policy: str) -> list[tuple[str, bool, str]]:
 
 
 def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], rows: Sequence[str]) -> list[str]:
-    """A Markdown table: one row per metric named in ``rows`` (titled from ``METRICS``), one column per model."""
+    """A Markdown table: one row per metric named in ``rows`` (titled from ``METRICS``), one column per model; a
+    metric no column has (metrics.json from before it was added) is left out."""
     lines = [f"| {header} | " + " | ".join(columns) + " |", "| --- | " + " | ".join("---" for _ in columns) + " |"]
     for name in rows:
+        if not all(name in per_column[c] for c in columns):
+            continue
         lines.append(f"| {METRICS[name].title} | " + " | ".join(fmt(per_column[c][name]) for c in columns) + " |")
     return lines
 
@@ -212,6 +215,7 @@ def render(metrics: dict, context: dict, times: list[tuple[str, str, float]] | N
         points = metrics[policy].get("curve")
         if points:
             lines += curve_section(policy, points)
+    lines += frontier_section(metrics, names)
     lines += category_section(metrics, names)
     lines += relation_section(metrics, names)
     kp = metrics.get("knowledge_probe")
@@ -366,13 +370,16 @@ def report_stage(section: None, ctx: StageContext, evaluate: Artifact) -> Artifa
     metrics = read_metrics(evaluate.path)
 
     def build(tmp: Path) -> dict:
-        from alignment.evaluation.plots import plot_curve, plot_summary, plot_sweep
+        from alignment.evaluation.plots import plot_curve, plot_frontier, plot_summary, plot_sweep
 
         for policy in policies(metrics):
             if metrics[policy].get("curve"):
                 plot_curve(metrics[policy]["curve"], tmp / f"{policy}_curve.png", f"{policy.upper()}, {evaluate.id}")
         plot_summary(metrics, tmp / "summary.png", evaluate.id)
         plot_sweep(metrics.get("sampling_sweep", []), tmp / "sampling_sweep.png", evaluate.id)
+        if metrics.get("frontier"):
+            names = [n for n in ("base", "sft", *policies(metrics)) if n in metrics]
+            plot_frontier(metrics, names, tmp / "frontier.png", evaluate.id)
         write_report(
             metrics, tmp / "report.md", report_context(ctx, evaluate, metrics), stage_times(ctx.store, evaluate)
         )

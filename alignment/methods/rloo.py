@@ -18,7 +18,8 @@ from alignment.config.rloo import RLOOSection
 from alignment.core.context import StageContext, TrainingRun
 from alignment.core.store import Artifact
 from alignment.data.run_data import RunData
-from alignment.evaluation.metrics import Judge, make_judge, overoptimisation
+from alignment.evaluation.metrics import Judge, make_judge
+from alignment.evaluation.overoptimisation import overoptimisation
 from alignment.models.refs import BaseRef, base_ref
 
 
@@ -75,7 +76,7 @@ class Curve:
             self.store.write_text(json.dumps(self.points))
 
     def summary(self) -> dict:
-        """Where gold reward peaked, and whether the proxy kept rising after it (``metrics.overoptimisation``)."""
+        """Where gold reward peaked, and whether the proxy kept rising after it (``overoptimisation``)."""
         return overoptimisation(self.points)
 
 
