@@ -170,6 +170,12 @@ def test_the_gold_reward_scores_correct_abstain_and_wrong():
     completions = [[{"role": "assistant", "content": a}] for a in ("Lomé.", "I don't know.", "Accra.")]
     assert reward(["q"] * 3, completions, [["Lome"]] * 3) == [1.0, 0.0, -1.0]
     assert reward(["q"], ["Paris"], [["Paris"]]) == [1.0]  # standard (string) completions too
+    from alignment.config.grpo import GoldRewards
+
+    binary = gold_reward(Judge(), GoldRewards(idk=-1.0))  # abstaining as bad as being wrong
+    assert binary(["q"] * 3, completions, [["Lome"]] * 3) == [1.0, -1.0, -1.0]
+    with pytest.raises(ConfigError, match=r"correct \(0.0\) must be above wrong \(0.0\)"):
+        load_config(None, ["grpo.rewards={correct: 0, wrong: 0}"])
 
 
 def test_questions_for_grpo_are_required_and_never_ignored(tmp_path):
@@ -199,3 +205,27 @@ def test_grpo_trains_beside_dpo_against_the_gold_judge(micro):
     metrics = read_metrics(values["evaluate"].path)
     assert metrics["policies"] == ["dpo", "grpo"] and set(metrics["grpo"]) == set(metrics["dpo"])
     assert "## Win-rate of grpo vs SFT" in (values["report"].path / "report.md").read_text()
+
+
+@pytest.mark.slow
+def test_grpo_can_start_from_the_model_as_given_and_is_evaluated_and_exported_without_sft(micro):
+    """TruthRL's recipe: GRPO on the model as given, no "I don't know" SFT first; its adapter is merged into the
+    base alone wherever the policy is used."""
+    from alignment.models.refs import policy_adapters
+
+    cfg = micro("policies=[grpo]", "grpo.start_from=base", "grpo.num_train_epochs=1", "grpo.lora={r: 4, lora_alpha: 8}")
+    values = graph.run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None))
+    grpo, base, sft = values["grpo"], values["base"], values["sft"]
+    assert set(grpo.manifest["inputs"]) == {"base", "questions"} and grpo.manifest["model_chain"] == [base.id]
+    assert policy_adapters(grpo, sft) == [grpo.path / "adapter"]
+    assert values["export"].manifest["model_chain"] == [base.id, grpo.id]
+    assert "sft" not in values["export"].manifest["inputs"]
+    on_sft = graph.run_local(
+        StageContext(
+            micro("policies=[grpo]", "grpo.num_train_epochs=1", "grpo.lora={r: 4, lora_alpha: 8}"),
+            ArtifactStore(cfg.store.root),
+            progress=lambda _: None,
+        ),
+        ("grpo",),
+    )["grpo"]
+    assert on_sft.id != grpo.id and policy_adapters(on_sft, sft) == [sft.path / "adapter", on_sft.path / "adapter"]

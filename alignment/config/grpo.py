@@ -2,11 +2,35 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
+from pydantic_core import PydanticCustomError
 
+from alignment.config.base import Section
 from alignment.config.training import SamplingTrainingSection
+
+
+class GoldRewards(Section):
+    """The gold judge's reward for each kind of answer (TruthRL's ternary reward by default)."""
+
+    correct: float = Field(1.0, description="Reward of a right answer.")
+    idk: float = Field(0.0, description="Reward of an abstention ('I don't know' or another abstain phrase).")
+    wrong: float = Field(-1.0, description="Reward of a wrong answer.")
+
+    @model_validator(mode="after")
+    def _right_beats_wrong(self) -> GoldRewards:
+        if not self.correct > self.wrong:
+            raise PydanticCustomError(
+                "gold_rewards",
+                "rewards: correct ({correct}) must be above wrong ({wrong}), or GRPO learns to be wrong",
+                {"correct": self.correct, "wrong": self.wrong},
+            )
+        return self
+
+    def of(self, label: str) -> float:
+        """The reward of a judged answer's label (``metrics.CORRECT``, ``ABSTAIN`` or ``WRONG``)."""
+        return getattr(self, label)
 
 
 class GRPOSection(SamplingTrainingSection):
@@ -18,9 +42,20 @@ class GRPOSection(SamplingTrainingSection):
 
     num_train_epochs: float = Field(2.0, gt=0, description="Passes over the questions.")
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")
+    start_from: Literal["sft", "base"] = Field(
+        "sft",
+        description="The model the LoRA policy starts from and is held to by the KL penalty: 'sft' (the SFT model) "
+        "or 'base' (the model as given, with no 'I don't know' SFT first: TruthRL's recipe on an instruct model).",
+    )
+    rewards: GoldRewards = Field(
+        GoldRewards(), description="The gold reward of a right answer, an abstention and a wrong one."
+    )
     beta: float = Field(
         0.4,
         ge=0,
-        description="KL penalty to the SFT model (the adapter-disabled policy). TRL's GRPO default is 0 (no KL); "
+        description="KL penalty to the starting model (the adapter-disabled policy). TRL's GRPO default is 0 (no KL); "
         "0.4 held RLOO to SFT on the tiny world before issue 24 (RLOO's is now 0.2; GRPO's was not re-measured).",
     )
+
+    def own_fields(self) -> set[str]:
+        return {"start_from", "rewards"}

@@ -36,7 +36,7 @@ from alignment.evaluation.metrics import (
     win_rate_with_ci,
 )
 from alignment.evaluation.probe import CATEGORIES, agreement, load_probe
-from alignment.models.refs import BaseRef, base_ref
+from alignment.models.refs import BaseRef, base_ref, policy_adapters
 
 SCHEMA_VERSION = 3  # metrics.json: 2 adds schema_version; 3 adds truthfulness per model, and frontier (top level) and
 # frontier_gap (per model) where the base's P(IK) probe scored the questions; the {"value", "ci95"} objects are as in 1
@@ -267,7 +267,7 @@ def evaluate_stage(
             models=[
                 ModelSpec("base"),
                 ModelSpec("sft", [sft_adapter]),
-                *[ModelSpec(p, [sft_adapter, policies[p].path / "adapter"]) for p in names],
+                *[ModelSpec(p, policy_adapters(policies[p], sft)) for p in names],
             ],
             reward_adapter=reward.path / "adapter",
             questions=data.rows("questions"),

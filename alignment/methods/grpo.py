@@ -9,21 +9,22 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from alignment.config.grpo import GRPOSection
+from alignment.config.grpo import GoldRewards, GRPOSection
 from alignment.core.context import StageContext, TrainingRun
 from alignment.core.store import Artifact
 from alignment.data.run_data import RunData
-from alignment.evaluation.metrics import GOLD_SCORE, Judge, make_judge
+from alignment.evaluation.metrics import Judge, make_judge
 from alignment.models.refs import BaseRef, base_ref
 
 
-def gold_reward(judge: Judge) -> Callable[..., list[float]]:
-    """A TRL reward function: each completion's gold score against its question's ``answers`` (a dataset column,
-    which TRL passes by name)."""
+def gold_reward(judge: Judge, rewards: GoldRewards | None = None) -> Callable[..., list[float]]:
+    """A TRL reward function: each completion's gold reward (``rewards`` of its judged label, TruthRL's ternary one
+    by default) against its question's ``answers`` (a dataset column, which TRL passes by name)."""
+    rewards = rewards or GoldRewards()
 
     def gold(prompts: list, completions: list, answers: list[list[str]], **_: object) -> list[float]:
         texts = [c[-1]["content"] if isinstance(c, list) else c for c in completions]
-        return [GOLD_SCORE[judge(text, accepted)] for text, accepted in zip(texts, answers, strict=True)]
+        return [rewards.of(judge(text, accepted)) for text, accepted in zip(texts, answers, strict=True)]
 
     return gold
 
@@ -46,7 +47,7 @@ def train_grpo(
 
     trainer = GRPOTrainer(
         model=load_causal_lm(base, sft_adapters, run.device.name),
-        reward_funcs=gold_reward(judge or Judge()),
+        reward_funcs=gold_reward(judge or Judge(), cfg.rewards),
         args=trainer_args(GRPOConfig, cfg, run),
         train_dataset=Dataset.from_list(questions),
         processing_class=load_tokenizer(base),
@@ -61,13 +62,16 @@ def train_grpo(
 
 
 def grpo_stage(cfg: GRPOSection, ctx: StageContext, preferences: RunData, base: Artifact, sft: Artifact) -> Artifact:
-    """GRPO LoRA on the SFT model, rewarded by the gold judge on the preference-role questions."""
-    inputs = {"base": base.id, "sft": sft.id, "questions": preferences.id("preference_questions")}
+    """GRPO LoRA on the SFT model (or, with ``start_from: base``, on the model as given), rewarded by the gold judge
+    on the preference-role questions."""
+    on_sft = cfg.start_from == "sft"
+    inputs = {"base": base.id, **({"sft": sft.id} if on_sft else {})}
+    inputs["questions"] = preferences.id("preference_questions")
 
     def fit(run: TrainingRun) -> dict:
         questions = preferences.learning_rows("questions")
-        return train_grpo(
-            cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], questions, run, make_judge(ctx.cfg.judge)
-        )
+        adapters = [sft.path / "adapter"] if on_sft else []
+        return train_grpo(cfg, base_ref(base, ctx.cfg.model), adapters, questions, run, make_judge(ctx.cfg.judge))
 
-    return ctx.train("grpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})
+    chain = [base.id, sft.id] if on_sft else [base.id]
+    return ctx.train("grpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": chain})

@@ -1,6 +1,7 @@
-"""Export for serving: a policy's LoRA adapters (SFT's, then its own) merged into its base and saved as a
-standalone model directory (safetensors, tokenizer with its chat template, generation config) that loads with plain
-``AutoModelForCausalLM.from_pretrained`` and that serving engines (vLLM, TGI) accept."""
+"""Export for serving: a policy's LoRA adapters (SFT's unless the policy started from the base, then its own)
+merged into its base and saved as a standalone model directory (safetensors, tokenizer with its chat template,
+generation config) that loads with plain ``AutoModelForCausalLM.from_pretrained`` and that serving engines (vLLM,
+TGI) accept."""
 
 from __future__ import annotations
 
@@ -8,20 +9,22 @@ from pathlib import Path
 
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
-from alignment.models.refs import base_ref
+from alignment.models.refs import base_ref, policy_adapters
 
 
 def export_stage(section: None, ctx: StageContext, base: Artifact, sft: Artifact, **policies: Artifact) -> Artifact:
     """A standalone merged copy of the first listed policy (``policies``) under ``model/`` in its own artifact."""
     name = ctx.cfg.policies[0]
     policy = policies[name]
-    inputs = {"base": base.id, "sft": sft.id, name: policy.id}
+    adapters = policy_adapters(policy, sft)
+    chain = [base.id, *([sft.id] if len(adapters) == 2 else []), policy.id]  # a policy may start from the base
+    inputs = {"base": base.id, **({"sft": sft.id} if len(adapters) == 2 else {}), name: policy.id}
     ref = base_ref(base, ctx.cfg.model)
 
     def build(tmp: Path) -> dict:
         from alignment.models.modeling import load_causal_lm, load_tokenizer
 
-        model = load_causal_lm(ref, [sft.path / "adapter", policy.path / "adapter"], "cpu")
+        model = load_causal_lm(ref, adapters, "cpu")
         tok = load_tokenizer(ref)
         model.generation_config.pad_token_id = tok.pad_token_id
         model.generation_config.eos_token_id = tok.eos_token_id
@@ -30,4 +33,4 @@ def export_stage(section: None, ctx: StageContext, base: Artifact, sft: Artifact
         ctx.report("export", f"merged {policy.id} into {base.id}")
         return {"parameters": sum(p.numel() for p in model.parameters()), "dtype": str(model.dtype)}
 
-    return ctx.materialize("export", ref.options, inputs, build, {"model_chain": [base.id, sft.id, policy.id]})
+    return ctx.materialize("export", ref.options, inputs, build, {"model_chain": chain})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from alignment.config.compute import ComputeConfig
@@ -85,3 +86,10 @@ def describe(base: Artifact) -> str:
         f"{m['parameters']:,} parameters, {m['training_tokens']:,} training tokens, "
         f"{m['tokens_per_parameter']:.1f} tokens/parameter vs Chinchilla's ~20"
     )
+
+
+def policy_adapters(policy: Artifact, sft: Artifact) -> list[Path]:
+    """The LoRA adapters that make a policy, in merge order: SFT's where the policy was trained on the SFT model
+    (its manifest's ``model_chain`` holds it, as it does unless the policy started from the base), then its own."""
+    on_sft = sft.id in policy.manifest.get("model_chain", [sft.id])
+    return [*([sft.path / "adapter"] if on_sft else []), policy.path / "adapter"]
