@@ -125,11 +125,12 @@ STAGES = (
         _stored_reference,
     ),
     *POLICY_STAGES,
-    Stage("probe", "alignment.evaluation.probe:probe_stage", ("data", "base", "sft"), section="probe"),
+    # Real facts: the base's frontier already says which held-out questions are known; no probe of the SFT model
+    Stage("probe", "alignment.evaluation.probe:probe_stage", ("data", "base", "sft"), "probe", _synthetic_world),
     Stage(
         "evaluate",
         "alignment.evaluation.evaluate:evaluate_stage",
-        ("data", "base", "sft", "reward", *OPTIONAL_POLICIES, "probe"),
+        ("data", "base", "sft", "reward", *OPTIONAL_POLICIES, "probe?"),
         section="eval",
     ),
     Stage("report", "alignment.evaluation.report:report_stage", ("evaluate",)),

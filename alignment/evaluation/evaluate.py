@@ -252,13 +252,14 @@ def sampling_sweep(cfg: EvalConfig, job: Evaluation, model_and_tok: tuple, name:
 
 
 def evaluate_stage(
-    cfg: EvalConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact, *, reward, probe, **policies
+    cfg: EvalConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact, *, reward, probe=None, **policies
 ) -> Artifact:
     """Evaluate base, SFT and every policy (the config's ``policies``, in its order) on held-out data; ``reward``
     judges, ``probe`` splits by probed knowledge. Writes metrics.json and answers.jsonl."""
     names = [p for p in ctx.cfg.policies if p in policies]
     inputs = {"base": base.id, "sft": sft.id, **{p: policies[p].id for p in names}, "reward": reward.id}
-    inputs |= {"probe": probe.id, "questions": data.id("questions"), "reference": data.id("reference")}
+    inputs |= {"probe": probe.id} if probe is not None else {}
+    inputs |= {"questions": data.id("questions"), "reference": data.id("reference")}
 
     def build(tmp: Path) -> dict:  # the data is loaded only when the evaluation runs, not when it is reused
         sft_adapter = sft.path / "adapter"
@@ -273,7 +274,7 @@ def evaluate_stage(
             questions=data.rows("questions"),
             reference_docs=data.reference_documents(),
             judge=make_judge(ctx.cfg.judge),
-            probe=load_probe(probe.path / "probe.jsonl"),
+            probe=load_probe(probe.path / "probe.jsonl") if probe is not None else None,
             policies=names,
             known_from="base probe (its greedy answer is right)" if ctx.cfg.facts is not None else "construction",
             curves={
