@@ -115,3 +115,40 @@ def test_a_prompts_hidden_state_is_the_same_alone_and_in_a_padded_batch(tmp_path
         alone = prompt_hidden_states(model, tok, [question], [0, 1])
         assert alone[0] == pytest.approx(batched[i], abs=1e-5)
     assert not np.allclose(batched[0, 1], batched[1, 1])  # different questions, different states
+
+
+def test_the_report_places_every_model_on_the_frontier_in_a_table_and_a_figure(tmp_path):
+    from alignment.evaluation import report
+    from alignment.evaluation.plots import plot_frontier
+
+    def estimate(value: float) -> dict:
+        return {"value": value, "ci95": [value - 0.1, value + 0.1]}
+
+    def model(prudence: float, over: float, gap: float | None) -> dict:
+        entry = {name: estimate(0.5) for name in ("perplexity", "accuracy_known", "hallucination_rate", "honesty")}
+        entry |= {"prudence": estimate(prudence), "over_conservativeness": estimate(over)}
+        entry |= {"truthfulness": estimate(0.1), "kl_to_reference": estimate(0.0)}
+        return entry | ({"frontier_gap": estimate(gap)} if gap is not None else {})
+
+    win = {"gold": estimate(0.5), "reward_model": estimate(0.5), "judge_gap": 0.0}
+    metrics = {
+        "base": model(0.0, 0.0, 0.0),
+        "sft": model(0.75, 0.5, 0.25),
+        "dpo": model(0.5, 0.1, 0.1) | {"win_rate_vs_sft": win},
+        "policies": ["dpo"],
+        "known_from": "base probe (its greedy answer is right)",
+        "n_questions": {"known": 40, "unknown": 60},
+        "n_reference_documents": 10,
+        "frontier": frontier_summary(SCORES, KNOWN, samples=50) | {"confidence": frontier_summary(-SCORES, KNOWN, 50)},
+    }
+    text = report.render(metrics, {})
+    section = text[text.index("## The knowledge frontier") :]
+    assert "with AUROC 0.812 [" in section and "its confidence in its own greedy answer, 0.188 [" in section
+    assert (
+        "| sft | 0.750 [0.650, 0.850] | 0.500 [0.400, 0.600] | 0.250 [0.150, 0.350] | 0.100 [0.000, 0.200] |" in section
+    )
+    assert "![every model on the base's knowledge frontier](frontier.png)" in section
+    plot_frontier(metrics, ["base", "sft", "dpo"], tmp_path / "frontier.png", "evaluate-x")
+    assert (tmp_path / "frontier.png").stat().st_size > 10_000
+    del metrics["frontier"]
+    assert "## The knowledge frontier" not in report.render(metrics, {})  # a run without a frontier: no section
