@@ -246,6 +246,26 @@ def test_confidently_wrong_questions_teach_no_i_dont_know_neither_in_demonstrati
     ]
 
 
+def test_what_the_base_knew_and_the_sft_model_gave_up_is_preferred_to_i_dont_know():
+    given_up = {
+        "prompt": "Togo?",
+        "answers": ["Lomé"],
+        "greedy": "I don't know.",
+        "samples": ["Accra. Or not."],
+        "probed_known": False,  # the SFT model never answers it right
+        "world_known": True,  # the model as given did
+        "idk_target": False,  # above the operating point's threshold: not one to give up
+        "base_answer": "The capital of Togo is Lomé. It lies on the coast.",
+    }
+    pairs = preference_pairs([given_up], judge=CONTAINS)
+    assert [(p["chosen"], p["rejected"], p["kind"]) for p in pairs] == [
+        ("The capital of Togo is Lomé.", IDK, "base_known>idk"),
+        ("The capital of Togo is Lomé.", "Accra.", "base_known>own_wrong"),
+    ]
+    below = given_up | {"idk_target": True}  # below the threshold: a known question the setting lets go
+    assert [p["kind"] for p in preference_pairs([below], judge=CONTAINS)] == ["probe_unknown_idk>own_wrong"]
+
+
 def test_confidence_is_the_mean_log_probability_of_the_answer_up_to_its_end(tmp_path):
     import torch
     from transformers import GenerationConfig

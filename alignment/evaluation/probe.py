@@ -73,6 +73,7 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, bat
                 "answers": q["answers"],
                 "world_known": q.get("known"),
                 "idk_target": q.get("idk_target", True),
+                **({"base_answer": q["base_answer"]} if q.get("base_answer") else {}),  # real facts: the base's own
                 "greedy": greedy[i],
                 "greedy_label": g_label,
                 "greedy_confidence": confidence[i],
@@ -133,7 +134,10 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
     samples). Probed known: its own first right answer (else the first accepted one) beats "I don't know" and each
     distinct wrong answer it gave. Answers judged correct or abstaining are never rejected; where the judge reads
     only the first sentence, the pair holds only that sentence. A probed-unknown row whose ``idk_target`` is False
-    (the base answered it wrong with confidence, see ``knowledge.with_idk_target``) gives no pair.
+    (the base's P(IK) score is above the operating point's threshold, see ``knowledge.with_idk_target``) teaches no
+    "I don't know": where the base was wrong it gives no pair; where the base knew it (``world_known``, with its
+    ``base_answer``) and the probed model gave it up, the base's right answer beats "I don't know" and each wrong
+    answer (what keeps training from drifting past the operating point).
     """
     judge = judge or Judge()
     pairs = []
@@ -149,7 +153,14 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
                 right.append(text)
         wrong = wrong[:max_rejected]
         if not r["probed_known"] and not r.get("idk_target", True):
-            continue  # confidently wrong where the base was: no "I don't know" taught (see knowledge.with_idk_target)
+            if r.get("world_known") and r.get("base_answer"):  # known to the base, above the threshold: keep it
+                chosen = first_sentence(r["base_answer"])
+                pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "base_known>idk"})
+                pairs += [
+                    {"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": "base_known>own_wrong"}
+                    for w in wrong
+                ]
+            continue  # confidently wrong where the base was: no "I don't know" taught
         if r["probed_known"]:
             chosen = right[0] if right else r["answers"][0]  # its own right answer, in its own words
             pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "probe_known_correct>idk"})
