@@ -18,7 +18,7 @@ from typing import Any
 
 from alignment.config.policies import POLICIES
 from alignment.config.run import RunConfig
-from alignment.core.code_version import code_version
+from alignment.core.code_version import code_version, pin
 from alignment.core.context import NotInStore, StageContext
 from alignment.core.store import Artifact, ArtifactStore, is_dataset_ref
 
@@ -191,7 +191,9 @@ def run(cfg: RunConfig, execute: Execute, targets: Iterable[str] = PIPELINE, giv
     value is checked against its inputs where its stage declares a check. Returns every value by name."""
     values: dict[str, Any] = dict(given or {})
     active = stages(cfg)
-    for stage in plan(cfg, targets, values):
+    order = plan(cfg, targets, values)
+    pin(stage.module for stage in order)  # an edit during the run is caught, never stored under either version
+    for stage in order:
         inputs = {name: values[name] for name in stage.needs(active) if name in values}
         if stage.name in values:
             if stage.check:

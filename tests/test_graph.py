@@ -246,3 +246,28 @@ def test_the_compute_settings_that_change_numbers_are_in_every_id_and_the_others
     assert sft_id("compute.bf16=true") != plain and sft_id("compute.device=auto") != plain
     assert sft_id("compute.threads=1") == plain and sft_id("compute.checkpoint_steps=5") == plain
     assert sft_id("seed=1") != plain
+
+
+def test_an_artifact_whose_code_changed_on_disk_during_the_run_is_not_stored(tmp_path):
+    """A run pins every stage's code version when it begins; a stage whose source then changed on disk (modules
+    imported before the edit and after it, mixed) raises instead of storing an artifact under either version."""
+    from dataclasses import replace
+
+    from alignment.core.code_version import CodeChanged, code_version
+    from alignment.core.context import StageContext
+    from alignment.core.store import ArtifactStore
+
+    cfg = load_config(ROOT / "configs/micro.yaml", [f"store.root={tmp_path}"])
+    ctx = StageContext(cfg, ArtifactStore(tmp_path), progress=lambda _: None)
+    entry = "alignment.data.world:world_stage"
+
+    def build(tmp):
+        (tmp / "out.txt").write_text("x")
+        return {}
+
+    stale = replace(ctx, code="0.1.0+000000000000", stage="world", entry=entry)  # pinned before an edit
+    with pytest.raises(CodeChanged, match=r"the code of alignment.data.world \(or of a module it imports\) changed"):
+        stale.materialize("world", {"n": 1}, {}, build)
+    assert not list(tmp_path.glob("world/*")) and not list((tmp_path / ".tmp").glob("*"))
+    current = replace(stale, code=code_version("alignment.data.world"))
+    assert (current.materialize("world", {"n": 1}, {}, build).path / "out.txt").read_text() == "x"

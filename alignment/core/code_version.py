@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
@@ -129,3 +130,25 @@ def code_version(module: str | None = None) -> str:
     """Package version plus the hash of the source ``module`` computes with, so changing that code invalidates the
     artifacts built with it, and changing a module it does not run, or the infrastructure, does not."""
     return f"{alignment.__version__}+{source_hash(module)}"
+
+
+class CodeChanged(RuntimeError):
+    """A stage's source changed on disk while the run that built it was going."""
+
+
+def check_unchanged(module: str, version: str) -> None:
+    """Raise ``CodeChanged`` if ``module``'s code version on disk is no longer ``version`` (the one the run pinned
+    when it began, ``pin``): the modules a process imported before an edit and the ones it imports after would then
+    be mixed in one artifact, labelled with either version. Nothing is stored; running again builds it cleanly."""
+    now = f"{alignment.__version__}+{source_hash(module)}"
+    if now != version:
+        raise CodeChanged(
+            f"the code of {module} (or of a module it imports) changed on disk while this run was going: its artifact "
+            "would be labelled with code it was not built with, so it was not stored. Run again."
+        )
+
+
+def pin(modules: Iterable[str]) -> None:
+    """Fix the code versions of ``modules`` as they are now, before any stage runs (``code_version`` keeps them)."""
+    for module in modules:
+        code_version(module)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from alignment.core.checkpoints import Checkpointing
+from alignment.core.code_version import check_unchanged
 from alignment.core.compute import Device, setup
 from alignment.core.launch import METRICS_FILE, LaunchSpec, launch
 from alignment.core.progress import Progress, ProgressEvent, log_event
@@ -95,11 +96,18 @@ class StageContext:
         """The stage's artifact: reused if one with the same section, inputs and code exists, else built."""
         if not self.build and self.store.get(self.artifact_id(stage, section, inputs)) is None:
             raise NotInStore(stage)
+
+        def build_unchanged(tmp: Path) -> dict:
+            metrics = build(tmp)
+            if self.entry and self.code:  # never label an artifact with code it was not built with
+                check_unchanged(self.entry.split(":", 1)[0], self.code)
+            return metrics
+
         art, reused = self.store.materialize(
             stage,
             self._key(section),
             inputs,
-            build,
+            build_unchanged,
             seed=self.cfg.seed,
             flow_run_id=self.flow_run_id,
             extra=extra,
