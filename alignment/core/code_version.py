@@ -125,11 +125,17 @@ def source_hash(module: str | None = None, root: Path | None = None) -> str:
     return digest.hexdigest()[:12]
 
 
+def current_version(module: str | None = None) -> str:
+    """Package version plus the hash of the source ``module`` computes with, as the files are on disk now."""
+    return f"{alignment.__version__}+{source_hash(module)}"
+
+
 @lru_cache(maxsize=64)
 def code_version(module: str | None = None) -> str:
     """Package version plus the hash of the source ``module`` computes with, so changing that code invalidates the
-    artifacts built with it, and changing a module it does not run, or the infrastructure, does not."""
-    return f"{alignment.__version__}+{source_hash(module)}"
+    artifacts built with it, and changing a module it does not run, or the infrastructure, does not. Kept from the
+    first call (``pin``): a run labels its artifacts with the code it began with."""
+    return current_version(module)
 
 
 class CodeChanged(RuntimeError):
@@ -140,8 +146,7 @@ def check_unchanged(module: str, version: str) -> None:
     """Raise ``CodeChanged`` if ``module``'s code version on disk is no longer ``version`` (the one the run pinned
     when it began, ``pin``): the modules a process imported before an edit and the ones it imports after would then
     be mixed in one artifact, labelled with either version. Nothing is stored; running again builds it cleanly."""
-    now = f"{alignment.__version__}+{source_hash(module)}"
-    if now != version:
+    if current_version(module) != version:
         raise CodeChanged(
             f"the code of {module} (or of a module it imports) changed on disk while this run was going: its artifact "
             "would be labelled with code it was not built with, so it was not stored. Run again."

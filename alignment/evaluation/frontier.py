@@ -209,8 +209,3 @@ def frontier_report(cfg: FrontierConfig, fit: ProbeFit, held_out: list[dict], tr
         ),
     }
     return strict_json(out)
-
-
-def load_frontier(path: Path) -> dict:
-    """The ``frontier.json`` a frontier artifact wrote."""
-    return json.loads((Path(path) / "frontier.json").read_text())

@@ -17,8 +17,9 @@ def export_stage(section: None, ctx: StageContext, base: Artifact, sft: Artifact
     name = ctx.cfg.policies[0]
     policy = policies[name]
     adapters = policy_adapters(policy, sft)
-    chain = [base.id, *([sft.id] if len(adapters) == 2 else []), policy.id]  # a policy may start from the base
-    inputs = {"base": base.id, **({"sft": sft.id} if len(adapters) == 2 else {}), name: policy.id}
+    on_sft = {"sft": sft.id} if len(adapters) == 2 else {}  # a policy may start from the base
+    chain = [base.id, *on_sft.values(), policy.id]
+    inputs = {"base": base.id, **on_sft, name: policy.id}
     ref = base_ref(base, ctx.cfg.model)
 
     def build(tmp: Path) -> dict:
