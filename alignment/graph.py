@@ -115,7 +115,9 @@ STAGES = (
     Stage("base", "alignment.models.pretrained:pretrained_stage", (), "model", _given_base),
     Stage("sft", "alignment.methods.sft:sft_stage", ("data", "base"), section="sft", trains=True),
     Stage("preferences", "alignment.data.run_data:preferences_stage", ("data",), "data", _constructed_pairs),
-    Stage("preferences", "alignment.evaluation.probe:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs),
+    Stage(
+        "preferences", "alignment.evaluation.probe_pairs:pairs_stage", ("data", "base", "sft"), "probe", _probe_pairs
+    ),
     Stage("reward", "alignment.methods.reward:reward_stage", ("preferences", "base"), section="reward", trains=True),
     Stage(
         "reference",

@@ -25,7 +25,7 @@ def test_order_follows_from_the_inputs():
     for i, stage in enumerate(graph.plan(load_config(None), ["report"])):
         assert all(order.index(needed) < i for needed in stage.needs(graph.stages(load_config(None))))
     probe_pairs = load_config(ROOT / "configs/tiny-probe-pairs.yaml")
-    assert graph.stages(probe_pairs)["preferences"].build == "alignment.evaluation.probe:pairs_stage"
+    assert graph.stages(probe_pairs)["preferences"].build == "alignment.evaluation.probe_pairs:pairs_stage"
     assert [s.name for s in graph.plan(probe_pairs, ["reward"])] == [
         "world",
         "data",

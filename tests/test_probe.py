@@ -7,7 +7,8 @@ from alignment.config.loading import load_config
 from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore, file_sha256
 from alignment.evaluation.metrics import first_sentence
-from alignment.evaluation.probe import agreement, categorize, load_probe, preference_pairs
+from alignment.evaluation.probe import agreement, categorize, load_probe
+from alignment.evaluation.probe_pairs import preference_pairs
 from alignment.graph import run_local
 
 ROOT = Path(__file__).resolve().parents[1]

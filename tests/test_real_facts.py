@@ -25,7 +25,7 @@ from alignment.evaluation.knowledge import (
 )
 from alignment.evaluation.knowledge_report import category_section
 from alignment.evaluation.metrics import Judge, label_shares
-from alignment.evaluation.probe import preference_pairs
+from alignment.evaluation.probe_pairs import preference_pairs
 from alignment.evaluation.report import claims
 
 CONTAINS = Judge(first_sentence=True, match="contains")

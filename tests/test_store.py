@@ -234,3 +234,14 @@ def test_a_full_disk_is_a_clear_error_and_leaves_nothing_half_written(tmp_path):
     assert not (tmp_path / "runs" / "sft").exists() and list((tmp_path / "runs" / ".tmp").iterdir()) == []
     again, reused = store.materialize("sft", {"lr": 1}, {}, lambda tmp: (tmp / "w.bin").write_bytes(b"w") and {})
     assert not reused and again.path.is_dir()  # the next run, with space again, builds it
+
+
+def test_the_frontier_is_not_rebuilt_by_the_pair_rules():
+    """The frontier (the slowest real-facts stage) runs the probe, not the pair rules: changing how pairs are built
+    (``probe_pairs``) rebuilds the pairs and what follows, never the frontier."""
+    from alignment.core.code_version import import_closure
+
+    frontier = {p.name for p in import_closure("alignment.evaluation.frontier")}
+    assert "probe.py" in frontier and "frontier.py" in frontier
+    assert not frontier & {"probe_pairs.py", "run_data.py", "knowledge.py"}
+    assert "probe_pairs.py" in {p.name for p in import_closure("alignment.evaluation.probe_pairs")}

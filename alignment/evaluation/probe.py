@@ -12,25 +12,18 @@ from __future__ import annotations
 import json
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alignment.config.data import DataSource
 from alignment.config.evaluation import ProbeConfig
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
-from alignment.data.records import IDK, write_jsonl
-from alignment.data.run_data import RunData, merge
-from alignment.evaluation.metrics import (
-    CORRECT,
-    WRONG,
-    Judge,
-    behaviour_indicators,
-    first_sentence,
-    make_judge,
-    ratio,
-)
+from alignment.data.records import write_jsonl
+from alignment.evaluation.metrics import CORRECT, Judge, behaviour_indicators, make_judge, ratio
 from alignment.models.refs import BaseRef, base_ref
+
+if TYPE_CHECKING:
+    from alignment.data.run_data import RunData
 
 CATEGORIES = ("highly_known", "maybe_known", "weakly_known", "unknown")
 
@@ -127,62 +120,18 @@ def summarize(rows: list[dict]) -> dict:
     return out | ({"greedy": greedy_behaviour(rows)} if any(r["world_known"] is not None for r in rows) else {})
 
 
-def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | None = None) -> list[dict]:
-    """Model-aware preference pairs from probe rows (on-policy: the rejected answers are the model's own).
-
-    Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
-    samples). Probed known: its own first right answer (else the first accepted one) beats "I don't know" and each
-    distinct wrong answer it gave. Answers judged correct or abstaining are never rejected; where the judge reads
-    only the first sentence, the pair holds only that sentence. A probed-unknown row whose ``idk_target`` is False
-    (the base's P(IK) score is above the operating point's threshold, see ``knowledge.with_idk_target``) teaches no
-    "I don't know": where the base was wrong it gives no pair; where the base knew it (``world_known``, with its
-    ``base_answer``) and the probed model gave it up, the base's right answer beats "I don't know" and each wrong
-    answer (what keeps training from drifting past the operating point).
-    """
-    judge = judge or Judge()
-    pairs = []
-    for r in rows:
-        wrong: list[str] = []
-        right: list[str] = []
-        for text in [r["greedy"], *r.get("samples", [])]:
-            label = judge(text, r["answers"]) if text else None
-            text = first_sentence(text) if judge.first_sentence else text  # what the judge read
-            if label == WRONG and text not in wrong:
-                wrong.append(text)
-            elif label == CORRECT and not right:
-                right.append(text)
-        wrong = wrong[:max_rejected]
-        if not r["probed_known"] and not r.get("idk_target", True):
-            if r.get("world_known") and r.get("base_answer"):  # known to the base, above the threshold: keep it
-                chosen = first_sentence(r["base_answer"])
-                pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "base_known>idk"})
-                pairs += [
-                    {"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": "base_known>own_wrong"}
-                    for w in wrong
-                ]
-            continue  # confidently wrong where the base was: no "I don't know" taught
-        if r["probed_known"]:
-            chosen = right[0] if right else r["answers"][0]  # its own right answer, in its own words
-            pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "probe_known_correct>idk"})
-            kind = "probe_known_correct>own_wrong"
-        else:
-            kind, chosen = "probe_unknown_idk>own_wrong", IDK
-        pairs += [{"prompt": r["prompt"], "chosen": chosen, "rejected": w, "kind": kind} for w in wrong]
-    return pairs
-
-
 def load_probe(path: Path) -> list[dict]:
     """The rows a probe artifact wrote."""
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
-def _probe_rows(ctx: StageContext, base: Artifact, sft: Artifact, questions: list[dict]) -> list[dict]:
+def sft_probe_rows(ctx: StageContext, base: Artifact, sft: Artifact, questions: list[dict]) -> list[dict]:
     judge = make_judge(ctx.cfg.judge)
     model = base_ref(base, ctx.cfg.model)
     return probe_model(ctx.cfg.probe, model, [sft.path / "adapter"], questions, ctx.device().name, judge)
 
 
-def _section(ctx: StageContext) -> dict:
+def probe_section(ctx: StageContext) -> dict:
     return {"probe": ctx.cfg.probe.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
 
 
@@ -197,33 +146,8 @@ def probe_stage(cfg: ProbeConfig, ctx: StageContext, data: RunData, base: Artifa
     def build(tmp: Path) -> dict:
         questions = data.rows("questions")
         ctx.report("probe", f"{len(questions)} questions, greedy + {cfg.samples} samples at T={cfg.temperature}")
-        rows = _probe_rows(ctx, base, sft, questions)
+        rows = sft_probe_rows(ctx, base, sft, questions)
         write_jsonl(tmp / "probe.jsonl", rows)
         return summarize(rows)
 
-    return ctx.materialize("probe", _section(ctx), inputs, build, {"probed_model": sft.id})
-
-
-def pairs_stage(cfg: ProbeConfig, ctx: StageContext, data: RunData, base: Artifact, sft: Artifact) -> RunData:
-    """Model-aware preference pairs: probe the SFT model on the preference questions and pair its own wrong
-    answers against "I don't know" (probed unknown) or the gold answer (probed known). Returns the data with
-    ``preferences`` naming the pairs it wrote (and the retrain's new pairs appended)."""
-    if data.preference_questions is None:
-        raise ValueError("probe-built pairs need preference questions (data.preference_source: probe)")
-    max_rejected = ctx.cfg.data.max_rejected_per_question
-    inputs = {"base": base.id, "sft": sft.id, "preference_questions": data.id("preference_questions")}
-    section = _section(ctx) | {"max_rejected_per_question": max_rejected}
-
-    def build(tmp: Path) -> dict:
-        rows = _probe_rows(ctx, base, sft, data.rows("preference_questions"))
-        write_jsonl(tmp / "probe.jsonl", rows)
-        pairs = preference_pairs(rows, max_rejected, make_judge(ctx.cfg.judge))
-        if not pairs:
-            raise ValueError("the probe produced no preference pairs: the model made no wrong answer to reject")
-        write_jsonl(tmp / "preferences.jsonl", pairs, sort_keys=True)
-        kinds = Counter(p["kind"] for p in pairs)
-        ctx.report("pairs", f"{len(pairs)} pairs {dict(kinds)}")
-        return {"probe": summarize(rows), "pairs": len(pairs), "pairs_by_kind": dict(sorted(kinds.items()))}
-
-    art = ctx.materialize("pairs", section, inputs, build, {"probed_model": sft.id})
-    return merge(ctx, replace(data, preferences=DataSource(path=str(art.path / "preferences.jsonl"))), "preferences")
+    return ctx.materialize("probe", probe_section(ctx), inputs, build, {"probed_model": sft.id})
