@@ -27,8 +27,8 @@ class DPOSection(SequenceTrainingSection):
     precompute_ref_log_probs: bool = Field(
         True,
         description="Compute the reference (SFT) log-probabilities of every pair once before training, not in "
-        "every step of every epoch (TRL's switch; its default is off). Same training loss to the last digit; the "
-        "tiny DPO stage took 13.9 s instead of 14.9-16.1 s (2-core CPU, 2026-11-30).",
+        "every step of every epoch (TRL's switch; its default is off). Same training loss to the last digit; what it "
+        "costs and saves is measured by `alignment bench` (docs/performance.md).",
     )
 
     @model_validator(mode="before")

@@ -53,8 +53,9 @@ class GRPOSection(SamplingTrainingSection):
     beta: float = Field(
         0.4,
         ge=0,
-        description="KL penalty to the starting model (the adapter-disabled policy). TRL's GRPO default is 0 (no KL); "
-        "0.4 held RLOO to SFT on the tiny world before issue 24 (RLOO's is now 0.2; GRPO's was not re-measured).",
+        description="KL penalty to the starting model (the adapter-disabled policy). TRL's GRPO default is 0 (no KL), "
+        "which lets the policy drift from what the starting model knows; docs/policies.md has what each policy's "
+        "beta does on the tiny world.",
     )
 
     def own_fields(self) -> set[str]:

@@ -192,7 +192,7 @@ class TrainingSection(_PassThrough):
     activation_checkpointing: bool = Field(
         False,
         description="Recompute activations in the backward pass to save memory. TRL turns it on by default; off, "
-        "plain TRL's SFT on the tiny bench ran 6,270 tokens/s instead of 3,727 (2-core CPU, 2026-11-30).",
+        "steps run faster at more memory (docs/performance.md has the measured trade).",
     )
     lora: LoraSettings = Field(LoraSettings(), description="The LoRA adapter this stage trains.")
     autocast_adapter_dtype: bool = Field(
