@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -81,6 +82,35 @@ def is_infrastructure(name: str) -> bool:
     return any(name == pkg or name.startswith(pkg + ".") for pkg in INFRASTRUCTURE)
 
 
+_PARSE_LOCK = threading.Lock()
+_IMPORTS: dict[tuple[str, bytes], list[str]] = {}
+
+
+def _parse(source: bytes, path: Path, tries: int = 3) -> ast.AST:
+    """``ast.parse``, serialised, and tried again on CPython's spurious "AST constructor recursion depth mismatch"
+    ``SystemError``: before 3.13 the AST constructor's recursion counter is shared by every thread of the interpreter,
+    so a parse in another thread (Prefect parses flow entrypoints) can make ours fail (python/cpython#106905; met in
+    a flow run's ``pin``). Parsing is pure, so a second try is the same parse."""
+    for _ in range(tries - 1):
+        try:
+            with _PARSE_LOCK:
+                return ast.parse(source, str(path))
+        except SystemError as error:
+            if "recursion depth mismatch" not in str(error):
+                raise
+    with _PARSE_LOCK:
+        return ast.parse(source, str(path))
+
+
+def _imports_of(path: Path) -> list[str]:
+    """``imported_names`` of a source file, parsed once per content (a run asks for each file many times)."""
+    source = path.read_bytes()
+    key = (str(path), hashlib.sha256(source).digest())
+    if key not in _IMPORTS:
+        _IMPORTS[key] = imported_names(_parse(source, path))
+    return _IMPORTS[key]
+
+
 def import_closure(module: str, root: Path | None = None) -> list[Path]:
     """The source files of the ``alignment`` modules that ``module`` (e.g. ``"alignment.methods.sft"``) runs,
     directly or through each other, itself included: imports inside functions count, annotation-only imports
@@ -99,7 +129,7 @@ def import_closure(module: str, root: Path | None = None) -> list[Path]:
             continue
         seen[name] = path
         parents = [".".join(name.split(".")[:i]) for i in range(1, name.count(".") + 1)]
-        todo += parents + imported_names(ast.parse(path.read_text(), str(path)))
+        todo += parents + _imports_of(path)
     return sorted(set(seen.values()))
 
 
