@@ -190,6 +190,10 @@ def test_the_base_is_probed_and_the_data_is_model_aware_end_to_end(tmp_path):
     assert {d["completion"] for d in demos} == {IDK} and not any(d["known"] for d in demos)
     assert {q["category"] for q in held_out} == {"unknown"} and not any(q["known"] for q in held_out)
     assert all("base_answer" in q for q in read_jsonl(data.preference_questions.path))
+    # what the pairs stage reads keeps the operating point's rule and the base's answer (it once dropped both, so
+    # the threshold never reached the pairs)
+    read = data.rows("preference_questions")
+    assert read and all(q["idk_target"] is True and isinstance(q["base_answer"], str) for q in read)
     assert not {q["entity"] for q in held_out} & {q["entity"] for q in read_jsonl(data.preference_questions.path)}
     assert not {q["question"] for q in held_out} & {d["prompt"] for d in demos}
     assert [q["known"] for q in data.rows("questions")] == [False] * len(held_out)
@@ -355,6 +359,11 @@ def test_held_out_questions_keep_the_base_confidence_and_the_report_states_its_a
     with pytest.raises(ValueError, match="base_confidence"):
         question_row({"question": "q", "answers": ["a"], "base_confidence": "high"})
     assert question_row({"question": "q", "answers": ["a"], "pik": 0.25})["pik"] == 0.25
+    kept = question_row({"question": "q", "answers": ["a"], "idk_target": False, "base_answer": "The a."})
+    assert (kept["idk_target"], kept["base_answer"]) == (False, "The a.")
+    assert "idk_target" not in question_row({"question": "q", "answers": ["a"]})
+    with pytest.raises(ValueError, match="idk_target"):
+        question_row({"question": "q", "answers": ["a"], "idk_target": "no"})
     with pytest.raises(ValueError, match=r"'pik' must be a number in \[0, 1\]"):
         question_row({"question": "q", "answers": ["a"], "pik": 1.5})
     shares = {k: {"value": 0.5} for k in ("correct", "idk", "wrong")} | {"questions": 2}

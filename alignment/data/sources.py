@@ -268,8 +268,10 @@ def question_row(row: dict) -> dict:
     boolean ``known`` (by construction, or by probing the base; a real QA set has none, the probe measures it) and an
     optional knowledge ``category`` the evaluation splits its metrics by; where the base was probed, its
     ``base_confidence`` in its greedy answer and ``pik`` (its P(IK) probe's score, the knowledge frontier's signal);
-    and optionally the fact's ``relation`` (the evaluation splits accuracy by it) and a ``statement``: the fact as a
-    sentence up to its answer, which a model that stored the fact completes."""
+    on a real-facts run's preference questions, ``idk_target`` (the operating point's rule: whether "I don't know"
+    may be taught) and the base's own ``base_answer``, which the probe-built pairs need; and optionally the fact's
+    ``relation`` (the evaluation splits accuracy by it) and a ``statement``: the fact as a sentence up to its answer,
+    which a model that stored the fact completes."""
     question = _text(row, "question")
     answers = row.get("answers")
     if isinstance(answers, str):
@@ -301,6 +303,16 @@ def question_row(row: dict) -> dict:
         if isinstance(pik, bool) or not isinstance(pik, int | float) or not 0 <= pik <= 1:
             raise _RowError("column 'pik' must be a number in [0, 1] (the P(IK) probe's score)")
         out["pik"] = float(pik)
+    idk_target = row.get("idk_target")
+    if idk_target is not None:
+        if not isinstance(idk_target, bool):
+            raise _RowError("column 'idk_target' must be true or false (whether 'I don't know' may be taught)")
+        out["idk_target"] = idk_target
+    base_answer = row.get("base_answer")
+    if base_answer is not None:
+        if not isinstance(base_answer, str):
+            raise _RowError("column 'base_answer' must be a string (the base's greedy answer)")
+        out["base_answer"] = base_answer
     return out
 
 
