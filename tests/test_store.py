@@ -251,8 +251,6 @@ def test_code_versions_survive_cpythons_spurious_ast_error(monkeypatch, tmp_path
     """Python < 3.13 shares the AST constructor's recursion counter between threads: a parse in another thread
     (Prefect's) made a flow run's ``pin`` fail with "AST constructor recursion depth mismatch". That error is retried;
     any other is not, and each file is parsed once per content."""
-    import ast
-
     from alignment.core import code_version as cv
 
     pkg = tmp_path / "alignment"
@@ -260,7 +258,7 @@ def test_code_versions_survive_cpythons_spurious_ast_error(monkeypatch, tmp_path
     (pkg / "__init__.py").write_text("")
     (pkg / "stage.py").write_text("import alignment.helper\n")
     (pkg / "helper.py").write_text("X = 1\n")
-    calls, real = [], ast.parse
+    calls, real = [], cv._ast_parse
 
     def flaky(source, filename="<unknown>", *args, **kwargs):
         calls.append(filename)
@@ -268,13 +266,13 @@ def test_code_versions_survive_cpythons_spurious_ast_error(monkeypatch, tmp_path
             raise SystemError("AST constructor recursion depth mismatch (before=54, after=71)")
         return real(source, filename, *args, **kwargs)
 
-    monkeypatch.setattr(cv.ast, "parse", flaky)
+    monkeypatch.setattr(cv, "_ast_parse", flaky)
     assert [p.name for p in cv.import_closure("alignment.stage", pkg)] == ["__init__.py", "helper.py", "stage.py"]
     assert len(calls) == 4  # the failed try, then each of the three files once
     cv.import_closure("alignment.stage", pkg)
     assert len(calls) == 4  # unchanged files are not parsed again
 
     (pkg / "helper.py").write_text("X = 2\n")
-    monkeypatch.setattr(cv.ast, "parse", lambda *a, **k: (_ for _ in ()).throw(SystemError("something else")))
+    monkeypatch.setattr(cv, "_ast_parse", lambda *a, **k: (_ for _ in ()).throw(SystemError("something else")))
     with pytest.raises(SystemError, match="something else"):
         cv.import_closure("alignment.stage", pkg)

@@ -83,6 +83,7 @@ def is_infrastructure(name: str) -> bool:
 
 
 _PARSE_LOCK = threading.Lock()
+_ast_parse = ast.parse  # the parser ``_parse`` calls (a test makes it fail once)
 _IMPORTS: dict[tuple[str, bytes], list[str]] = {}
 
 
@@ -94,12 +95,12 @@ def _parse(source: bytes, path: Path, tries: int = 3) -> ast.AST:
     for _ in range(tries - 1):
         try:
             with _PARSE_LOCK:
-                return ast.parse(source, str(path))
+                return _ast_parse(source, str(path))
         except SystemError as error:
             if "recursion depth mismatch" not in str(error):
                 raise
     with _PARSE_LOCK:
-        return ast.parse(source, str(path))
+        return _ast_parse(source, str(path))
 
 
 def _imports_of(path: Path) -> list[str]:
