@@ -178,7 +178,7 @@ def test_the_base_is_probed_and_the_data_is_model_aware_end_to_end(tmp_path):
             f"model.name_or_path={tmp_path}",
             f"model.gguf_file={path.name}",
             f"store.root={tmp_path / 'runs'}",
-            "facts={max_entities: 5, reference_documents: 5}",
+            "facts={max_entities: 5, reference_documents: 5, max_known_abstention: 0.15}",
             "probe={samples: 2, max_new_tokens: 4}",
             "compute.device=cpu",
         ],
@@ -191,7 +191,7 @@ def test_the_base_is_probed_and_the_data_is_model_aware_end_to_end(tmp_path):
     assert {q["category"] for q in held_out} == {"unknown"} and not any(q["known"] for q in held_out)
     assert all("base_answer" in q for q in read_jsonl(data.preference_questions.path))
     # what the pairs stage reads keeps the operating point's rule and the base's answer (it once dropped both, so
-    # the threshold never reached the pairs)
+    # the threshold never reached the pairs); it knows nothing, so every score is below the threshold
     read = data.rows("preference_questions")
     assert read and all(q["idk_target"] is True and isinstance(q["base_answer"], str) for q in read)
     assert not {q["entity"] for q in held_out} & {q["entity"] for q in read_jsonl(data.preference_questions.path)}
@@ -232,21 +232,42 @@ def test_the_abstention_threshold_lets_at_most_the_given_share_of_known_question
     assert abstention_threshold([_known(0.3, False)], 0.1) == math.inf  # nothing known: always abstain
 
 
-def test_confidently_wrong_questions_teach_no_i_dont_know_neither_in_demonstrations_nor_in_pairs():
-    rows = with_idk_target([_known(0.9, True, "knows"), _known(0.2, False, "unsure"), _known(0.8, False, "sure")], 0.5)
-    assert [r["idk_target"] for r in rows] == [False, True, False]
+def test_the_data_teaches_the_probes_rule_and_confidently_wrong_questions_teach_nothing():
+    plain = [_known(0.9, True, "knows"), _known(0.2, False, "unsure"), _known(0.8, False, "sure"), _known(0.1, True)]
+    rows = with_idk_target(plain, 0.5)
+    assert [r["idk_target"] for r in rows] == [False, True, False, True]
     demos = [demonstration(r) for r in rows]
     assert demos[0]["completion"] == "A." and demos[1]["completion"] == IDK and demos[2] is None
-    assert all(r["idk_target"] for r in with_idk_target(rows, None))  # no threshold: R-Tuning's split
+    assert demos[3]["completion"] == IDK and demos[3]["known"] is True  # known, but below the threshold: given up
+    # no threshold: R-Tuning's split, its own answer wherever it knows and "I don't know" wherever it does not
+    assert with_idk_target(plain, None) == plain
+    assert [d["completion"] for d in map(demonstration, plain)] == ["A.", IDK, IDK, "A."]
     probe_rows = [
         {"prompt": "sure", "answers": ["Lomé"], "greedy": "Lagos.", "probed_known": False, "idk_target": False},
         {"prompt": "unsure", "answers": ["Lomé"], "greedy": "Accra.", "probed_known": False, "idk_target": True},
         {"prompt": "knows", "answers": ["Lomé"], "greedy": "Lomé.", "probed_known": True, "idk_target": False},
+        {
+            "prompt": "let go",  # answered right, but below the threshold: no pair prefers its answer to IDK
+            "answers": ["Lomé"],
+            "greedy": "Lomé.",
+            "samples": ["Accra."],
+            "probed_known": True,
+            "idk_target": True,
+        },
     ]
     pairs = preference_pairs(probe_rows, judge=CONTAINS)
     assert [(p["prompt"], p["chosen"], p["rejected"]) for p in pairs] == [
         ("unsure", IDK, "Accra."),
         ("knows", "Lomé.", IDK),
+        ("let go", "Lomé.", "Accra."),
+    ]
+    untargeted = [{k: v for k, v in r.items() if k != "idk_target"} for r in probe_rows]
+    assert [(p["prompt"], p["chosen"], p["rejected"]) for p in preference_pairs(untargeted, judge=CONTAINS)] == [
+        ("sure", IDK, "Lagos."),  # R-Tuning's pairs: wherever the probed model is wrong
+        ("unsure", IDK, "Accra."),
+        ("knows", "Lomé.", IDK),
+        ("let go", "Lomé.", IDK),
+        ("let go", "Lomé.", "Accra."),
     ]
 
 

@@ -47,10 +47,10 @@ class FactsConfig(Section):
         ge=0.0,
         lt=1.0,
         description="The operating point on the model's knowledge frontier: how much of what the base knows it may "
-        "give up. 'I don't know' is taught only where the P(IK) probe (section frontier) scores the question below "
-        "the threshold that leaves at most this share of the SFT role's known questions under it. Questions the "
-        "base gets wrong below it get 'I don't know' (demonstration and pair); those above it get neither; known "
-        "questions keep their answer. None: 'I don't know' for every wrong answer (R-Tuning's split).",
+        "give up. The data teaches the P(IK) probe's rule (section frontier): 'I don't know' wherever the probe "
+        "scores the question below the threshold that leaves at most this share of the SFT role's known questions "
+        "under it, known or not; the model's own right answer where it knows above it; nothing (no demonstration, "
+        "no pair) where it is wrong above it. None: 'I don't know' wherever the base is wrong (R-Tuning's split).",
     )
 
     @model_validator(mode="after")

@@ -268,10 +268,10 @@ def question_row(row: dict) -> dict:
     boolean ``known`` (by construction, or by probing the base; a real QA set has none, the probe measures it) and an
     optional knowledge ``category`` the evaluation splits its metrics by; where the base was probed, its
     ``base_confidence`` in its greedy answer and ``pik`` (its P(IK) probe's score, the knowledge frontier's signal);
-    on a real-facts run's preference questions, ``idk_target`` (the operating point's rule: whether "I don't know"
-    may be taught) and the base's own ``base_answer``, which the probe-built pairs need; and optionally the fact's
-    ``relation`` (the evaluation splits accuracy by it) and a ``statement``: the fact as a sentence up to its answer,
-    which a model that stored the fact completes."""
+    on a real-facts run's preference questions, ``idk_target`` (the operating point's rule: whether the probe's
+    score is below its threshold, where "I don't know" is taught) and the base's own ``base_answer``, which the
+    probe-built pairs need; and optionally the fact's ``relation`` (the evaluation splits accuracy by it) and a
+    ``statement``: the fact as a sentence up to its answer, which a model that stored the fact completes."""
     question = _text(row, "question")
     answers = row.get("answers")
     if isinstance(answers, str):

@@ -4,9 +4,11 @@ knowledge frontier (``alignment.evaluation.frontier``: every question with ``kno
 
 - demonstrations: the model's own right answer (its first sentence, in its own words) where it knows, "I don't
   know." where it does not (R-Tuning's refusal-aware data, Zhang et al. 2024). With ``facts.max_known_abstention``
-  (the operating point on the frontier), "I don't know" is taught only where the probe's score is below the
-  threshold that leaves at most that share of the SFT role's known questions under it; a question the model gets
-  wrong above it gets neither;
+  (the operating point on the frontier), the data teaches the probe's rule instead: "I don't know." wherever the
+  probe's score is below the threshold that leaves that share of the SFT role's known questions under it, known or
+  not; its own right answer where it knows above it; nothing where it is wrong above it. The rule is a function of
+  the model's own hidden state, so the model can learn it as sharply as the probe draws it (R-Tuning's split asks
+  it to learn "known", which its hidden state separates only as well as the probe's AUROC);
 - held-out questions carry ``known`` (by the base probe), ``category`` and ``pik``; the evaluation splits every
   metric by them and places every model on the frontier;
 - preference questions carry ``known`` and ``idk_target`` too; the pairs are then built by probing the SFT model.
@@ -28,12 +30,20 @@ from alignment.evaluation.frontier_metrics import auroc
 from alignment.evaluation.metrics import first_sentence
 
 
+def teaches_idk(row: dict) -> bool:
+    """Whether the data teaches "I don't know" on this question: its ``idk_target`` where an operating point set
+    one (the probe's score is below the threshold, known or not), else wherever the base is wrong (R-Tuning)."""
+    target = row.get("idk_target")
+    return not row["known"] if target is None else target
+
+
 def demonstration(row: dict) -> dict | None:
-    """One SFT row from a question of the frontier: the model's own right answer (first sentence) where its greedy
-    answer is right, IDK where it is wrong and ``idk_target`` allows it; None (no demonstration) otherwise."""
-    if not row["known"] and not row.get("idk_target", True):
+    """One SFT row from a question of the frontier: IDK where ``teaches_idk``, else the model's own right answer
+    (first sentence) where its greedy answer is right; None (no demonstration: wrong above the threshold)."""
+    idk = teaches_idk(row)
+    if not idk and not row["known"]:
         return None
-    completion = first_sentence(row["base_answer"]) if row["known"] else IDK
+    completion = IDK if idk else first_sentence(row["base_answer"])
     return {"prompt": row["question"], "completion": completion, "known": row["known"], "family": row.get("family")}
 
 
@@ -46,10 +56,11 @@ def abstention_threshold(rows: list[dict], max_known_abstention: float) -> float
 
 
 def with_idk_target(rows: list[dict], threshold: float | None) -> list[dict]:
-    """Each row with ``idk_target``: whether "I don't know" is the answer to teach where the base is wrong (its
-    P(IK) score is below ``threshold``; always, without one)."""
+    """Each row with ``idk_target``: whether its P(IK) score is below ``threshold`` (the data then teaches "I don't
+    know" on it, known or not). Without a threshold the rows are returned as they are: R-Tuning's split, "I don't
+    know" wherever the model is wrong."""
     if threshold is None:
-        return [r | {"idk_target": True} for r in rows]
+        return rows
     return [r | {"idk_target": r["pik"] < threshold} for r in rows]
 
 
@@ -85,7 +96,7 @@ def knowledge_summary(rows: dict[str, list[dict]]) -> dict:
             "known_by_family": {f: f"{known[f]}/{n}" for f, n in sorted(families.items(), key=str)},
             "pik_auroc": _auroc(role_rows, "pik"),  # out-of-fold on the SFT and preference roles
             "confidence_auroc": _auroc(role_rows, "base_confidence"),
-            "idk_targets": sum(1 for r in role_rows if not r["known"] and r.get("idk_target", True)),
+            "idk_targets": sum(map(teaches_idk, role_rows)),
         }
     return summary
 

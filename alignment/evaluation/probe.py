@@ -65,7 +65,7 @@ def probe(model, tok, questions: list[dict], cfg: ProbeConfig, judge: Judge, bat
                 "prompt": q["question"],
                 "answers": q["answers"],
                 "world_known": q.get("known"),
-                "idk_target": q.get("idk_target", True),
+                **({"idk_target": q["idk_target"]} if "idk_target" in q else {}),  # the operating point's rule
                 **({"base_answer": q["base_answer"]} if q.get("base_answer") else {}),  # real facts: the base's own
                 "greedy": greedy[i],
                 "greedy_label": g_label,
@@ -126,12 +126,14 @@ def load_probe(path: Path) -> list[dict]:
 
 
 def sft_probe_rows(ctx: StageContext, base: Artifact, sft: Artifact, questions: list[dict]) -> list[dict]:
+    """The SFT model (the base with its adapter) probed on ``questions`` under the run's probe and judge settings."""
     judge = make_judge(ctx.cfg.judge)
     model = base_ref(base, ctx.cfg.model)
     return probe_model(ctx.cfg.probe, model, [sft.path / "adapter"], questions, ctx.device().name, judge)
 
 
 def probe_section(ctx: StageContext) -> dict:
+    """The config a probe artifact's id holds: the probe's settings and the judge's."""
     return {"probe": ctx.cfg.probe.model_dump(mode="json"), "judge": ctx.cfg.judge.model_dump(mode="json")}
 
 

@@ -28,11 +28,14 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
     Probed unknown: "I don't know" beats each distinct wrong answer the model gave (greedy first, then
     samples). Probed known: its own first right answer (else the first accepted one) beats "I don't know" and each
     distinct wrong answer it gave. Answers judged correct or abstaining are never rejected; where the judge reads
-    only the first sentence, the pair holds only that sentence. A probed-unknown row whose ``idk_target`` is False
-    (the base's P(IK) score is above the operating point's threshold, see ``knowledge.with_idk_target``) teaches no
-    "I don't know": where the base was wrong it gives no pair; where the base knew it (``world_known``, with its
-    ``base_answer``) and the probed model gave it up, the base's right answer beats "I don't know" and each wrong
-    answer (what keeps training from drifting past the operating point).
+    only the first sentence, the pair holds only that sentence.
+
+    With an operating point (rows carry ``idk_target``, see ``knowledge.with_idk_target``) the pairs follow the
+    probe's rule as the demonstrations do. Below the threshold (True) "I don't know" beats each wrong answer, and a
+    right answer is not preferred to it (the demonstrations taught "I don't know" there). Above it (False) no "I
+    don't know" is taught: where the base was wrong there is no pair; where the base knew it (``world_known``, with
+    its ``base_answer``) and the probed model gave it up, the base's right answer beats "I don't know" and each
+    wrong answer (what keeps training from drifting past the operating point).
     """
     judge = judge or Judge()
     pairs = []
@@ -47,7 +50,8 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
             elif label == CORRECT and not right:
                 right.append(text)
         wrong = wrong[:max_rejected]
-        if not r["probed_known"] and not r.get("idk_target", True):
+        target = r.get("idk_target")  # None: no operating point (R-Tuning's pairs)
+        if not r["probed_known"] and target is False:
             if r.get("world_known") and r.get("base_answer"):  # known to the base, above the threshold: keep it
                 chosen = first_sentence(r["base_answer"])
                 pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "base_known>idk"})
@@ -58,7 +62,9 @@ def preference_pairs(rows: list[dict], max_rejected: int = 2, judge: Judge | Non
             continue  # confidently wrong where the base was: no "I don't know" taught
         if r["probed_known"]:
             chosen = right[0] if right else r["answers"][0]  # its own right answer, in its own words
-            pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": "probe_known_correct>idk"})
+            if target is not True:  # below the threshold its right answer is not preferred to "I don't know"
+                kind = "probe_known_correct>idk"
+                pairs.append({"prompt": r["prompt"], "chosen": chosen, "rejected": IDK, "kind": kind})
             kind = "probe_known_correct>own_wrong"
         else:
             kind, chosen = "probe_unknown_idk>own_wrong", IDK
