@@ -13,7 +13,8 @@ from flows.cli import bench, chat, config, data, export, fetch, lineage, retrain
 DESCRIPTION = "The `alignment` command: run the pipeline, generate the world's data, validate a config."
 # Each adds its subcommand; in this order `alignment --help` lists them.
 COMMANDS = (
-    *(run.add_run, studies.add_ablation, studies.add_seeds, retrain.add_retrain, retrain.add_promoted),
+    *(run.add_run, studies.add_ablation, studies.add_seeds, studies.add_operating_point),
+    *(retrain.add_retrain, retrain.add_promoted),
     *(export.add_export, chat.add_chat, lineage.add_lineage, fetch.add_fetch, lineage.add_verify, bench.add_bench),
     *(config.add_check, config.add_config, data.add_facts, data.add_world),
 )

@@ -78,3 +78,27 @@ def cmd_seeds(args: argparse.Namespace) -> int:
     for text in failed:
         print(f"bound not met on some seed: {text}", file=sys.stderr)
     return 1 if failed else 0
+
+
+def add_operating_point(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "operating-point",
+        help="where a real-facts recipe puts each model on the preference role (never the held-out one)",
+    )
+    config_args(p)
+    store_arg(p)
+    p.set_defaults(func=cmd_operating_point)
+
+
+def cmd_operating_point(args: argparse.Namespace) -> int:
+    from alignment.core.store import ArtifactStore
+    from alignment.studies.operating_point import preference_role, table
+
+    cfg = load_config(args.config, args.overrides)
+    check_before_work(cfg, str(args.config))
+    try:
+        result = preference_role(cfg, ArtifactStore(cfg.store.root), progress=lambda event: None)
+    except ValueError as exc:
+        raise ConfigError(f"{args.config}: {exc}") from None
+    print(table(result))
+    return 0
