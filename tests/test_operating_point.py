@@ -4,10 +4,12 @@ choices are made on), beside the point the setting asks for there; never the hel
 import pytest
 from test_gguf import write_tiny_gguf
 
+from alignment import graph
 from alignment.config.loading import load_config
+from alignment.core.context import StageContext
 from alignment.core.store import ArtifactStore
 from alignment.data.records import read_jsonl
-from alignment.studies.operating_point import SHARES, preference_role, table
+from alignment.studies.operating_point import SHARES, preference_role, table, targets
 from flows.cli.parser import main
 
 pytestmark = pytest.mark.slow  # trains SFT and DPO on a tiny GGUF model
@@ -30,7 +32,9 @@ def test_each_model_is_measured_on_the_preference_role_beside_what_the_rule_asks
     ]
     cfg = load_config("configs/real-facts.yaml", overrides)
     store = ArtifactStore(cfg.store.root)
-    result = preference_role(cfg, store, progress=lambda event: None)
+    ctx = StageContext(cfg, store, progress=lambda event: None)
+    assert targets(cfg) == ("sft", "dpo")
+    result = preference_role(ctx, graph.run_local(ctx, targets(cfg)))
 
     questions = read_jsonl(next((tmp_path / "runs" / "knowledge").glob("knowledge-*")) / "preference_questions.jsonl")
     assert result["asked"] == {"prudence": 1.0, "over_conservativeness": None}  # nothing known: always abstain

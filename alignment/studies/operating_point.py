@@ -10,14 +10,12 @@ and prints one row per model. docs/real-facts.md shows it used.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from alignment import graph
 from alignment.config.run import RunConfig
 from alignment.core.context import StageContext
-from alignment.core.store import Artifact, ArtifactStore
+from alignment.core.store import Artifact
 from alignment.evaluation.metrics import behaviour_indicators, make_judge, ratio
 from alignment.models.refs import base_ref
 
@@ -55,17 +53,22 @@ def greedy_behaviour(ctx: StageContext, base: Artifact, chain: list[Artifact], q
     return {"shares": {k: ratio(*shares[k]) for k in SHARES}, "known": sum(known), "unknown": len(known) - sum(known)}
 
 
-def preference_role(cfg: RunConfig, store: ArtifactStore, progress: Callable[[object], None]) -> dict:
-    """Build the SFT model and the config's policies (what is in ``store`` is reused) and measure each on the
-    preference questions. Returns ``asked`` (the rule's shares there, None without an operating point) and one
-    ``RoleBehaviour`` per model, SFT first."""
+def targets(cfg: RunConfig) -> tuple[str, ...]:
+    """The stages to build for the measurement: SFT and the config's policies. A config without real facts and
+    probe-built pairs has no preference role with ``known`` labels: refused (ValueError) before any work."""
     if cfg.facts is None or cfg.data.preference_source != "probe":
         raise ValueError(
             "operating-point measures the preference role of a real-facts run with probe-built pairs "
             "(facts: set, data.preference_source: probe)"
         )
-    ctx = StageContext(cfg, store, progress=progress)
-    built = graph.run_local(ctx, ("sft", *cfg.policies))
+    return ("sft", *cfg.policies)
+
+
+def preference_role(ctx: StageContext, built: dict) -> dict:
+    """Measure the SFT model and each policy of ``built`` (the values of a run of ``targets``) on the preference
+    questions. Returns ``asked`` (the rule's shares there, None without an operating point) and one
+    ``RoleBehaviour`` per model, SFT first."""
+    cfg, store = ctx.cfg, ctx.store
     questions = built["data"].rows("preference_questions")
     if not all(isinstance(q.get("known"), bool) for q in questions):
         raise ValueError("the preference questions carry no 'known' label: the base was not probed on them")

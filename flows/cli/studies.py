@@ -91,14 +91,17 @@ def add_operating_point(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_operating_point(args: argparse.Namespace) -> int:
+    from alignment import graph
+    from alignment.core.context import StageContext
     from alignment.core.store import ArtifactStore
-    from alignment.studies.operating_point import preference_role, table
+    from alignment.studies.operating_point import preference_role, table, targets
 
     cfg = load_config(args.config, args.overrides)
-    check_before_work(cfg, str(args.config))
     try:
-        result = preference_role(cfg, ArtifactStore(cfg.store.root), progress=lambda event: None)
+        names = targets(cfg)
     except ValueError as exc:
         raise ConfigError(f"{args.config}: {exc}") from None
-    print(table(result))
+    check_before_work(cfg, str(args.config))
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda event: None)
+    print(table(preference_role(ctx, graph.run_local(ctx, names))))
     return 0
