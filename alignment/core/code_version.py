@@ -92,15 +92,14 @@ def _parse(source: bytes, path: Path, tries: int = 3) -> ast.AST:
     ``SystemError``: before 3.13 the AST constructor's recursion counter is shared by every thread of the interpreter,
     so a parse in another thread (Prefect parses flow entrypoints) can make ours fail (python/cpython#106905; met in
     a flow run's ``pin``). Parsing is pure, so a second try is the same parse."""
-    for _ in range(tries - 1):
+    for attempt in range(1, tries + 1):
         try:
             with _PARSE_LOCK:
                 return _ast_parse(source, str(path))
         except SystemError as error:
-            if "recursion depth mismatch" not in str(error):
+            if "recursion depth mismatch" not in str(error) or attempt == tries:
                 raise
-    with _PARSE_LOCK:
-        return _ast_parse(source, str(path))
+    raise ValueError(f"tries must be at least 1, got {tries}")  # each try returns or, the last, raises
 
 
 def _imports_of(path: Path) -> list[str]:

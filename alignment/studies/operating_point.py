@@ -33,13 +33,14 @@ class RoleBehaviour:
     unknown: int
 
 
-def greedy_behaviour(ctx: StageContext, base: Artifact, chain: list[Artifact], questions: list[dict]) -> dict:
+def greedy_shares(ctx: StageContext, base: Artifact, chain: list[Artifact], questions: list[dict]) -> dict:
     """Greedy answers of the base with ``chain``'s adapters merged in order, judged against ``questions``'
-    ``known`` labels: ``SHARES`` and the counts."""
-    cfg = ctx.cfg
+    ``known`` labels: ``SHARES`` (prudence too, which ``probe.greedy_behaviour`` of the pairs' probe rows lacks) and
+    the counts. Greedy only: the probe's samples would cost a pass each and decide nothing here."""
     from alignment.models.generation import generate_answers, generation_config
     from alignment.models.modeling import load_causal_lm, load_tokenizer
 
+    cfg = ctx.cfg
     ref = base_ref(base, cfg.model)
     model = load_causal_lm(ref, [a.path / "adapter" for a in chain], ctx.device().name)
     tok = load_tokenizer(ref)
@@ -77,7 +78,7 @@ def preference_role(ctx: StageContext, built: dict) -> dict:
     for name in ("sft", *cfg.policies):
         art = built[name]
         chain = [store.load(i) for i in art.manifest["model_chain"][1:]] + [art]
-        rows.append(RoleBehaviour(name, art.id, **greedy_behaviour(ctx, base, chain, questions)))
+        rows.append(RoleBehaviour(name, art.id, **greedy_shares(ctx, base, chain, questions)))
     knowledge = store.load(Path(built["data"].sft.path).parent.name)  # the data stage's artifact
     rule = knowledge.metrics.get("rule_on_pref")
     asked = None
