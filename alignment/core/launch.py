@@ -94,7 +94,7 @@ def launch(spec: LaunchSpec, progress: Progress) -> dict:
     launch whose process was killed by a signal is started once more (``LAUNCH_ATTEMPTS``); any other failure, or
     a second crash, is a LaunchError with the children's last lines."""
     for attempt in range(1, LAUNCH_ATTEMPTS + 1):
-        returncode, tail = _launch_once(spec, progress)
+        returncode, tail = _launch_once(spec, progress, attempt)
         if returncode == 0:
             break
         crashed = any(KILLED_BY_SIGNAL.search(line) for line in tail)
@@ -115,12 +115,14 @@ def launch(spec: LaunchSpec, progress: Progress) -> dict:
     return metrics
 
 
-def _launch_once(spec: LaunchSpec, progress: Progress) -> tuple[int, list[str]]:
-    """One ``accelerate launch`` of the stage: its exit code and the children's last lines."""
+def _launch_once(spec: LaunchSpec, progress: Progress, attempt: int = 1) -> tuple[int, list[str]]:
+    """One ``accelerate launch`` of the stage (the children see which in ``ALIGNMENT_LAUNCH_ATTEMPT``): its exit code
+    and the children's last lines."""
     with tempfile.TemporaryDirectory(prefix=f"launch-{spec.stage}-") as tmp:
         spec_path = Path(tmp) / "spec.pkl"
         spec_path.write_bytes(pickle.dumps(spec))
         env = os.environ | {"PYTHONUNBUFFERED": "1", "ALIGNMENT_LAUNCHED": "1"}
+        env["ALIGNMENT_LAUNCH_ATTEMPT"] = str(attempt)
         cmd = command(spec.cfg.compute, spec_path)
         logger.info("%s: %s", spec.stage, " ".join(cmd))
         tail: deque[str] = deque(maxlen=TAIL_LINES)

@@ -48,6 +48,16 @@ def _run(spec_path: str) -> None:
     module, name = spec.entry.split(":", 1)
     section = getattr(spec.cfg, spec.section) if spec.section else None
     getattr(importlib.import_module(module), name)(section, ctx, **spec.inputs)
+    _leave_process_group()
+
+
+def _leave_process_group() -> None:
+    """Destroy the process group before the interpreter exits, as PyTorch asks: left to exit-time destructors,
+    gloo's threads can abort the process ("terminate called without an active exception") after its work is done."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
 
 
 if __name__ == "__main__":
