@@ -48,6 +48,17 @@ class _RunChecks(Section):
             )
         if self.facts is not None:
             self._real_facts_checks()
+        if (
+            "dpo" in self.policies
+            and self.dpo.stop_at_operating_point
+            and (self.facts is None or self.facts.max_known_abstention is None)
+        ):
+            raise PydanticCustomError(
+                "stop_without_operating_point",
+                "dpo.stop_at_operating_point stops DPO where facts.max_known_abstention's rule puts the model on the "
+                "preference questions: set facts.max_known_abstention (a real-facts run), or turn the stop off",
+                {},
+            )
         if self.data.feedback is not None and "feedback" not in learns:
             readers = [p.name for p in POLICIES if p.learns == "feedback"]
             raise PydanticCustomError(

@@ -13,6 +13,8 @@ from alignment.config.dpo import DPOSection
 from alignment.core.context import StageContext, TrainingRun
 from alignment.core.store import Artifact
 from alignment.data.run_data import RunData
+from alignment.evaluation.metrics import Judge, make_judge
+from alignment.evaluation.operating_point_stop import OperatingPoint, OperatingPointStop
 from alignment.models.refs import BaseRef, base_ref
 
 REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")  # TRL's names: DPOTrainer reads them from the rows
@@ -59,12 +61,14 @@ def train_dpo(
     preferences: list[dict],
     run: TrainingRun,
     reference: list[dict] | None = None,
+    stop: tuple[OperatingPoint, Judge] | None = None,
 ) -> dict:
     """Train a DPO LoRA adapter on the SFT model (the base with ``sft_adapters`` merged in); saves
     ``run.out_dir / "adapter"``. ``reference`` holds the stored reference log-probabilities of each pair
     (``alignment.methods.reference``); without them, the reference forward runs once before training
-    (``precompute_ref_log_probs``) or in every step."""
-    from alignment.models.modeling import fit
+    (``precompute_ref_log_probs``) or in every step. ``stop``: the operating point and the judge of the calibrated
+    stop (``cfg.stop_at_operating_point``); its measurements go into the metrics as ``operating_point``."""
+    from alignment.models.modeling import fit, load_tokenizer
 
     if reference is not None:
         if len(reference) != len(preferences):
@@ -73,7 +77,14 @@ def train_dpo(
         # TRL reads them from the rows only with precompute_ref_log_probs on
         cfg = cfg.model_copy(update={"precompute_ref_log_probs": True})
     trainer = dpo_trainer(cfg, base, sft_adapters, preferences, run)
+    calibrated = None
+    if stop is not None:
+        point, judge = stop
+        calibrated = OperatingPointStop(point, load_tokenizer(base), judge, cfg.operating_point_steps, run.report)
+        trainer.add_callback(calibrated)
     metrics = fit(trainer, run, cfg) | {"pairs": len(preferences), "stored_reference": reference is not None}
+    if calibrated is not None:
+        metrics["operating_point"] = calibrated.summary()
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]
     if logs:
         metrics["final_reward_accuracy"] = logs[-1]["rewards/accuracies"]
@@ -100,10 +111,21 @@ def dpo_stage(
                 f"({built_on}) than this DPO run's ({inputs})"
             )
         inputs["reference"] = reference.id
+    section = cfg.model_dump(mode="json")
+    stop = None
+    if cfg.stop_at_operating_point:  # the point is read (and checked) before anything trains
+        if preferences.preference_questions is None:
+            raise ValueError("dpo.stop_at_operating_point measures the preference questions: none are set")
+        point = OperatingPoint.from_questions(
+            preferences.rows("preference_questions"), preferences.preference_questions.path
+        )
+        stop = (point, make_judge(ctx.cfg.judge))
+        inputs["preference_questions"] = preferences.id("preference_questions")
+        section["judge"] = ctx.cfg.judge.model_dump(mode="json")  # it decides what counts as abstaining
 
     def fit(run: TrainingRun) -> dict:
         rows = preferences.rows("preferences")
         stored = load_reference(reference) if reference is not None else None
-        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run, stored)
+        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run, stored, stop)
 
-    return ctx.train("dpo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})
+    return ctx.train("dpo", section, inputs, fit, {"model_chain": [base.id, sft.id]})

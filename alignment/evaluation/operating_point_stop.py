@@ -1,0 +1,129 @@
+"""The calibrated stop: a policy's training stops where its greedy behaviour on the preference role reaches the
+operating point (``facts.max_known_abstention``'s rule applied to that role), so the setting means what it says.
+
+The preference questions carry ``known`` (the base answers them right) and ``idk_target`` (the rule teaches "I
+don't know" there): the rule asks for abstention on the share of known questions whose ``idk_target`` is set.
+Every few optimizer steps, and before the first, the policy answers them greedily, only as far as the abstain
+phrases reach (abstaining is decided by how an answer starts, so the judge's verdict on it is the full answer's);
+training stops at the first measurement at or below the asked over-conservativeness. It suits a policy that starts
+above the point and training pulls down (DPO after an SFT model that abstains more than asked). Never the
+held-out role.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from transformers import TrainerCallback
+
+from alignment.evaluation.metrics import ABSTAIN, Judge, behaviour_indicators, ratio
+from alignment.models.generation import generate_answers, generation_config
+
+
+@dataclass(frozen=True)
+class OperatingPoint:
+    """The preference questions (``question``, ``known``, ``idk_target``) and the shares the rule asks there."""
+
+    questions: tuple[str, ...]
+    known: tuple[bool, ...]
+    over_conservativeness: float
+    prudence: float
+
+    @classmethod
+    def from_questions(cls, rows: list[dict], source: str = "preference questions") -> OperatingPoint:
+        """The point the rule asks on ``rows``. A row without a boolean ``known`` and ``idk_target`` (no operating
+        point was set, or the base was not probed) is a ValueError naming the row; so is a role without a known or
+        an unknown question (the point is undefined)."""
+        for i, row in enumerate(rows):
+            for key in ("known", "idk_target"):
+                if not isinstance(row.get(key), bool):
+                    raise ValueError(
+                        f"{source}, row {i}: no boolean {key!r}; the calibrated stop needs the operating point's rule "
+                        "on every preference question (facts.max_known_abstention set, data.preference_source: probe)"
+                    )
+        known = [r["idk_target"] for r in rows if r["known"]]
+        unknown = [r["idk_target"] for r in rows if not r["known"]]
+        if not known or not unknown:
+            raise ValueError(
+                f"{source}: {len(known)} known and {len(unknown)} unknown questions; the calibrated stop "
+                "needs both to place the model"
+            )
+        return cls(
+            tuple(r["question"] for r in rows),
+            tuple(r["known"] for r in rows),
+            sum(known) / len(known),
+            sum(unknown) / len(unknown),
+        )
+
+
+@dataclass
+class Measurement:
+    """The policy's greedy shares on the preference role after ``step`` optimizer steps."""
+
+    step: int
+    over_conservativeness: float
+    prudence: float
+
+
+@dataclass
+class OperatingPointStop(TrainerCallback):
+    """Measures the policy on the preference role before training and every ``every_steps`` optimizer steps; stops
+    training at the first measurement whose over-conservativeness is at or below the point's. ``trajectory`` holds
+    every measurement; ``summary()`` is what the stage records."""
+
+    point: OperatingPoint
+    tokenizer: object
+    judge: Judge
+    every_steps: int
+    report: Callable[[str], None] | None = None  # told each measurement (a training run's progress)
+    batch_size: int = 64
+    trajectory: list[Measurement] = field(default_factory=list)
+    stopped_at: int | None = None
+
+    def measure(self, model, step: int) -> Measurement:
+        """The greedy shares of ``model`` as it is now (left in training mode afterwards)."""
+        phrases = [self.judge.idk, *self.judge.abstain_phrases]
+        reach = max(len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in phrases) + 1
+        settings = generation_config(self.tokenizer, reach)
+        model.eval()
+        try:
+            answers = generate_answers(
+                model, self.tokenizer, list(self.point.questions), settings, batch_size=self.batch_size
+            )
+        finally:
+            model.train()
+        labels = [ABSTAIN if self.judge(a, []) == ABSTAIN else "answered" for a in answers]
+        shares = behaviour_indicators(labels, list(self.point.known))
+        measured = Measurement(step, ratio(*shares["over_conservativeness"]), ratio(*shares["prudence"]))
+        self.trajectory.append(measured)
+        if self.report is not None:
+            self.report(
+                f"operating point after {step} steps: over-conservativeness {measured.over_conservativeness:.3f} "
+                f"(asked {self.point.over_conservativeness:.3f}), prudence {measured.prudence:.3f}"
+            )
+        return measured
+
+    def _check(self, model, state, control) -> None:
+        measured = self.measure(model, state.global_step)
+        if measured.over_conservativeness <= self.point.over_conservativeness:
+            self.stopped_at = state.global_step
+            control.should_training_stop = True
+
+    def on_train_begin(self, args, state, control, model=None, **kwargs):
+        self._check(model, state, control)  # already at the point: training stops after its first step
+
+    def on_step_end(self, args, state, control, model=None, **kwargs):
+        if self.stopped_at is None and state.global_step % self.every_steps == 0:
+            self._check(model, state, control)
+        elif self.stopped_at is not None:
+            control.should_training_stop = True
+
+    def summary(self) -> dict:
+        """The asked point, whether and where training stopped at it, and every measurement."""
+        return {
+            "asked": {"over_conservativeness": self.point.over_conservativeness, "prudence": self.point.prudence},
+            "reached": self.stopped_at is not None,
+            "stopped_at_step": self.stopped_at,
+            "trajectory": [asdict(m) for m in self.trajectory],
+        }
