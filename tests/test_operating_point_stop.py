@@ -97,3 +97,48 @@ def test_training_stops_at_the_first_measurement_at_or_below_the_asked_point(mon
 def test_the_stop_needs_an_operating_point(tmp_path):
     with pytest.raises(ConfigError, match=r"stop_at_operating_point=true\): dpo\.stop_at_operating_point .* set facts"):
         load_config("configs/micro.yaml", [f"store.root={tmp_path}", "dpo.stop_at_operating_point=true"])
+
+
+@pytest.mark.slow  # trains DPO on the micro model
+def test_dpo_with_the_stop_trains_to_its_bound_or_stops_where_the_point_is_met(micro, tmp_path):
+    """DPO's metrics record every measurement: a point the model never reaches (over-conservativeness below 0) lets
+    it train every step, measured every 2; a point it starts at (1.0) stops it after its first step. The short
+    measurement decides abstaining exactly as the evaluation's full greedy answers do."""
+    from alignment.core.context import StageContext, TrainingRun
+    from alignment.core.store import ArtifactStore
+    from alignment.evaluation.metrics import ABSTAIN, behaviour_indicators, ratio
+    from alignment.graph import run_local
+    from alignment.methods.dpo import train_dpo
+    from alignment.models.generation import generate_answers, generation_config
+    from alignment.models.modeling import load_causal_lm, load_tokenizer
+    from alignment.models.refs import base_ref
+
+    cfg = micro("dpo.per_device_train_batch_size=4", "dpo.operating_point_steps=2")
+    ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda event: None)
+    built = run_local(ctx, ("sft", "preferences"))
+    base, sft = base_ref(built["base"], cfg.model), built["sft"].path / "adapter"
+    questions = [q["question"] for q in built["data"].rows("questions")]
+    known = tuple(i % 2 == 0 for i in range(len(questions)))
+    pairs = built["preferences"].rows("preferences")
+    steps = -(-len(pairs) // 4)
+
+    def dpo(over_conservativeness, out):
+        point = OperatingPoint(tuple(questions), known, over_conservativeness, 1.0)
+        run = TrainingRun(tmp_path / out, ctx.device(), cfg.seed, lambda event: None, "dpo")
+        (tmp_path / out).mkdir()
+        return train_dpo(cfg.dpo, base, [sft], pairs, run, stop=(point, Judge()))
+
+    never = dpo(-1.0, "never")
+    assert never["steps"] == steps and never["operating_point"]["reached"] is False
+    assert [m["step"] for m in never["operating_point"]["trajectory"]] == list(range(0, steps + 1, 2))
+
+    at_once = dpo(1.0, "at-once")
+    assert at_once["steps"] == 1 and at_once["operating_point"]["stopped_at_step"] == 0
+    first = at_once["operating_point"]["trajectory"]
+    assert first == never["operating_point"]["trajectory"][:1]  # the SFT model, measured the same twice
+
+    tok = load_tokenizer(base)
+    full = generate_answers(load_causal_lm(base, [sft], "cpu"), tok, questions, generation_config(tok, 24))
+    shares = behaviour_indicators([ABSTAIN if Judge()(a, []) == ABSTAIN else "-" for a in full], known)
+    assert first[0]["over_conservativeness"] == ratio(*shares["over_conservativeness"])
+    assert first[0]["prudence"] == ratio(*shares["prudence"])
