@@ -1,6 +1,8 @@
 """`alignment operating-point`: where a real-facts recipe puts each model on the preference role (the role its
 choices are made on), beside the point the setting asks for there; never the held-out role."""
 
+import math
+
 import pytest
 from test_gguf import write_tiny_gguf
 
@@ -38,11 +40,12 @@ def test_each_model_is_measured_on_the_preference_role_beside_what_the_rule_asks
 
     questions = read_jsonl(next((tmp_path / "runs" / "knowledge").glob("knowledge-*")) / "preference_questions.jsonl")
     assert result["asked"] == {"prudence": 1.0, "over_conservativeness": None}  # nothing known: always abstain
+    assert math.isnan(result["probe_auroc"])  # no known question to tell apart
     assert [row.model for row in result["models"]] == ["sft", "dpo"]
     for row in result["models"]:
         assert store.get(row.artifact) is not None and row.artifact.startswith(f"{row.model}-")
         assert (row.known, row.unknown) == (0, len(questions)) and set(row.shares) == set(SHARES)
-        assert 0.0 <= row.shares["prudence"] <= 1.0
+        assert 0.0 <= row.shares["prudence"] <= 1.0 and math.isnan(row.abstention_auroc)
         assert row.shares["prudence"] + row.shares["hallucination_rate"] <= 1.0 + 1e-9
     text = table(result)
     assert text.splitlines()[2].startswith("| asked by the rule | | 1.000 |")
