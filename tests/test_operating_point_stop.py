@@ -102,8 +102,8 @@ def test_the_stop_needs_an_operating_point(tmp_path):
 @pytest.mark.slow  # trains DPO on the micro model
 def test_dpo_with_the_stop_trains_to_its_bound_or_stops_where_the_point_is_met(micro, tmp_path):
     """DPO's metrics record every measurement: a point the model never reaches (over-conservativeness below 0) lets
-    it train every step, measured every 2; a point it starts at (1.0) stops it after its first step. The short
-    measurement decides abstaining exactly as the evaluation's full greedy answers do."""
+    it train every step, measured every 2 and at its end; a point it starts at (1.0) stops it after its first step.
+    The short measurement decides abstaining exactly as the evaluation's full greedy answers do."""
     from alignment.core.context import StageContext, TrainingRun
     from alignment.core.store import ArtifactStore
     from alignment.evaluation.metrics import ABSTAIN, behaviour_indicators, ratio
@@ -113,14 +113,15 @@ def test_dpo_with_the_stop_trains_to_its_bound_or_stops_where_the_point_is_met(m
     from alignment.models.modeling import load_causal_lm, load_tokenizer
     from alignment.models.refs import base_ref
 
-    cfg = micro("dpo.per_device_train_batch_size=4", "dpo.operating_point_steps=2")
+    cfg = micro("dpo.per_device_train_batch_size=8", "dpo.operating_point_steps=2")
     ctx = StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda event: None)
     built = run_local(ctx, ("sft", "preferences"))
     base, sft = base_ref(built["base"], cfg.model), built["sft"].path / "adapter"
     questions = [q["question"] for q in built["data"].rows("questions")]
     known = tuple(i % 2 == 0 for i in range(len(questions)))
     pairs = built["preferences"].rows("preferences")
-    steps = -(-len(pairs) // 4)
+    steps = -(-len(pairs) // 8)
+    assert steps % 2 == 1  # an odd count: the last step is measured past the every-2 schedule
 
     def dpo(over_conservativeness, out):
         point = OperatingPoint(tuple(questions), known, over_conservativeness, 1.0)
@@ -130,7 +131,8 @@ def test_dpo_with_the_stop_trains_to_its_bound_or_stops_where_the_point_is_met(m
 
     never = dpo(-1.0, "never")
     assert never["steps"] == steps and never["operating_point"]["reached"] is False
-    assert [m["step"] for m in never["operating_point"]["trajectory"]] == list(range(0, steps + 1, 2))
+    measured = [*range(0, steps, 2), steps]  # and its last step
+    assert [m["step"] for m in never["operating_point"]["trajectory"]] == measured
 
     at_once = dpo(1.0, "at-once")
     assert at_once["steps"] == 1 and at_once["operating_point"]["stopped_at_step"] == 0

@@ -69,8 +69,9 @@ class Measurement:
 @dataclass
 class OperatingPointStop(TrainerCallback):
     """Measures the policy on the preference role before training and every ``every_steps`` optimizer steps; stops
-    training at the first measurement whose over-conservativeness is at or below the point's. ``trajectory`` holds
-    every measurement; ``summary()`` is what the stage records."""
+    training at the first measurement whose over-conservativeness is at or below the point's (a run its epochs end
+    first is measured once more at its last step). ``trajectory`` holds every measurement; ``summary()`` is what the
+    stage records."""
 
     point: OperatingPoint
     tokenizer: object
@@ -118,6 +119,10 @@ class OperatingPointStop(TrainerCallback):
             self._check(model, state, control)
         elif self.stopped_at is not None:
             control.should_training_stop = True
+
+    def on_train_end(self, args, state, control, model=None, **kwargs):
+        if self.stopped_at is None and self.trajectory[-1].step != state.global_step:
+            self.measure(model, state.global_step)  # the bound ended it: what the user gets, measured too
 
     def summary(self) -> dict:
         """The asked point, whether and where training stopped at it, and every measurement."""
