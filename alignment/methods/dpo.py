@@ -8,14 +8,17 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alignment.config.dpo import DPOSection
 from alignment.core.context import StageContext, TrainingRun
 from alignment.core.store import Artifact
 from alignment.data.run_data import RunData
-from alignment.evaluation.metrics import Judge, make_judge
-from alignment.evaluation.operating_point_stop import OperatingPoint, OperatingPointStop
 from alignment.models.refs import BaseRef, base_ref
+
+if TYPE_CHECKING:  # the calibrated stop imports transformers: only a stage that uses it loads it
+    from alignment.evaluation.metrics import Judge
+    from alignment.evaluation.operating_point_stop import OperatingPoint
 
 REFERENCE_COLUMNS = ("ref_chosen_logps", "ref_rejected_logps")  # TRL's names: DPOTrainer reads them from the rows
 REFERENCE_FILE = "reference.jsonl"  # the reference artifact's rows (``alignment.methods.reference`` writes them)
@@ -60,6 +63,7 @@ def train_dpo(
     sft_adapters: Sequence[Path],
     preferences: list[dict],
     run: TrainingRun,
+    *,
     reference: list[dict] | None = None,
     stop: tuple[OperatingPoint, Judge] | None = None,
 ) -> dict:
@@ -68,6 +72,7 @@ def train_dpo(
     (``alignment.methods.reference``); without them, the reference forward runs once before training
     (``precompute_ref_log_probs``) or in every step. ``stop``: the operating point and the judge of the calibrated
     stop (``cfg.stop_at_operating_point``); its measurements go into the metrics as ``operating_point``."""
+    from alignment.evaluation.operating_point_stop import OperatingPointStop
     from alignment.models.modeling import fit, load_tokenizer
 
     if reference is not None:
@@ -114,6 +119,9 @@ def dpo_stage(
     section = cfg.model_dump(mode="json")
     stop = None
     if cfg.stop_at_operating_point:  # the point is read (and checked) before anything trains
+        from alignment.evaluation.metrics import make_judge
+        from alignment.evaluation.operating_point_stop import OperatingPoint
+
         if preferences.preference_questions is None:
             raise ValueError("dpo.stop_at_operating_point measures the preference questions: none are set")
         point = OperatingPoint.from_questions(
@@ -126,6 +134,8 @@ def dpo_stage(
     def fit(run: TrainingRun) -> dict:
         rows = preferences.rows("preferences")
         stored = load_reference(reference) if reference is not None else None
-        return train_dpo(cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run, stored, stop)
+        return train_dpo(
+            cfg, base_ref(base, ctx.cfg.model), [sft.path / "adapter"], rows, run, reference=stored, stop=stop
+        )
 
     return ctx.train("dpo", section, inputs, fit, {"model_chain": [base.id, sft.id]})
