@@ -47,6 +47,8 @@ class _Tokenizer:
 
 
 class _Model:
+    device = "cpu"
+
     def __init__(self):
         self.modes = []
 
@@ -137,7 +139,8 @@ def test_dpo_with_the_stop_trains_to_its_bound_or_stops_where_the_point_is_met(m
     at_once = dpo(1.0, "at-once")
     assert at_once["steps"] == 1 and at_once["operating_point"]["stopped_at_step"] == 0
     first = at_once["operating_point"]["trajectory"]
-    assert first == never["operating_point"]["trajectory"][:1]  # the SFT model, measured the same twice
+    assert [m["step"] for m in first] == [0, 1]  # the one step the Trainer takes before it stops, measured too
+    assert first[0] == never["operating_point"]["trajectory"][0]  # the SFT model, measured the same twice
 
     tok = load_tokenizer(base)
     full = generate_answers(load_causal_lm(base, [sft], "cpu"), tok, questions, generation_config(tok, 24))

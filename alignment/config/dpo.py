@@ -36,9 +36,10 @@ class DPOSection(SequenceTrainingSection):
         description="The calibrated stop: before training and every `operating_point_steps` optimizer steps, "
         "measure the policy's greedy abstention on the preference questions; stop at the first measurement whose "
         "share of known questions answered 'I don't know' is at or below what facts.max_known_abstention's rule asks "
-        "there (alignment.evaluation.operating_point_stop). The epochs and learning rate then bound the run rather "
-        "than end it. For DPO after an SFT model that abstains more than asked; needs the rule on the preference "
-        "questions (a real-facts run with facts.max_known_abstention). Never measured on held-out questions.",
+        "there (alignment.evaluation.operating_point_stop). The epochs and learning rate still set the schedule (the "
+        "learning rate decays over them); the stop decides where the run ends, after at least one step. For DPO "
+        "after an SFT model that abstains more than asked; needs the rule on the preference questions "
+        "(a real-facts run with facts.max_known_abstention). Never measured on held-out questions.",
     )
     operating_point_steps: int = Field(
         5, ge=1, description="Optimizer steps between two measurements of the calibrated stop."

@@ -57,6 +57,7 @@ def _leave_process_group() -> None:
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized():
+        dist.barrier()  # every rank done (rank 0 writes last) before any leaves
         dist.destroy_process_group()
 
 

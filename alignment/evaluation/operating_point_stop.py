@@ -4,7 +4,8 @@ operating point (``facts.max_known_abstention``'s rule applied to that role), so
 The preference questions carry ``known`` (the base answers them right) and ``idk_target`` (the rule teaches "I
 don't know" there): the rule asks for abstention on the share of known questions whose ``idk_target`` is set.
 Every few optimizer steps, and before the first, the policy answers them greedily, only as far as the abstain
-phrases reach (abstaining is decided by how an answer starts, so the judge's verdict on it is the full answer's);
+phrases reach and one token more (an answer abstains by how it starts: the verdict is the full answer's unless the
+model writes more than a token before the phrase);
 training stops at the first measurement at or below the asked over-conservativeness. It suits a policy that starts
 above the point and training pulls down (DPO after an SFT model that abstains more than asked). Never the
 held-out role.
@@ -107,12 +108,16 @@ class OperatingPointStop(TrainerCallback):
 
     def _check(self, model, state, control) -> None:
         measured = self.measure(model, state.global_step)
-        if measured.over_conservativeness <= self.point.over_conservativeness:
+        if _any_process(measured.over_conservativeness <= self.point.over_conservativeness, model.device):
             self.stopped_at = state.global_step
             control.should_training_stop = True
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self._check(model, state, control)  # already at the point: training stops after its first step
+        # On the schedule only: a run resumed from a checkpoint between two measurements stops where an
+        # uninterrupted one would. Already at the point at step 0: training stops after its first step (the Trainer
+        # checks only after a step), which is then measured too.
+        if state.global_step % self.every_steps == 0:
+            self._check(model, state, control)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.stopped_at is None and state.global_step % self.every_steps == 0:
@@ -121,8 +126,8 @@ class OperatingPointStop(TrainerCallback):
             control.should_training_stop = True
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
-        if self.stopped_at is None and self.trajectory[-1].step != state.global_step:
-            self.measure(model, state.global_step)  # the bound ended it: what the user gets, measured too
+        if not self.trajectory or self.trajectory[-1].step != state.global_step:
+            self.measure(model, state.global_step)  # what the user gets, measured too (the bound ended it)
 
     def summary(self) -> dict:
         """The asked point, whether and where training stopped at it, and every measurement."""
@@ -132,3 +137,17 @@ class OperatingPointStop(TrainerCallback):
             "stopped_at_step": self.stopped_at,
             "trajectory": [asdict(m) for m in self.trajectory],
         }
+
+
+def _any_process(flag: bool, device) -> bool:
+    """``flag`` agreed across the launched processes (true if any rank's is): every rank measures the same weights,
+    but greedy decoding on another device may differ by a token, and ranks that disagree on stopping would hang in
+    the next collective."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

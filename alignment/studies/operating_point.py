@@ -47,8 +47,8 @@ class RoleBehaviour:
 @torch.no_grad()
 def idk_margins(model, tok, questions: list[str], batch_size: int = 64) -> list[float]:
     """Per question, the log-probability of the "I don't know" answer's first token minus that of the likeliest
-    other first token: above 0 the model starts to abstain (greedy), and the larger, the surer it is it does not
-    know."""
+    other first token: above 0 its greedy answer starts with that token (mostly, not only, "I don't know"); the
+    larger, the more readily it abstains. A ranking signal, not the greedy verdict."""
     from alignment.models.generation import chat_prompts
 
     prompts = chat_prompts(tok, questions)
