@@ -43,19 +43,33 @@ class OperatingPoint:
                         f"{source}, row {i}: no boolean {key!r}; the calibrated stop needs the operating point's rule "
                         "on every preference question (facts.max_known_abstention set, data.preference_source: probe)"
                     )
-        known = [r["idk_target"] for r in rows if r["known"]]
-        unknown = [r["idk_target"] for r in rows if not r["known"]]
-        if not known or not unknown:
+        asked = rule_shares(rows)
+        if asked["over_conservativeness"] is None or asked["prudence"] is None:
+            n_known = sum(r["known"] for r in rows)
             raise ValueError(
-                f"{source}: {len(known)} known and {len(unknown)} unknown questions; the calibrated stop "
+                f"{source}: {n_known} known and {len(rows) - n_known} unknown questions; the calibrated stop "
                 "needs both to place the model"
             )
         return cls(
             tuple(r["question"] for r in rows),
             tuple(r["known"] for r in rows),
-            sum(known) / len(known),
-            sum(unknown) / len(unknown),
+            asked["over_conservativeness"],
+            asked["prudence"],
         )
+
+
+def rule_shares(rows: list[dict]) -> dict[str, float | None] | None:
+    """What the operating point's rule asks on ``rows`` (questions with ``known`` and ``idk_target``): the share of
+    known ones it teaches "I don't know" on (``over_conservativeness``) and of unknown ones (``prudence``), None for
+    a kind with no row. None where a row carries no ``idk_target`` (no operating point set)."""
+    if not all(isinstance(r.get("idk_target"), bool) for r in rows):
+        return None
+    known = [r["idk_target"] for r in rows if r["known"]]
+    unknown = [r["idk_target"] for r in rows if not r["known"]]
+    return {
+        "over_conservativeness": sum(known) / len(known) if known else None,
+        "prudence": sum(unknown) / len(unknown) if unknown else None,
+    }
 
 
 @dataclass
@@ -122,8 +136,6 @@ class OperatingPointStop(TrainerCallback):
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if self.stopped_at is None and state.global_step % self.every_steps == 0:
             self._check(model, state, control)
-        elif self.stopped_at is not None:
-            control.should_training_stop = True
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         if not self.trajectory or self.trajectory[-1].step != state.global_step:

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from pathlib import Path
 
 import torch
 
@@ -26,6 +25,7 @@ from alignment.core.store import Artifact
 from alignment.data.records import IDK
 from alignment.evaluation.frontier_metrics import auroc
 from alignment.evaluation.metrics import behaviour_indicators, make_judge, ratio
+from alignment.evaluation.operating_point_stop import rule_shares
 from alignment.models.refs import base_ref
 
 SHARES = ("prudence", "over_conservativeness", "accuracy_known", "hallucination_rate")
@@ -116,11 +116,7 @@ def preference_role(ctx: StageContext, built: dict) -> dict:
         art = built[name]
         chain = [store.load(i) for i in art.manifest["model_chain"][1:]] + [art]
         rows.append(RoleBehaviour(name, art.id, **greedy_shares(ctx, base, chain, questions)))
-    knowledge = store.load(Path(built["data"].sft.path).parent.name)  # the data stage's artifact
-    rule = knowledge.metrics.get("rule_on_pref")
-    asked = None
-    if rule and cfg.facts.max_known_abstention is not None:
-        asked = {"prudence": rule["abstains_on_unknown"], "over_conservativeness": rule["abstains_on_known"]}
+    asked = rule_shares(questions)  # None without an operating point
     probe_auroc = (
         auroc([q["pik"] for q in questions], [q["known"] for q in questions])
         if all(isinstance(q.get("pik"), float) for q in questions)
