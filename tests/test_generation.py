@@ -75,6 +75,16 @@ class TableLM(torch.nn.Module):
         return SimpleNamespace(logits=self.table[input_ids])
 
 
+class KeepingTableLM(TableLM):
+    """A TableLM that, like transformers' causal LMs, projects only the ``logits_to_keep`` positions (a boolean
+    mask: the output is flattened to ``[kept positions, vocab]``)."""
+
+    def forward(self, input_ids, attention_mask, logits_to_keep=0):
+        logits = super().forward(input_ids, attention_mask).logits
+        self.kept = logits_to_keep
+        return SimpleNamespace(logits=logits[logits_to_keep])
+
+
 class Broken(torch.nn.Module):
     device = torch.device("cpu")
 
@@ -140,6 +150,35 @@ def test_mean_token_kl_sums_exact_kl_over_the_answer_positions(tok):
     assert [kl for kl, _ in swapped] == pytest.approx(
         [KL_UNIFORM_REVERSED + 2 * KL_DIFFERENT, KL_UNIFORM_REVERSED + KL_DIFFERENT], rel=1e-6, abs=1e-6
     )
+
+
+def test_mean_token_kl_projects_only_the_answer_positions_and_bounds_each_pass(tok, monkeypatch):
+    questions, answers = ["a", "b a"], ["b c a", "a"]
+    expected = [(KL_UNIFORM + 2 * KL_DIFFERENT, 4), (KL_UNIFORM + KL_DIFFERENT, 2)]
+    policy, reference = KeepingTableLM(POLICY), KeepingTableLM(REFERENCE)
+    out = generation.mean_token_kl(policy, reference, tok, questions, answers, batch_size=2)
+    assert [n for _, n in out] == [4, 2]
+    assert [kl for kl, _ in out] == pytest.approx([kl for kl, _ in expected], rel=1e-6, abs=1e-6)
+    # One pass, right-padded; kept: the 4 positions holding <assistant> b c a, then the 2 holding <assistant> a.
+    assert [row.tolist() for row in policy.calls[0]] == [
+        [USER, A, ASSISTANT, B, C, A, EOS],
+        [USER, B, A, ASSISTANT, A, EOS, PAD],
+    ]
+    assert policy.kept.int().tolist() == [[0, 0, 1, 1, 1, 1, 0], [0, 0, 0, 1, 1, 0, 0]]
+    # A budget of 5 kept positions x 7 tokens cannot hold both rows (4 + 2 positions): two passes, same values.
+    monkeypatch.setattr(generation, "KL_ELEMENTS", 5 * len(VOCAB))
+    policy.calls.clear()
+    again = generation.mean_token_kl(policy, reference, tok, questions, answers, batch_size=2)
+    assert len(policy.calls) == 2
+    assert [n for _, n in again] == [4, 2]
+    assert [kl for kl, _ in again] == pytest.approx([kl for kl, _ in expected], rel=1e-6, abs=1e-6)
+
+
+def test_kl_batches_hold_consecutive_rows_within_the_budget(monkeypatch):
+    monkeypatch.setattr(generation, "KL_ELEMENTS", 100)
+    # vocab 10: at most 10 kept positions a batch; a row of 12 alone; batch_size 2 caps the last batch.
+    assert generation._kl_batches([3, 4, 3, 12, 1, 1, 1], 10, 2) == [[0, 1], [2], [3], [4, 5], [6]]
+    assert generation._kl_batches([3, 4, 3], 10, 8) == [[0, 1, 2]]
 
 
 def test_padding_side_is_restored(tok):

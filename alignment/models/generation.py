@@ -158,6 +158,10 @@ def document_nll(model: PreTrainedModel, tok, documents: list[str], batch_size: 
     return sums, counts
 
 
+# Most positions x vocabulary entries one KL pass holds as a float32 tensor (16 MiB); a pass holds three such tensors.
+KL_ELEMENTS = 2**22
+
+
 @torch.no_grad()
 def mean_token_kl(
     policy: PreTrainedModel,
@@ -170,25 +174,58 @@ def mean_token_kl(
     """Per question: (summed KL(policy || reference) over the policy's answer tokens, token count).
 
     The KL is exact over the vocabulary at each position where the policy produced its answer
-    (answer tokens plus the closing EOS), conditioned on the prompt and the answer so far.
+    (answer tokens plus the closing EOS), conditioned on the prompt and the answer so far. Only those
+    positions are projected onto the vocabulary (``logits_to_keep``), and a pass takes at most
+    ``batch_size`` questions and as many as keep its answer positions within ``KL_ELEMENTS`` logits, so
+    memory stays bounded at any vocabulary size.
     """
     prompts = chat_prompts(tok, questions)
+    texts = [p + " " + a + tok.eos_token for p, a in zip(prompts, answers, strict=True)]
+    lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
+    plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    vocab = getattr(getattr(policy, "config", None), "vocab_size", None) or len(tok)
     out: list[tuple[float, int]] = []
     side, tok.padding_side = tok.padding_side, "right"
     try:
-        for i in range(0, len(prompts), batch_size):
-            ps, ans = prompts[i : i + batch_size], answers[i : i + batch_size]
-            texts = [p + " " + a + tok.eos_token for p, a in zip(ps, ans, strict=True)]
-            enc = tok(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-            plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in ps]
+        for rows in _kl_batches([n - p for n, p in zip(lengths, plen, strict=True)], vocab, batch_size):
+            enc = tok([texts[r] for r in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             ids, mask = enc["input_ids"].to(policy.device), enc["attention_mask"].to(policy.device)
-            lp = policy(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-            lq = reference(input_ids=ids, attention_mask=mask).logits.float().log_softmax(-1)
-            kl = (lp.exp() * (lp - lq)).sum(-1)  # [batch, seq]: KL of the next-token distributions
-            for row, n_prompt in enumerate(plen):
-                n_total = int(mask[row].sum())
-                span = kl[row, n_prompt - 1 : n_total - 1]  # positions that predict answer tokens and EOS
-                out.append((float(span.sum()), int(span.numel())))
+            keep = torch.zeros_like(mask, dtype=torch.bool)  # positions that predict answer tokens and EOS
+            for i, r in enumerate(rows):
+                keep[i, plen[r] - 1 : lengths[r] - 1] = True
+            lp = _kept_logits(policy, ids, mask, keep).float().log_softmax(-1)
+            diff = _kept_logits(reference, ids, mask, keep).float().log_softmax(-1).neg_().add_(lp)  # lp - lq
+            kl = lp.exp_().mul_(diff).sum(-1).tolist()  # one value per kept position, row after row
+            start = 0
+            for r in rows:
+                n = lengths[r] - plen[r]
+                out.append((float(sum(kl[start : start + n])), n))
+                start += n
     finally:
         tok.padding_side = side
     return out
+
+
+def _kl_batches(kept: list[int], vocab: int, batch_size: int) -> list[list[int]]:
+    """Consecutive rows, at most ``batch_size`` a batch, each batch's kept positions times ``vocab`` within
+    ``KL_ELEMENTS`` (a row that alone exceeds it gets a batch of its own)."""
+    batches: list[list[int]] = []
+    for row, n in enumerate(kept):
+        last = batches[-1] if batches else None
+        if last and len(last) < batch_size and (sum(kept[r] for r in last) + n) * vocab <= KL_ELEMENTS:
+            last.append(row)
+        else:
+            batches.append([row])
+    return batches
+
+
+def _kept_logits(model, ids: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
+    """The logits at the ``keep`` positions, flattened row after row: ``[kept positions, vocab]``. Only those
+    positions are projected onto the vocabulary where the model takes ``logits_to_keep`` (transformers' causal LMs
+    do); another model's full logits are computed and then indexed."""
+    try:
+        return model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+    except TypeError as exc:
+        if "logits_to_keep" not in str(exc):
+            raise
+    return model(input_ids=ids, attention_mask=mask).logits[keep]
