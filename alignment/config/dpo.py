@@ -14,6 +14,7 @@ class DPOSection(SequenceTrainingSection):
     """Direct preference optimisation (TRL ``DPOTrainer``) of a LoRA adapter on the SFT model."""
 
     target: ClassVar[str] = "trl.DPOConfig"
+    sequences_per_example: ClassVar[int] = 2  # chosen and rejected
 
     num_train_epochs: float = Field(4.0, gt=0, description="Passes over the preference pairs.")
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")

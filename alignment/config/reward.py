@@ -13,6 +13,7 @@ class RewardSection(SequenceTrainingSection):
     """The reward model (TRL ``RewardTrainer``): LoRA plus a trained score head, on preference pairs."""
 
     target: ClassVar[str] = "trl.RewardConfig"
+    sequences_per_example: ClassVar[int] = 2  # chosen and rejected
 
     num_train_epochs: float = Field(3.0, gt=0, description="Passes over the training pairs.")
     learning_rate: float = Field(2e-3, gt=0, description="Peak learning rate of the AdamW optimizer.")

@@ -189,10 +189,13 @@ class TrainingSection(_PassThrough):
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     max_grad_norm: float = Field(1.0, gt=0, description="Gradients are clipped to this global norm.")
     logging_steps: int = Field(10, ge=1, description="Log loss and learning rate (and report progress) every N steps.")
-    activation_checkpointing: bool = Field(
-        False,
-        description="Recompute activations in the backward pass to save memory. TRL turns it on by default; off, "
-        "steps run faster at more memory (docs/performance.md has the measured trade).",
+    activation_checkpointing: bool | Literal["auto"] = Field(
+        "auto",
+        description="Recompute activations in the backward pass to save memory (TRL's default: on). auto: on unless "
+        "the activations one step would keep without it (estimated from the model's shape, the batch and the length "
+        "bound) are under 5% of the memory the process holds when training starts, so a run never needs more than "
+        "about 5% above plain TRL's memory and a small model skips the recompute. The decision is in the stage's "
+        "metrics (docs/performance.md).",
     )
     lora: LoraSettings = Field(LoraSettings(), description="The LoRA adapter this stage trains.")
     autocast_adapter_dtype: bool = Field(
@@ -203,11 +206,20 @@ class TrainingSection(_PassThrough):
         "was lent). No effect when the base is float32 (the CPU default).",
     )
 
+    # Sequences one example puts through the model in a step (a pair: two), for activation_checkpointing: auto
+    sequences_per_example: ClassVar[int] = 1
+
     def trainer_arguments(self) -> dict[str, Any]:
-        """This section as keyword arguments of its TRL config class (the LoRA settings excluded)."""
+        """This section as keyword arguments of its TRL config class (the LoRA settings excluded); ``auto``
+        activation checkpointing starts off and is decided when training starts (``modeling.fit``)."""
         args = self.model_dump(exclude={"lora", "autocast_adapter_dtype", *self.own_fields()})
+        args["activation_checkpointing"] = args["activation_checkpointing"] is True
         args["gradient_checkpointing"] = args["activation_checkpointing"]  # TRL's default for it is True
         return args
+
+    def length_bound(self) -> int:
+        """The longest sequence a step puts through the model, in tokens (for activation_checkpointing: auto)."""
+        return 1024
 
     def own_fields(self) -> set[str]:
         """Fields of this section that are ours, not arguments of the TRL class."""
@@ -231,6 +243,9 @@ class SequenceTrainingSection(TrainingSection):
         128, ge=8, description="Longest tokenized sequence (prompt + answer); None: no limit."
     )
 
+    def length_bound(self) -> int:
+        return self.max_length or 1024
+
 
 class SamplingTrainingSection(TrainingSection):
     """A training section for online RL (RLOO, GRPO): the policy samples groups of completions per prompt, and its
@@ -243,6 +258,10 @@ class SamplingTrainingSection(TrainingSection):
         4, ge=2, description="Completions sampled per prompt: the group each one's advantage is computed against."
     )
     max_completion_length: int = Field(8, ge=1, description="Longest sampled completion, in tokens.")
+
+    def length_bound(self) -> int:
+        return 128 + self.max_completion_length  # a question's chat prompt, then the completion
+
     temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
 
     @model_validator(mode="after")

@@ -25,6 +25,8 @@ from alignment.config.model import REMOTE_CODE_VARIABLE, ModelConfig, looks_loca
 from alignment.config.training import LoraSettings, TrainingSection
 from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
 from alignment.core.context import TrainingRun
+from alignment.models.activation_memory import decide_checkpointing
+from alignment.models.fused_lm_head import compact_fused_lm_head
 from alignment.models.refs import BaseRef
 
 log = logging.getLogger(__name__)
@@ -163,7 +165,9 @@ def adapters_in_base_dtype(model, section: TrainingSection) -> None:
 def trainer_args(cls, section: TrainingSection, run: TrainingRun, **managed):
     """The TRL config object ``cls`` of a stage: the section's TRL arguments (pass-through included) plus what
     the pipeline sets: where checkpoints go (a resumable checkpoint every N steps with ``run.checkpointing``),
-    device, precision, seed, and no console progress bar (progress goes out as events)."""
+    device, precision, seed, and no console progress bar (progress goes out as events). Every trainer built with
+    them gets TRL's fused LM head compact on a CPU too (``compact_fused_lm_head``)."""
+    compact_fused_lm_head()  # TRL's fused LM head projects only the scored positions on a CPU too
     ckpt = run.checkpointing
     saving = (
         {"save_strategy": "steps", "save_steps": ckpt.every_steps, "save_total_limit": 1}
@@ -219,10 +223,18 @@ def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
     """``trainer.train()``, resuming from the newest complete checkpoint a previous attempt of this artifact
     left (killed worker, OOM, lost node), then the trained adapter saved as ``run.out_dir / "adapter"``. Logs
     an integration wrote under the output directory (e.g. TensorBoard's ``runs/``) are kept as ``logs/``.
-    Returns the metrics every training stage records: final training loss, steps, step resumed from, and the
-    number of processes that trained (``compute.num_processes``). The section's adapter dtype is applied first
-    (``adapters_in_base_dtype``)."""
+    Returns the metrics every training stage records: final training loss, steps, step resumed from, the
+    number of processes that trained (``compute.num_processes``) and activation checkpointing (``auto``'s decision
+    and its estimates). The section's adapter dtype is applied first (``adapters_in_base_dtype``), and ``auto``
+    activation checkpointing is decided (``decide_checkpointing``)."""
     adapters_in_base_dtype(trainer.model, section)
+    decision = None
+    if section.activation_checkpointing == "auto":
+        decision = decide_checkpointing(trainer.model, section, run.device.name, run.device.bf16)
+        if decision.activation_checkpointing:  # the Trainer enables it in train(); PEFT needs input gradients for it
+            trainer.args.activation_checkpointing = trainer.args.gradient_checkpointing = True
+            if isinstance(trainer.model, PeftModel):
+                trainer.model.enable_input_require_grads()
     last = last_complete_checkpoint(run.checkpointing.directory) if run.checkpointing else None
     if last:
         run.report(f"resuming from {last}")
@@ -242,4 +254,5 @@ def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
         "steps": result.global_step,
         "resumed_from_step": checkpoint_step(last) if last else 0,
         "processes": trainer.args.world_size,
+        "activation_checkpointing": decision.metrics() if decision else section.activation_checkpointing,
     }

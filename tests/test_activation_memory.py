@@ -1,0 +1,83 @@
+"""``activation_checkpointing: auto`` decides from the model's shape, the batch and the memory the process holds."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+from transformers import LlamaConfig, LlamaForCausalLM
+
+from alignment.config.dpo import DPOSection
+from alignment.config.grpo import GRPOSection
+from alignment.config.sft import SFTSection
+from alignment.models import activation_memory
+from alignment.models.activation_memory import decide_checkpointing, extra_activation_bytes
+
+SMOLLM2 = SimpleNamespace(
+    hidden_size=576, intermediate_size=1536, num_attention_heads=9, num_key_value_heads=3, num_hidden_layers=30
+)
+
+
+def test_extra_activations_follow_the_shape():
+    # per token and layer: 9 * 576 + 4 * 1536 + 2 * 192 (grouped key/value heads) + 7 * 16 (LoRA r 16) = 11,824
+    assert extra_activation_bytes(SMOLLM2, tokens=1, dtype_bytes=4, lora_r=16) == 30 * 11_824 * 4
+    # SmolLM2's SFT step in the bench (batch 8 x 128 tokens, fp32): about 1.4 GiB kept without checkpointing
+    assert extra_activation_bytes(SMOLLM2, 8 * 128, 4, 16) / 2**20 == pytest.approx(1385.6, abs=0.1)
+    grouped = SimpleNamespace(hidden_size=64, num_hidden_layers=2)  # no MLP width or heads given: 4x, one head
+    assert extra_activation_bytes(grouped, 1, 2) == 2 * (9 * 64 + 4 * 256 + 2 * 64) * 2
+
+
+def test_the_steps_tokens_count_pairs_and_the_sections_length_bound():
+    assert SFTSection(max_length=100).length_bound() == 100
+    assert SFTSection(max_length=None).length_bound() == 1024
+    assert GRPOSection(max_completion_length=16).length_bound() == 128 + 16
+    assert (SFTSection.sequences_per_example, DPOSection.sequences_per_example) == (1, 2)
+
+
+@pytest.fixture
+def tiny_lora():
+    from peft import LoraConfig, get_peft_model
+
+    config = LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=2
+    )
+    return get_peft_model(LlamaForCausalLM(config), LoraConfig(r=4, target_modules="all-linear"))
+
+
+def test_checkpointing_only_where_the_extra_activations_pass_five_percent_of_what_is_held(tiny_lora, monkeypatch):
+    section = DPOSection(per_device_train_batch_size=4, max_length=10, lora={"r": 4})
+    # 4 pairs x 2 sequences x 10 tokens x 2 layers x (9*32 + 4*64 + 2*32 + 7*4 = 636) x 4 bytes
+    extra = 80 * 2 * 636 * 4
+    monkeypatch.setattr(activation_memory, "held_bytes", lambda device: 20 * extra)  # exactly 5%: off
+    off = decide_checkpointing(tiny_lora, section, "cpu", bf16=False)
+    assert off.activation_checkpointing is False
+    assert off.extra_activations_mib == pytest.approx(extra / 2**20)
+    assert off.metrics() == {
+        "mode": "auto",
+        "activation_checkpointing": False,
+        "extra_activations_mib": extra / 2**20,
+        "held_mib": 20 * extra / 2**20,
+    }
+    monkeypatch.setattr(activation_memory, "held_bytes", lambda device: 20 * extra - 1)  # above 5%: on
+    assert decide_checkpointing(tiny_lora, section, "cpu", bf16=False).activation_checkpointing is True
+    # bf16 halves the activations: off again
+    assert decide_checkpointing(tiny_lora, section, "cpu", bf16=True).activation_checkpointing is False
+
+
+def test_a_shape_it_cannot_read_gets_trls_default(monkeypatch):
+    model = torch.nn.Linear(2, 2)
+    model.config = SimpleNamespace()
+    monkeypatch.setattr(activation_memory, "held_bytes", lambda device: 2**30)
+    assert decide_checkpointing(model, SFTSection(), "cpu", bf16=False).activation_checkpointing is True
+
+
+def test_the_process_memory_is_read_on_a_cpu():
+    assert activation_memory.held_bytes("cpu") > 50 * 2**20  # torch alone is larger
+
+
+def test_auto_starts_off_in_the_trainer_arguments_and_true_or_false_pass_through():
+    assert SFTSection().activation_checkpointing == "auto"
+    assert SFTSection().trainer_arguments()["activation_checkpointing"] is False  # decided when training starts
+    on = SFTSection(activation_checkpointing=True).trainer_arguments()
+    assert on["activation_checkpointing"] is on["gradient_checkpointing"] is True
+    with pytest.raises(ValueError, match="activation_checkpointing"):
+        SFTSection(activation_checkpointing="sometimes")
