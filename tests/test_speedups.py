@@ -60,6 +60,28 @@ def test_dpo_reads_the_stored_reference_and_trains_as_if_it_computed_it(micro):
     shorter = dpo("dpo.max_length=24")  # another truncation: other log-probabilities
     assert shorter["reference"].id != reference.id
 
+    # Without a stored reference, train_dpo computes each pair's the first time a step draws it and trains as if it
+    # had them stored; over two epochs each pair is computed once.
+    from alignment.core.context import Device, TrainingRun
+    from alignment.methods.dpo import train_dpo
+    from alignment.models.refs import base_ref
+
+    cfg = micro()
+    rows = stored["preferences"].rows("preferences")
+    sft = [stored["sft"].path / "adapter"]
+
+    def lazy(section, name):
+        run = TrainingRun(cfg.store.root / name, Device("cpu", False), cfg.seed, lambda _: None, "dpo")
+        return train_dpo(section, base_ref(stored["base"], cfg.model), sft, rows, run)
+
+    once = lazy(cfg.dpo, "lazy")
+    assert once["stored_reference"] is False
+    assert once["reference_pairs_computed"] == len(rows) == trained.manifest["metrics"]["pairs"]
+    stored_loss = trained.manifest["metrics"]["train_loss"]
+    assert abs(once["train_loss"] - stored_loss) < 1e-4 * abs(stored_loss)
+    twice = lazy(cfg.dpo.model_copy(update={"num_train_epochs": 2.0}), "lazy2")
+    assert twice["steps"] == 2 * once["steps"] and twice["reference_pairs_computed"] == len(rows)
+
 
 def test_a_reference_of_other_pairs_is_refused(micro):
     from alignment.core.context import StageContext

@@ -30,22 +30,62 @@ def load_reference(art: Artifact) -> list[dict]:
 
 
 def dpo_trainer(
-    cfg: DPOSection, base: BaseRef, sft_adapters: Sequence[Path], preferences: list[dict], run: TrainingRun
+    cfg: DPOSection,
+    base: BaseRef,
+    sft_adapters: Sequence[Path],
+    preferences: list[dict],
+    run: TrainingRun,
+    *,
+    lazy_reference: bool = True,
 ):
     """TRL's DPOTrainer for a fresh LoRA on the SFT model (the base with ``sft_adapters`` merged in). Rows that
     already carry the reference log-probabilities (``REFERENCE_COLUMNS``, the reference artifact's) are not
-    computed again; otherwise TRL computes them once before training (``precompute_ref_log_probs``) or in every
-    step."""
+    computed again. Otherwise, with ``precompute_ref_log_probs``, each pair's are computed the first time a step
+    draws it and kept for the later epochs (``lazy_reference``; a short run pays only for the pairs it trains on),
+    or, with ``lazy_reference`` off, by TRL for every pair before training; without it, in every step."""
+    import torch
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
     from alignment.models.modeling import load_causal_lm, load_tokenizer, lora_config, trainer_args
 
     class StoredReferenceDPOTrainer(DPOTrainer):
+        reference_cache: dict[bytes, tuple[float, float]]  # by the pair's tokens: its reference log-probabilities
+        reference_computed = 0  # pairs whose reference log-probabilities this trainer computed lazily
+
         def _precompute_ref_logps(self, dataset, name, batch_size):
             if all(c in dataset.column_names for c in REFERENCE_COLUMNS):
                 return dataset
+            if lazy_reference:  # unknown yet: computed when a step first draws the pair
+                self.reference_cache = {}
+                for column in REFERENCE_COLUMNS:
+                    dataset = dataset.add_column(column, [float("nan")] * len(dataset))
+                return dataset
             return super()._precompute_ref_logps(dataset, name, batch_size)
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            if REFERENCE_COLUMNS[0] in inputs and torch.isnan(inputs[REFERENCE_COLUMNS[0]]).any():
+                self._fill_reference(inputs)
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+
+        def _fill_reference(self, inputs) -> None:
+            """The reference log-probabilities of the batch's pairs, from the cache or computed now (TRL's own
+            ``compute_ref_log_probs``: no gradients, adapter disabled), written into the batch."""
+            ids, mask = inputs["input_ids"], inputs["attention_mask"].bool()
+            pairs = ids.shape[0] // 2  # the batch is [chosen..., rejected...]
+            keys = [
+                ids[i][mask[i]].cpu().numpy().tobytes() + b"|" + ids[i + pairs][mask[i + pairs]].cpu().numpy().tobytes()
+                for i in range(pairs)
+            ]
+            if not all(key in self.reference_cache for key in keys):
+                chosen, rejected = self.compute_ref_log_probs(self.model, inputs)
+                for key, c, r in zip(keys, chosen.tolist(), rejected.tolist(), strict=True):
+                    if key not in self.reference_cache:
+                        self.reference_computed += 1
+                    self.reference_cache[key] = (c, r)
+            values = torch.tensor([self.reference_cache[key] for key in keys], dtype=inputs[REFERENCE_COLUMNS[0]].dtype)
+            inputs[REFERENCE_COLUMNS[0]] = values[:, 0].to(ids.device)
+            inputs[REFERENCE_COLUMNS[1]] = values[:, 1].to(ids.device)
 
     return StoredReferenceDPOTrainer(
         model=load_causal_lm(base, sft_adapters, device=run.device.name),
@@ -69,9 +109,9 @@ def train_dpo(
 ) -> dict:
     """Train a DPO LoRA adapter on the SFT model (the base with ``sft_adapters`` merged in); saves
     ``run.out_dir / "adapter"``. ``reference`` holds the stored reference log-probabilities of each pair
-    (``alignment.methods.reference``); without them, the reference forward runs once before training
-    (``precompute_ref_log_probs``) or in every step. ``stop``: the operating point and the judge of the calibrated
-    stop (``cfg.stop_at_operating_point``); its measurements go into the metrics as ``operating_point``."""
+    (``alignment.methods.reference``); without them, each pair's reference forward runs the first time a step
+    draws it (``precompute_ref_log_probs``) or in every step. ``stop``: the operating point and the judge of the
+    calibrated stop (``cfg.stop_at_operating_point``); its measurements go into the metrics as ``operating_point``."""
     from alignment.evaluation.operating_point_stop import OperatingPointStop
     from alignment.models.modeling import fit, load_tokenizer
 
@@ -88,6 +128,8 @@ def train_dpo(
         calibrated = OperatingPointStop(point, load_tokenizer(base), judge, cfg.operating_point_steps, run.report)
         trainer.add_callback(calibrated)
     metrics = fit(trainer, run, cfg) | {"pairs": len(preferences), "stored_reference": reference is not None}
+    if reference is None and cfg.precompute_ref_log_probs:
+        metrics["reference_pairs_computed"] = trainer.reference_computed
     if calibrated is not None:
         metrics["operating_point"] = calibrated.summary()
     logs = [entry for entry in trainer.state.log_history if "rewards/accuracies" in entry]

@@ -62,7 +62,7 @@ def compute_reference(
     os.environ["TQDM_DISABLE"] = "1"  # TRL's precompute bar would land in the run log; our progress is events
     try:
         precompute = cfg.model_copy(update={"precompute_ref_log_probs": True})
-        found = dpo_trainer(precompute, base, sft_adapters, preferences, run).train_dataset
+        found = dpo_trainer(precompute, base, sft_adapters, preferences, run, lazy_reference=False).train_dataset
     finally:
         if before is None:
             os.environ.pop("TQDM_DISABLE")
