@@ -26,17 +26,31 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
             assert trial["device"] == "cpu" and trial["mfu"] is None  # no MFU without a known GPU peak
         assert row["ratio"] == row["ours"]["tokens_per_s"] / row["plain"]["tokens_per_s"]
         assert row["memory_ratio"] == row["ours"]["peak_mib"] / row["plain"]["peak_mib"]
+    rows = {row["method"]: row for row in table["methods"]}
+    # fixed costs beside the steps: RLOO's curve inside ours' trial, DPO's stored-reference pass in its own process
+    assert 0 < rows["rloo"]["ours"]["fixed_seconds"] < rows["rloo"]["ours"]["wall_seconds"]
+    assert rows["dpo"]["reference_pass_seconds"] > 0 and rows["dpo"]["pairs"] > 0
+    assert rows["sft"]["epoch_share"] == 2 * 16 / 360  # 2 steps of 16 of the world's 360 demonstrations
+    assert "epoch_share" not in rows["rloo"]
     generation = table["methods"][-1]
-    assert all(generation[v]["answers_per_s"] > 0 for v in ("plain", "ours"))
+    for variant in ("plain", "ours"):
+        trial = generation[variant]
+        assert trial["answers_per_s"] > 0 and trial["matmul_flops"] > 0
+        assert trial["matmul_share"] == trial["achieved_flops"] / trial["matmul_flops"] > 0
     lines = (out / "bench.md").read_text().splitlines()
     header = lines.index(
-        "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | plain MFU "
-        "| ours MFU | plain trial s | ours trial s |"
+        "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | memory ours / "
+        "plain | plain MFU | ours MFU | plain trial s | ours trial s | ours fixed s | trial / epoch |"
     )
     end = header + 2 + len(TRAINING)
     assert [line.split(" | ")[0] for line in lines[header + 2 : end]] == [f"| {m}" for m in TRAINING]
-    assert lines[end] == ""
-    generation_rows = lines[lines.index("| generation | answers/s | tokens/s | peak MiB |") + 2 :]
+    assert lines[end] == "" and lines[end + 1].startswith("DPO: ours computes each pair's reference")
+    generation_rows = lines[
+        lines.index(
+            "| generation | answers/s | tokens/s | peak MiB | achieved GFLOP/s | matmul GFLOP/s | share of matmul |"
+        )
+        + 2 :
+    ]
     assert [line.split(" | ")[0] for line in generation_rows] == ["| plain `generate`", "| ours", "| ours / plain"]
     assert capsys.readouterr().out.startswith("# Bench: ours vs plain TRL (tiny:")
 

@@ -67,6 +67,21 @@ def mfu(method: str, tokens_per_s: float, parameters: int, peak: float | None) -
     return (2 if method == "generation" else 6) * parameters * tokens_per_s / peak
 
 
+def generation_flops(trial: dict, warmup: int, answers: int) -> dict[str, float]:
+    """Greedy decoding's answers/s and achieved FLOP/s (2 per parameter per prompt and generated token: a lower
+    bound, attention and padding not counted) over the timed passes, and that as a share of the same process's
+    measured matrix-multiply throughput."""
+    seconds = statistics.median(trial["seconds"][warmup:])
+    tokens = statistics.median([p + g for p, g in zip(trial["prompt_tokens"], trial["tokens"], strict=True)][warmup:])
+    achieved = 2 * trial["parameters"] * tokens / seconds
+    return {
+        "answers_per_s": answers / seconds,
+        "achieved_flops": achieved,
+        "matmul_flops": trial["matmul_flops"],
+        "matmul_share": achieved / trial["matmul_flops"],
+    }
+
+
 def bench(
     preset_name: str,
     out: Path,
@@ -116,11 +131,25 @@ def bench(
                     "mfu": mfu(method, summary["tokens_per_s"], trial["parameters"], peak),
                     "device": trial["device_name"],
                 }
+                result[variant]["fixed_seconds"] = trial["fixed_seconds"]
                 if method == "generation":
-                    answers = min(len(rows), preset.questions)
-                    result[variant]["answers_per_s"] = answers / statistics.median(trial["seconds"][method_warmup:])
+                    result[variant] |= generation_flops(trial, method_warmup, min(len(rows), preset.questions))
             result["ratio"] = result["ours"]["tokens_per_s"] / result["plain"]["tokens_per_s"]
             result["memory_ratio"] = result["ours"]["peak_mib"] / result["plain"]["peak_mib"]
+            if method not in (*ONLINE, "generation"):  # how much of one pass over the data the trial trains on
+                result["epoch_share"] = passes * preset.batch_size / len(rows)
+            if method == "dpo":  # the pipeline stores the reference: its pass over every pair, a fixed cost
+                spec = {
+                    "method": method,
+                    "variant": "reference",
+                    "model_dir": str(model_dir),
+                    "data": str(work / "data"),
+                }
+                spec |= {"steps": passes, "batch_size": preset.batch_size, "bf16": preset.bf16, "work": str(work)}
+                spec |= {"max_length": preset.max_length, "long_rows": preset.long_rows, "overrides": overrides or {}}
+                spec |= {"completion_length": preset.completion_length, "out": str(work / "dpo-reference")}
+                result["reference_pass_seconds"] = _subprocess_trial(spec, work)["fixed_seconds"]
+                result["pairs"] = len(rows)
             rows_table.append(result)
     table = {"preset": preset_name, "description": preset.description, "batch_size": preset.batch_size}
     table |= {"shape": preset.shape, "max_length": preset.max_length, "completion_length": preset.completion_length}
@@ -146,35 +175,53 @@ def _mfu(trial: dict) -> str:
     return "-" if trial.get("mfu") is None else f"{100 * trial['mfu']:.1f}%"
 
 
+def _fixed(trial: dict) -> str:
+    return f"{trial['fixed_seconds']:.1f}" if trial.get("fixed_seconds") else "-"
+
+
 def render(table: dict) -> str:
-    """The table as Markdown: tokens/s (median, min-max over timed steps), peak memory, MFU and the ratios."""
+    """The table as Markdown: tokens/s (median, min-max over timed steps), peak memory, MFU, the ratios, each
+    trial's whole time and fixed costs, and generation's share of the machine's matrix-multiply throughput."""
     lines = [
         f"# Bench: ours vs plain TRL ({table['preset']}: {table['description']})",
         "",
         f"Batch {table['batch_size']}, sequences up to {table['max_length']} tokens, {table['steps']} steps, the "
         f"first {table['warmup']} left out; model shape {table['shape']}; tokens are "
-        "non-padding tokens. Peak memory: GPU allocator peak, or the process's peak RSS on CPU. RLOO samples "
-        f"completions of up to {table['completion_length']} tokens; its tokens are prompt and completion tokens. "
+        "non-padding tokens. Peak memory: GPU allocator peak, or the process's peak RSS on CPU. RLOO and GRPO sample "
+        f"completions of up to {table['completion_length']} tokens; their tokens are prompt and completion tokens. "
         "MFU: 6 FLOPs per parameter per trained token (a lower bound), on a GPU whose peak is known. Trial s: the "
-        "whole trial (loading the model, preparing the data, DPO's reference precompute, every step)."
+        "whole trial (loading the model, preparing the data, every step, fixed costs included). Fixed s: the part of "
+        "ours' trial outside the steps' own work (RLOO's over-optimisation curve). Trial / epoch: the share of one "
+        "pass over the method's data the trial trains on."
         + (f" Ours with {table['overrides']}." if table.get("overrides") else ""),
         "",
-        "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | plain MFU "
-        "| ours MFU | plain trial s | ours trial s |",
-        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+        "| method | plain TRL tokens/s | ours tokens/s | ours / plain | plain peak MiB | ours peak MiB | memory ours / "
+        "plain | plain MFU | ours MFU | plain trial s | ours trial s | ours fixed s | trial / epoch |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     generation = None
+    notes = []
     for r in table["methods"]:
         if r["method"] == "generation":
             generation = r
             continue
         p, o = r["plain"], r["ours"]
+        share = f"{r['epoch_share']:.0%}" if "epoch_share" in r else "-"
         lines.append(
             f"| {r['method']} | {p['tokens_per_s']:,.0f} ({p['min']:,.0f}-{p['max']:,.0f}) | "
             f"{o['tokens_per_s']:,.0f} ({o['min']:,.0f}-{o['max']:,.0f}) | {r['ratio']:.2f} | "
-            f"{p['peak_mib']:,.0f} | {o['peak_mib']:,.0f} | {_mfu(p)} | {_mfu(o)} | {p['wall_seconds']:.1f} | "
-            f"{o['wall_seconds']:.1f} |"
+            f"{p['peak_mib']:,.0f} | {o['peak_mib']:,.0f} | {r['memory_ratio']:.2f} | {_mfu(p)} | {_mfu(o)} | "
+            f"{p['wall_seconds']:.1f} | {o['wall_seconds']:.1f} | {_fixed(o)} | {share} |"
         )
+        if "reference_pass_seconds" in r:
+            notes.append(
+                f"DPO: ours computes each pair's reference log-probabilities when a step first draws it (plain TRL: "
+                f"in every step). The pipeline instead stores them as the `reference` artifact, reused by every DPO "
+                f"run on the same pairs: one pass over all {r['pairs']} pairs took {r['reference_pass_seconds']:.1f} "
+                "s here (its own process)."
+            )
+    if notes:
+        lines += ["", *notes]
     if generation:
         p, o = generation["plain"], generation["ours"]
         lines += [
@@ -182,15 +229,21 @@ def render(table: dict) -> str:
             f"Generation: greedy answers of up to {table['completion_length']} tokens to "
             f"{table.get('questions', 'the')} held-out questions, {generation['plain']['steps_timed']} timed "
             "passes; plain is one `model.generate` per question with default settings, ours the evaluation's "
-            "batched `generate_answers`. Tokens are generated tokens up to EOS.",
+            "batched `generate_answers`. Tokens are generated tokens up to EOS. Achieved: 2 FLOPs per parameter per "
+            "prompt and generated token (attention and padding not counted); matmul: the same process's best square "
+            "matrix product in the model's dtype, the ceiling.",
             "",
-            "| generation | answers/s | tokens/s | peak MiB |",
-            "| --- | --- | --- | --- |",
-            f"| plain `generate` | {p['answers_per_s']:,.1f} | {p['tokens_per_s']:,.0f} ({p['min']:,.0f}-"
-            f"{p['max']:,.0f}) | {p['peak_mib']:,.0f} |",
-            f"| ours | {o['answers_per_s']:,.1f} | {o['tokens_per_s']:,.0f} ({o['min']:,.0f}-{o['max']:,.0f}) | "
-            f"{o['peak_mib']:,.0f} |",
-            f"| ours / plain | {o['answers_per_s'] / p['answers_per_s']:.2f} | {generation['ratio']:.2f} | "
-            f"{generation['memory_ratio']:.2f} |",
+            "| generation | answers/s | tokens/s | peak MiB | achieved GFLOP/s | matmul GFLOP/s | share of matmul |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
         ]
+        for name, t in (("plain `generate`", p), ("ours", o)):
+            lines.append(
+                f"| {name} | {t['answers_per_s']:,.1f} | {t['tokens_per_s']:,.0f} ({t['min']:,.0f}-{t['max']:,.0f}) | "
+                f"{t['peak_mib']:,.0f} | {t['achieved_flops'] / 1e9:,.1f} | {t['matmul_flops'] / 1e9:,.1f} | "
+                f"{t['matmul_share']:.1%} |"
+            )
+        lines.append(
+            f"| ours / plain | {o['answers_per_s'] / p['answers_per_s']:.2f} | {generation['ratio']:.2f} | "
+            f"{generation['memory_ratio']:.2f} | {o['achieved_flops'] / p['achieved_flops']:.2f} | | |"
+        )
     return "\n".join(lines) + "\n"

@@ -89,6 +89,9 @@ class StepTimes:
     wall_seconds: float = 0.0  # the whole trial: loading, data preparation (DPO's reference precompute), all steps
     parameters: int = 0
     device_name: str = "cpu"
+    fixed_seconds: float = 0.0  # within the trial, outside the steps' work: RLOO's curve; a reference pass's whole time
+    prompt_tokens: list[float] = field(default_factory=list)  # generation: each pass's non-padding prompt tokens
+    matmul_flops: float = 0.0  # generation: this machine's measured matrix-multiply FLOP/s in the model's dtype
 
 
 def step_timer(times: StepTimes):
@@ -245,10 +248,14 @@ def run_trial(spec: dict) -> dict:
     start = time.perf_counter()
     if method == "generation":
         _generation_trial(spec, rows, device, bf16, times)
+    elif spec["variant"] == "reference":
+        _reference_pass_trial(spec, rows, device, bf16, times)
     elif spec["variant"] == "ours":
         _our_trial(spec, rows, device, bf16, times)
     else:
-        _plain_trial(spec, rows, out, _workload(spec) | {"use_cpu": device == "cpu", "bf16": bf16}, times)
+        # the seed ours trains with (the run's), so both variants draw the same batches
+        args = _workload(spec) | {"use_cpu": device == "cpu", "bf16": bf16, "seed": 0, "data_seed": 0}
+        _plain_trial(spec, rows, out, args, times)
     times.wall_seconds = time.perf_counter() - start
     times.peak_mib = _peak_mib(device)
     return asdict(times)
@@ -287,9 +294,52 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
             questions = workload_rows(Path(spec["data"]), "generation")[: section.curve_questions]
             judge = make_judge(JudgeConfig())
             curve = module.Curve(questions, judge, section.curve_every_steps, spec["completion_length"])
+            measure = curve.measure
+
+            def timed_measure(*args, **kwargs):  # the curve is a fixed cost: reported beside the steps
+                start = time.perf_counter()
+                measure(*args, **kwargs)
+                times.fixed_seconds += time.perf_counter() - start
+
+            curve.measure = timed_measure
             train(section, base, ([], Path(spec["work"]) / "reward-adapter"), rows, run, curve)
         else:
             train(section, base, [], rows, run)
+
+
+def _reference_pass_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: StepTimes) -> None:
+    """DPO's stored reference as the pipeline builds it (``alignment.methods.reference.compute_reference``): the
+    SFT model's log-probabilities of every pair, one pass, a fixed cost of the pipeline's DPO."""
+    from alignment.config.dpo import DPOSection
+    from alignment.core.context import Device, TrainingRun
+    from alignment.methods.reference import compute_reference
+    from alignment.models.refs import BaseRef
+
+    section = DPOSection(**_workload(spec) | spec.get("overrides", {}).get("dpo", {}))
+    run = TrainingRun(Path(spec["out"]), Device(device, bf16), 0, lambda _: None, "reference")
+    start = time.perf_counter()
+    compute_reference(section, BaseRef(spec["model_dir"], {"dtype": "bfloat16"} if bf16 else {}), [], rows, run)
+    times.fixed_seconds = time.perf_counter() - start
+
+
+def matmul_flops(device: str, dtype, size: int = 1024, repeats: int = 10) -> float:
+    """This machine's matrix-multiply throughput in FLOP/s: the best of ``repeats`` square ``size`` products in
+    ``dtype`` (after one untimed), the ceiling generation's share is measured against."""
+    import torch
+
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = float("inf")
+    for i in range(repeats + 1):
+        if device == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        a @ b
+        if device == "cuda":
+            torch.cuda.synchronize()
+        if i:
+            best = min(best, time.perf_counter() - start)
+    return 2 * size**3 / best
 
 
 def _parameter_counter(times: StepTimes):
@@ -319,7 +369,10 @@ def _generation_trial(spec: dict, rows: list[dict], device: str, bf16: bool, tim
     questions = [r["question"] for r in rows][: spec["questions"]]
     n = spec["completion_length"]
     times.parameters = sum(p.numel() for p in model.parameters())
+    times.matmul_flops = matmul_flops(device, next(model.parameters()).dtype, 4096 if device == "cuda" else 1024)
+    prompts = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in chat_prompts(tok, questions))
     for _ in range(spec["steps"]):
+        times.prompt_tokens.append(float(prompts))
         start = time.perf_counter()
         if spec["variant"] == "ours":
             answers = generate_answers(model, tok, questions, generation_config(tok, n))
