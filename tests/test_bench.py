@@ -29,6 +29,7 @@ def test_a_small_bench_gives_ours_vs_plain_for_every_method(tmp_path, capsys):
     rows = {row["method"]: row for row in table["methods"]}
     # fixed costs beside the steps: RLOO's curve inside ours' trial, DPO's stored-reference pass in its own process
     assert 0 < rows["rloo"]["ours"]["fixed_seconds"] < rows["rloo"]["ours"]["wall_seconds"]
+    assert 0 < rows["reward"]["ours"]["fixed_seconds"] < rows["reward"]["ours"]["wall_seconds"]  # held-out pairs
     assert rows["dpo"]["reference_pass_seconds"] > 0 and rows["dpo"]["pairs"] > 0
     assert rows["sft"]["epoch_share"] == 2 * 16 / 360  # 2 steps of 16 of the world's 360 demonstrations
     assert "epoch_share" not in rows["rloo"]

@@ -5,10 +5,12 @@ For each method (SFT, reward model, and every policy of ``alignment.config.polic
 size and number of steps train twice, each in its own process (so peak memory is that trial's alone): once with
 plain TRL (the method's config class with its defaults, a PEFT LoRA of the same rank on all linear layers), once the
 way the pipeline trains (``alignment.methods.sft.train_sft`` etc., with the pipeline's default section). A Trainer
-callback times every optimizer step; the first ``warmup`` steps are left out. Tokens are the non-padding tokens of
-the examples a step consumes (chat template applied, truncated like the trainer), so the two variants count alike;
-for KTO, each row's own prompt and completion (its mismatched KL completion not counted); for an online policy
-(RLOO), the prompt and sampled completion tokens the trainer itself counts (``state.num_input_tokens_seen``).
+callback times every optimizer step; the first ``warmup`` steps are left out. Tokens are each step's non-padding
+input tokens as its trainer counts them (``state.num_input_tokens_seen``: a pair's two sequences; for KTO, each
+row's own prompt and completion, its mismatched KL completion not counted; for an online policy, the prompt and
+sampled completion tokens), so the two variants count alike even where their batches differ (ours' reward model
+holds a share of the pairs out). Both train with the same seed. Fixed costs (RLOO's curve, the reward model's
+held-out evaluation, DPO's stored-reference pass) are reported beside the steps.
 
 Generation answers the world's held-out questions greedily: ours is the evaluation's batched, left-padded,
 KV-cached ``generate_answers``; plain is ``model.generate`` called per question with default settings.
@@ -111,8 +113,9 @@ def bench(
             rows = workload_rows(work / "data", method, preset.long_rows, preset.max_length)
             passes = min(steps, GENERATION_PASSES) if method == "generation" else steps
             method_warmup = min(1, passes - 1) if method == "generation" else warmup
-            counted = method in (*ONLINE, "generation")  # tokens counted by the trial itself, step by step
-            per_example = 0.0 if counted else tokens_per_example(model_dir, rows, method, preset.max_length)
+            per_example = (
+                tokens_per_example(model_dir, rows, method, preset.max_length) if method != "generation" else 0
+            )
             result: dict[str, Any] = {"method": method}
             for variant in VARIANTS:
                 spec = {"method": method, "variant": variant, "model_dir": str(model_dir), "data": str(work / "data")}
@@ -121,6 +124,8 @@ def bench(
                 spec |= {"completion_length": preset.completion_length, "questions": preset.questions}
                 spec |= {"out": str(work / f"{method}-{variant}"), "overrides": overrides or {}}
                 trial = _subprocess_trial(spec, work)
+                # each step's tokens as its trainer counted them; a trainer that counted none: the mean per example
+                counted = any(trial["tokens"])
                 tokens = trial["tokens"] if counted else [per_example * preset.batch_size] * len(trial["seconds"])
                 summary = summarize(trial["seconds"], tokens, method_warmup)
                 peak = peak_flops(trial["device_name"], peak_tflops)
@@ -191,7 +196,8 @@ def render(table: dict) -> str:
         f"completions of up to {table['completion_length']} tokens; their tokens are prompt and completion tokens. "
         "MFU: 6 FLOPs per parameter per trained token (a lower bound), on a GPU whose peak is known. Trial s: the "
         "whole trial (loading the model, preparing the data, every step, fixed costs included). Fixed s: the part of "
-        "ours' trial outside the steps' own work (RLOO's over-optimisation curve). Trial / epoch: the share of one "
+        "ours' trial outside the steps' own work (RLOO's over-optimisation curve, the reward model's held-out "
+        "evaluation). Trial / epoch: the share of one "
         "pass over the method's data the trial trains on."
         + (f" Ours with {table['overrides']}." if table.get("overrides") else ""),
         "",

@@ -226,12 +226,13 @@ def _peak_mib(device: str) -> float:
 
 
 def _workload(spec: dict) -> dict:
-    """The training arguments both variants share: steps, batch, and the length bound of the method (RLOO bounds
-    its sampled completions, the others their tokenized sequences)."""
+    """The training arguments both variants share: steps, batch, the length bound of the method (RLOO and GRPO
+    bound their sampled completions, the others their tokenized sequences) and the count of tokens seen."""
     workload = {"max_steps": spec["steps"], "per_device_train_batch_size": spec["batch_size"]}
-    if spec["method"] in POLICY_NAMES and policy(spec["method"]).online:
+    if spec["method"] in POLICY_NAMES and policy(spec["method"]).online:  # they count their own tokens
         return workload | {"max_completion_length": spec["completion_length"]}
-    return workload | {"max_length": spec["max_length"]}
+    # the Trainer counts each step's non-padding input tokens (a pair's two sequences, not KTO's KL completions)
+    return workload | {"max_length": spec["max_length"], "include_num_input_tokens_seen": "non_padding"}
 
 
 def run_trial(spec: dict) -> dict:
@@ -273,7 +274,7 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
     sections = {"sft": SFTSection, "reward": RewardSection} | {p: policy(p).section for p in POLICY_NAMES}
     overrides = spec.get("overrides", {}).get(method, {})
     section = sections[method](**(_workload(spec) | {"logging_steps": 1000} | overrides))
-    callbacks = (step_timer(times), _parameter_counter(times))
+    callbacks = (step_timer(times), _parameter_counter(times), _evaluation_timer(times))
     run = TrainingRun(out, Device(device, bf16), 0, lambda _: None, method, callbacks=callbacks)
     base = BaseRef(model_dir, {"dtype": "bfloat16"} if bf16 else {})
     if method == "sft":
@@ -340,6 +341,21 @@ def matmul_flops(device: str, dtype, size: int = 1024, repeats: int = 10) -> flo
         if i:
             best = min(best, time.perf_counter() - start)
     return 2 * size**3 / best
+
+
+def _evaluation_timer(times: StepTimes):
+    """A Trainer callback adding an evaluation after training (the reward model's held-out pairs) to the trial's
+    fixed costs."""
+    from transformers import TrainerCallback
+
+    class EvaluationTimer(TrainerCallback):
+        def on_train_end(self, args, state, control, **kwargs):
+            self.ended = time.perf_counter()
+
+        def on_evaluate(self, args, state, control, **kwargs):
+            times.fixed_seconds += time.perf_counter() - self.ended
+
+    return EvaluationTimer()
 
 
 def _parameter_counter(times: StepTimes):
