@@ -122,6 +122,7 @@ def test_two_policies_from_one_sft_and_one_reward_model_are_evaluated_side_by_si
     assert "## Win-rate of dpo vs SFT" in report and "## Win-rate of rloo vs SFT" in report
     curve = json.loads((rloo.path / "curve.json").read_text())
     assert [p["step"] for p in curve] == sorted({0, *range(20, rloo.metrics["steps"] + 1, 20), rloo.metrics["steps"]})
+    assert curve[0]["kl"] == 0.0 and curve[-1]["kl"] > 0  # the fresh adapter is the SFT model; the trained one is not
     assert metrics["rloo"]["curve"] == curve and "curve" not in metrics["dpo"]
     assert (
         "## Over-optimisation during rloo training" in report and (values["report"].path / "rloo_curve.png").is_file()

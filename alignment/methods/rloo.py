@@ -60,7 +60,11 @@ class Curve:
         with torch.no_grad():
             answers = generate_answers(model, tok, prompts, generation_config(tok, self.max_new_tokens))
             proxy = reward_scores(reward_model, tok, prompts, answers)
-            kl = mean_token_kl(model, Reference(), tok, prompts, answers)
+            # a LoRA whose B matrices are all zero (PEFT's initialisation: before the first step) adds nothing, so the
+            # policy is the SFT model and its KL exactly 0: no forward passes needed
+            lora_b = [p for name, p in model.named_parameters() if "lora_B" in name]
+            fresh = bool(lora_b) and not any(p.any() for p in lora_b)
+            kl = [(0.0, 0)] if fresh else mean_token_kl(model, Reference(), tok, prompts, answers)
         model.train(was_training)
         gold = [GOLD_SCORE[self.judge(a, q["answers"])] for a, q in zip(answers, self.questions, strict=True)]
         tokens = sum(n for _, n in kl)

@@ -95,16 +95,18 @@ class StepTimes:
 
 
 def step_timer(times: StepTimes):
-    """A Trainer callback appending each optimizer step's wall time to ``times.seconds`` and the tokens the
-    trainer counted in it (``state.num_input_tokens_seen``) to ``times.tokens``."""
+    """A Trainer callback appending each optimizer step's wall time (less any fixed cost measured within it, e.g.
+    RLOO's curve at the last step) to ``times.seconds`` and the tokens the trainer counted in it
+    (``state.num_input_tokens_seen``) to ``times.tokens``."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
-            self.start, self.seen = time.perf_counter(), state.num_input_tokens_seen
+            self.start, self.seen, self.fixed = time.perf_counter(), state.num_input_tokens_seen, times.fixed_seconds
 
-        def on_step_end(self, args, state, control, **kwargs):
-            times.seconds.append(time.perf_counter() - self.start)
+        def on_step_end(self, args, state, control, **kwargs):  # a fixed cost run at the step's end is not the step's
+            elapsed = time.perf_counter() - self.start - (times.fixed_seconds - self.fixed)
+            times.seconds.append(elapsed)
             times.tokens.append(float(state.num_input_tokens_seen - self.seen))
 
     return StepTimer()
