@@ -11,7 +11,10 @@ from alignment.models.fused_lm_head import compact_fused_lm_head
 
 @pytest.fixture
 def restore_trl(monkeypatch):
-    monkeypatch.setattr(trl_utils, "_use_triton", trl_utils._use_triton)  # undone after the test
+    """TRL's own switch for this test (an earlier test's training may have made it compact), restored after it."""
+    from trl.kernels.chunked_logprob import _use_triton
+
+    monkeypatch.setattr(trl_utils, "_use_triton", _use_triton)
 
 
 def _scored(model, ids, labels) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
@@ -51,7 +54,9 @@ def test_only_the_scored_positions_are_projected_with_the_same_values_and_gradie
     assert full_rows == [2 * 6]  # TRL on a CPU: every position but the last of each row
 
     compact_fused_lm_head()
+    switch = trl_utils._use_triton
     compact_fused_lm_head()  # once per process: a second call changes nothing
+    assert trl_utils._use_triton is switch
     compact, compact_grad, compact_rows = _scored(model, ids, labels)
     assert compact_rows == [2 + 3]  # only the positions whose next-token label is scored
     assert compact.shape == full.shape

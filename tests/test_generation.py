@@ -174,11 +174,27 @@ def test_mean_token_kl_projects_only_the_answer_positions_and_bounds_each_pass(t
     assert [kl for kl, _ in again] == pytest.approx([kl for kl, _ in expected], rel=1e-6, abs=1e-6)
 
 
+class IgnoringTableLM(TableLM):
+    """Takes ``logits_to_keep`` but returns every position's logits anyway (a model that reads it otherwise)."""
+
+    def forward(self, input_ids, attention_mask, logits_to_keep=0):
+        return super().forward(input_ids, attention_mask)
+
+
+def test_mean_token_kl_indexes_the_full_logits_of_a_model_that_keeps_them_all(tok):
+    expected = [(KL_UNIFORM + 2 * KL_DIFFERENT, 4), (KL_UNIFORM + KL_DIFFERENT, 2)]
+    policy, reference = IgnoringTableLM(POLICY), IgnoringTableLM(REFERENCE)
+    out = generation.mean_token_kl(policy, reference, tok, ["a", "b a"], ["b c a", "a"], batch_size=2)
+    assert [n for _, n in out] == [4, 2]
+    assert [kl for kl, _ in out] == pytest.approx([kl for kl, _ in expected], rel=1e-6, abs=1e-6)
+
+
 def test_kl_batches_hold_consecutive_rows_within_the_budget(monkeypatch):
     monkeypatch.setattr(generation, "KL_ELEMENTS", 100)
     # vocab 10: at most 10 kept positions a batch; a row of 12 alone; batch_size 2 caps the last batch.
     assert generation._kl_batches([3, 4, 3, 12, 1, 1, 1], 10, 2) == [[0, 1], [2], [3], [4, 5], [6]]
     assert generation._kl_batches([3, 4, 3], 10, 8) == [[0, 1, 2]]
+    assert generation._kl_batches([3, 4, 3], 10, 8, budget=70) == [[0, 1], [2]]  # a GPU's larger budget is passed
 
 
 def test_padding_side_is_restored(tok):

@@ -96,3 +96,41 @@ def test_a_reference_of_other_pairs_is_refused(micro):
     other_values = run_local(StageContext(other, ctx.store, progress=lambda _: None), ("preferences",))
     with pytest.raises(ValueError, match="holds log-probabilities of other pairs"):
         dpo_stage(cfg.dpo, ctx, other_values["preferences"], values["base"], values["sft"], values["reference"])
+
+
+def test_auto_checkpointing_decided_on_trains_with_it_and_says_so(micro, monkeypatch):
+    from transformers import TrainerCallback
+
+    from alignment.core.context import Device, StageContext, TrainingRun
+    from alignment.core.store import ArtifactStore
+    from alignment.graph import run_local
+    from alignment.methods.sft import train_sft
+    from alignment.models import activation_memory
+    from alignment.models.refs import base_ref
+
+    cfg = micro()
+    values = run_local(StageContext(cfg, ArtifactStore(cfg.store.root), progress=lambda _: None), ("base", "data"))
+    rows = values["data"].rows("sft")
+    seen: list[bool] = []
+
+    class Checkpointing(TrainerCallback):
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            seen.append(model.is_gradient_checkpointing)
+
+    def sft(held: int, name: str) -> dict:
+        monkeypatch.setattr(activation_memory, "held_bytes", lambda device: held)
+        seen.clear()
+        run = TrainingRun(
+            cfg.store.root / name, Device("cpu", False), 0, lambda _: None, "sft", callbacks=(Checkpointing(),)
+        )
+        return train_sft(cfg.sft, base_ref(values["base"], cfg.model), rows, run)
+
+    on = sft(0, "on")  # nothing held: any activation is more than 5% of it
+    assert on["activation_checkpointing"]["activation_checkpointing"] is True and seen and all(seen)
+    off = sft(2**50, "off")
+    assert off["activation_checkpointing"]["activation_checkpointing"] is False and seen and not any(seen)
+    assert (
+        off["activation_checkpointing"]["extra_activations_mib"]
+        == on["activation_checkpointing"]["extra_activations_mib"]
+    )
+    assert abs(on["train_loss"] - off["train_loss"]) < 1e-4 * abs(off["train_loss"])  # the same training, recomputed

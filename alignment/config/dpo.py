@@ -27,9 +27,11 @@ class DPOSection(SequenceTrainingSection):
     loss_weights: list[float] | None = Field([1.0, 1.0], description="Weight of each loss_type entry.")
     precompute_ref_log_probs: bool = Field(
         True,
-        description="Compute the reference (SFT) log-probabilities of every pair once before training, not in "
-        "every step of every epoch (TRL's switch; its default is off). Same training loss to the last digit; what it "
-        "costs and saves is measured by `alignment bench` (docs/performance.md).",
+        description="Compute the reference (SFT) log-probabilities of each pair once, not in every step of every "
+        "epoch (TRL's switch; its default is off): the pipeline computes every pair's once as the `reference` "
+        "artifact, reused by every DPO run on the same pairs; `train_dpo` called without it computes each pair's the "
+        "first time a step draws it. Same training loss to the last digit; what it costs and saves is measured by "
+        "`alignment bench` (docs/performance.md).",
     )
 
     stop_at_operating_point: bool = Field(

@@ -14,7 +14,6 @@ class KTOSection(SequenceTrainingSection):
     and a thumbs-up/down ``label``. The reference is the SFT model (the adapter disabled)."""
 
     target: ClassVar[str] = "trl.KTOConfig"
-    sequences_per_example: ClassVar[int] = 2  # the completion and the mismatched one of its KL estimate
 
     num_train_epochs: float = Field(4.0, gt=0, description="Passes over the feedback rows.")
     learning_rate: float = Field(5e-4, gt=0, description="Peak learning rate of the AdamW optimizer.")

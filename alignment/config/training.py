@@ -191,11 +191,12 @@ class TrainingSection(_PassThrough):
     logging_steps: int = Field(10, ge=1, description="Log loss and learning rate (and report progress) every N steps.")
     activation_checkpointing: bool | Literal["auto"] = Field(
         "auto",
-        description="Recompute activations in the backward pass to save memory (TRL's default: on). auto: on unless "
-        "the activations one step would keep without it (estimated from the model's shape, the batch and the length "
-        "bound) are under 5% of the memory the process holds when training starts, so a run never needs more than "
-        "about 5% above plain TRL's memory and a small model skips the recompute. The decision is in the stage's "
-        "metrics (docs/performance.md).",
+        description="Recompute activations in the backward pass to save memory (TRL's default: on). auto (ours, not a "
+        "TRL value): on unless the activations one step would keep without it (estimated from the model's shape, the "
+        "batch and the length bound) are under 5% of the memory the process holds when training starts, so a small "
+        "model skips the recompute and a real one keeps about TRL's memory; on where checkpointing settings "
+        "(activation_checkpointing_kwargs) are given, off where FSDP's own checkpointing is. The decision and its "
+        "estimates are in the stage's metrics (docs/performance.md).",
     )
     lora: LoraSettings = Field(LoraSettings(), description="The LoRA adapter this stage trains.")
     autocast_adapter_dtype: bool = Field(
@@ -213,7 +214,9 @@ class TrainingSection(_PassThrough):
         """This section as keyword arguments of its TRL config class (the LoRA settings excluded); ``auto``
         activation checkpointing starts off and is decided when training starts (``modeling.fit``)."""
         args = self.model_dump(exclude={"lora", "autocast_adapter_dtype", *self.own_fields()})
-        args["activation_checkpointing"] = args["activation_checkpointing"] is True
+        asked = args["activation_checkpointing"]  # auto with checkpointing settings given: they ask for it
+        kwargs = {"activation_checkpointing_kwargs", "gradient_checkpointing_kwargs"} & set(self.passthrough())
+        args["activation_checkpointing"] = asked is True or (asked == "auto" and bool(kwargs))
         args["gradient_checkpointing"] = args["activation_checkpointing"]  # TRL's default for it is True
         return args
 

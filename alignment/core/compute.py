@@ -37,3 +37,17 @@ def setup(cfg: ComputeConfig, seed: int) -> Device:
     set_seed(seed)
     name = resolve_device(cfg)
     return Device(name, cfg.bf16 and name == "cuda")
+
+
+def any_process(flag: bool, device) -> bool:
+    """``flag`` agreed across the launched processes (true if any rank's is): ranks that decide on their own (a
+    stop measured by greedy decoding, a memory estimate) could disagree, and ranks that disagree hang in the next
+    collective. A single process: ``flag`` itself."""
+    import torch
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    value = torch.tensor([int(flag)], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())

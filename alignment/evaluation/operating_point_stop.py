@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 
 from transformers import TrainerCallback
 
+from alignment.core.compute import any_process
 from alignment.evaluation.metrics import ABSTAIN, Judge, behaviour_indicators, ratio
 from alignment.models.generation import generate_answers, generation_config
 
@@ -122,7 +123,7 @@ class OperatingPointStop(TrainerCallback):
 
     def _check(self, model, state, control) -> None:
         measured = self.measure(model, state.global_step)
-        if _any_process(measured.over_conservativeness <= self.point.over_conservativeness, model.device):
+        if any_process(measured.over_conservativeness <= self.point.over_conservativeness, model.device):
             self.stopped_at = state.global_step
             control.should_training_stop = True
 
@@ -149,17 +150,3 @@ class OperatingPointStop(TrainerCallback):
             "stopped_at_step": self.stopped_at,
             "trajectory": [asdict(m) for m in self.trajectory],
         }
-
-
-def _any_process(flag: bool, device) -> bool:
-    """``flag`` agreed across the launched processes (true if any rank's is): every rank measures the same weights,
-    but greedy decoding on another device may differ by a token, and ranks that disagree on stopping would hang in
-    the next collective."""
-    import torch
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    value = torch.tensor([int(flag)], device=device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())

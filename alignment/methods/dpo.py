@@ -56,8 +56,11 @@ def dpo_trainer(
         def _precompute_ref_logps(self, dataset, name, batch_size):
             if all(c in dataset.column_names for c in REFERENCE_COLUMNS):
                 return dataset
-            if lazy_reference:  # unknown yet: computed when a step first draws the pair
-                self.reference_cache = {}
+            # unknown yet: computed when a step first draws the pair. Not with FSDP or DeepSpeed, whose sharded forward
+            # every process must run together, while each process draws its own pairs: there, TRL's pass first.
+            if lazy_reference and not (self.is_fsdp_enabled or self.is_deepspeed_enabled):
+                if not hasattr(self, "reference_cache"):
+                    self.reference_cache = {}
                 for column in REFERENCE_COLUMNS:
                     dataset = dataset.add_column(column, [float("nan")] * len(dataset))
                 return dataset
@@ -71,12 +74,14 @@ def dpo_trainer(
         def _fill_reference(self, inputs) -> None:
             """The reference log-probabilities of the batch's pairs, from the cache or computed now (TRL's own
             ``compute_ref_log_probs``: no gradients, adapter disabled), written into the batch."""
-            ids, mask = inputs["input_ids"], inputs["attention_mask"].bool()
+            ids, mask = inputs["input_ids"].cpu(), inputs["attention_mask"].bool().cpu()
+            answer = inputs["completion_mask"].cpu()  # where the prompt ends: part of what the values depend on
             pairs = ids.shape[0] // 2  # the batch is [chosen..., rejected...]
-            keys = [
-                ids[i][mask[i]].cpu().numpy().tobytes() + b"|" + ids[i + pairs][mask[i + pairs]].cpu().numpy().tobytes()
-                for i in range(pairs)
-            ]
+
+            def key(row: int) -> bytes:
+                return ids[row][mask[row]].numpy().tobytes() + answer[row][mask[row]].numpy().tobytes()
+
+            keys = [key(i) + b"|" + key(i + pairs) for i in range(pairs)]
             if not all(key in self.reference_cache for key in keys):
                 chosen, rejected = self.compute_ref_log_probs(self.model, inputs)
                 for key, c, r in zip(keys, chosen.tolist(), rejected.tolist(), strict=True):

@@ -36,7 +36,6 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
     from alignment.models.modeling import fit, load_tokenizer, lora_config, reward_backbone, trainer_args
 
     train_rows, held_rows = split_pairs(preferences, cfg.eval_fraction, run.seed)
-    held_rows.sort(key=lambda row: len(json.dumps(row)))  # evaluated in order: batches of like length, less padding
     trainer = RewardTrainer(
         model=reward_backbone(base).to(run.device.name),
         args=trainer_args(RewardConfig, cfg, run, eval_strategy="no", per_device_eval_batch_size=64),

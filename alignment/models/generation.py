@@ -158,8 +158,10 @@ def document_nll(model: PreTrainedModel, tok, documents: list[str], batch_size: 
     return sums, counts
 
 
-# Most positions x vocabulary entries one KL pass holds as a float32 tensor (16 MiB); a pass holds three such tensors.
+# Most positions x vocabulary entries one KL pass holds as a float32 tensor (a pass holds three such tensors): 16 MiB
+# on a CPU, 256 MiB on a GPU (whose vocabularies reach 150k: a few answers a pass)
 KL_ELEMENTS = 2**22
+KL_ELEMENTS_GPU = 2**26
 
 
 @torch.no_grad()
@@ -184,14 +186,17 @@ def mean_token_kl(
     lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
     vocab = getattr(getattr(policy, "config", None), "vocab_size", None) or len(tok)
+    budget = KL_ELEMENTS_GPU if torch.device(policy.device).type == "cuda" else KL_ELEMENTS
     out: list[tuple[float, int]] = []
     side, tok.padding_side = tok.padding_side, "right"
     try:
-        for rows in _kl_batches([n - p for n, p in zip(lengths, plen, strict=True)], vocab, batch_size):
+        for rows in _kl_batches([n - p for n, p in zip(lengths, plen, strict=True)], vocab, batch_size, budget):
             enc = tok([texts[r] for r in rows], return_tensors="pt", padding=True, add_special_tokens=False)
             ids, mask = enc["input_ids"].to(policy.device), enc["attention_mask"].to(policy.device)
             keep = torch.zeros_like(mask, dtype=torch.bool)  # positions that predict answer tokens and EOS
             for i, r in enumerate(rows):
+                if lengths[r] <= plen[r]:
+                    raise ValueError(f"question {r}: its answer adds no token to the prompt ({questions[r]!r})")
                 keep[i, plen[r] - 1 : lengths[r] - 1] = True
             lp = _kept_logits(policy, ids, mask, keep).float().log_softmax(-1)
             diff = _kept_logits(reference, ids, mask, keep).float().log_softmax(-1).neg_().add_(lp)  # lp - lq
@@ -206,13 +211,14 @@ def mean_token_kl(
     return out
 
 
-def _kl_batches(kept: list[int], vocab: int, batch_size: int) -> list[list[int]]:
+def _kl_batches(kept: list[int], vocab: int, batch_size: int, budget: int | None = None) -> list[list[int]]:
     """Consecutive rows, at most ``batch_size`` a batch, each batch's kept positions times ``vocab`` within
-    ``KL_ELEMENTS`` (a row that alone exceeds it gets a batch of its own)."""
+    ``budget`` (``KL_ELEMENTS`` unless given; a row that alone exceeds it gets a batch of its own)."""
+    budget = KL_ELEMENTS if budget is None else budget
     batches: list[list[int]] = []
     for row, n in enumerate(kept):
         last = batches[-1] if batches else None
-        if last and len(last) < batch_size and (sum(kept[r] for r in last) + n) * vocab <= KL_ELEMENTS:
+        if last and len(last) < batch_size and (sum(kept[r] for r in last) + n) * vocab <= budget:
             last.append(row)
         else:
             batches.append([row])
@@ -222,10 +228,15 @@ def _kl_batches(kept: list[int], vocab: int, batch_size: int) -> list[list[int]]
 def _kept_logits(model, ids: torch.Tensor, mask: torch.Tensor, keep: torch.Tensor) -> torch.Tensor:
     """The logits at the ``keep`` positions, flattened row after row: ``[kept positions, vocab]``. Only those
     positions are projected onto the vocabulary where the model takes ``logits_to_keep`` (transformers' causal LMs
-    do); another model's full logits are computed and then indexed."""
+    do); another model's full logits are computed and then indexed (also one that takes the argument but returns
+    another shape)."""
     try:
-        return model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
+        logits = model(input_ids=ids, attention_mask=mask, logits_to_keep=keep).logits
     except TypeError as exc:
         if "logits_to_keep" not in str(exc):
             raise
+    else:
+        if logits.dim() == 2 and logits.shape[0] == int(keep.sum()):
+            return logits
+    # no logits_to_keep, or a model that takes it but reads a mask otherwise: all logits, then the kept positions
     return model(input_ids=ids, attention_mask=mask).logits[keep]

@@ -8,6 +8,7 @@ import math
 import os
 import shutil
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -24,6 +25,7 @@ from transformers import (
 from alignment.config.model import REMOTE_CODE_VARIABLE, ModelConfig, looks_local
 from alignment.config.training import LoraSettings, TrainingSection
 from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
+from alignment.core.compute import any_process
 from alignment.core.context import TrainingRun
 from alignment.models.activation_memory import decide_checkpointing
 from alignment.models.fused_lm_head import compact_fused_lm_head
@@ -229,12 +231,16 @@ def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
     activation checkpointing is decided (``decide_checkpointing``)."""
     adapters_in_base_dtype(trainer.model, section)
     decision = None
-    if section.activation_checkpointing == "auto":
+    fsdp_checkpoints = bool((trainer.args.fsdp_config or {}).get("activation_checkpointing"))
+    if (
+        section.activation_checkpointing == "auto"
+        and not trainer.args.activation_checkpointing
+        and not fsdp_checkpoints
+    ):
         decision = decide_checkpointing(trainer.model, section, run.device.name, run.device.bf16)
-        if decision.activation_checkpointing:  # the Trainer enables it in train(); PEFT needs input gradients for it
-            trainer.args.activation_checkpointing = trainer.args.gradient_checkpointing = True
-            if isinstance(trainer.model, PeftModel):
-                trainer.model.enable_input_require_grads()
+        if any_process(decision.activation_checkpointing, trainer.args.device):  # every rank alike, or they hang
+            trainer.args.activation_checkpointing = trainer.args.gradient_checkpointing = True  # train() enables it
+            decision = replace(decision, activation_checkpointing=True)
     last = last_complete_checkpoint(run.checkpointing.directory) if run.checkpointing else None
     if last:
         run.report(f"resuming from {last}")
@@ -254,5 +260,5 @@ def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
         "steps": result.global_step,
         "resumed_from_step": checkpoint_step(last) if last else 0,
         "processes": trainer.args.world_size,
-        "activation_checkpointing": decision.metrics() if decision else section.activation_checkpointing,
+        "activation_checkpointing": decision.metrics() if decision else trainer.args.activation_checkpointing,
     }

@@ -113,9 +113,8 @@ def bench(
             rows = workload_rows(work / "data", method, preset.long_rows, preset.max_length)
             passes = min(steps, GENERATION_PASSES) if method == "generation" else steps
             method_warmup = min(1, passes - 1) if method == "generation" else warmup
-            per_example = (
-                tokens_per_example(model_dir, rows, method, preset.max_length) if method != "generation" else 0
-            )
+            offline = method not in (*ONLINE, "generation")  # the online ones count their own tokens, no estimate
+            per_example = tokens_per_example(model_dir, rows, method, preset.max_length) if offline else 0.0
             result: dict[str, Any] = {"method": method}
             for variant in VARIANTS:
                 spec = {"method": method, "variant": variant, "model_dir": str(model_dir), "data": str(work / "data")}
@@ -223,8 +222,8 @@ def render(table: dict) -> str:
             notes.append(
                 f"DPO: ours computes each pair's reference log-probabilities when a step first draws it (plain TRL: "
                 f"in every step). The pipeline instead stores them as the `reference` artifact, reused by every DPO "
-                f"run on the same pairs: one pass over all {r['pairs']} pairs took {r['reference_pass_seconds']:.1f} "
-                "s here (its own process)."
+                f"run on the same pairs: building it for all {r['pairs']} pairs (loading the model, tokenizing, one "
+                f"pass) took {r['reference_pass_seconds']:.1f} s here, in its own process."
             )
     if notes:
         lines += ["", *notes]

@@ -354,8 +354,9 @@ def _evaluation_timer(times: StepTimes):
         def on_train_end(self, args, state, control, **kwargs):
             self.ended = time.perf_counter()
 
-        def on_evaluate(self, args, state, control, **kwargs):
-            times.fixed_seconds += time.perf_counter() - self.ended
+        def on_evaluate(self, args, state, control, **kwargs):  # from the end of training: the adapter saved too
+            if hasattr(self, "ended"):
+                times.fixed_seconds += time.perf_counter() - self.ended
 
     return EvaluationTimer()
 
