@@ -81,3 +81,27 @@ def test_auto_starts_off_in_the_trainer_arguments_and_true_or_false_pass_through
     assert on["activation_checkpointing"] is on["gradient_checkpointing"] is True
     with pytest.raises(ValueError, match="activation_checkpointing"):
         SFTSection(activation_checkpointing="sometimes")
+
+
+def test_the_longest_sequence_is_read_from_the_tokenized_data():
+    from datasets import Dataset
+
+    from alignment.models.activation_memory import longest_sequence
+
+    assert longest_sequence(Dataset.from_dict({"input_ids": [[1, 2, 3], [1]]})) == 3  # SFT
+    pairs = {"prompt_ids": [[1, 2], [1]], "chosen_ids": [[3], [4, 5, 6]], "rejected_ids": [[7, 8, 9], [1]]}
+    assert longest_sequence(Dataset.from_dict(pairs)) == 5  # DPO: the prompt and its longest answer
+    assert longest_sequence(Dataset.from_dict({"chosen_ids": [[1, 2]], "rejected_ids": [[1, 2, 3, 4]]})) == 4
+    assert longest_sequence(Dataset.from_dict({"prompt": ["a question"]})) is None  # RLOO's prompts: the bound
+
+
+def test_the_decision_counts_the_datas_longest_sequence_within_the_bound(tiny_lora, monkeypatch):
+    from datasets import Dataset
+
+    monkeypatch.setattr(activation_memory, "held_bytes", lambda device: 2**30)
+    section = SFTSection(per_device_train_batch_size=2, max_length=100, lora={"r": 4})
+    per_token = 2 * (9 * 32 + 4 * 64 + 2 * 32 + 7 * 4) * 4  # two layers, fp32
+    short = decide_checkpointing(tiny_lora, section, "cpu", False, Dataset.from_dict({"input_ids": [[1] * 30]}))
+    assert short.extra_activations_mib * 2**20 == 2 * 30 * per_token
+    long = decide_checkpointing(tiny_lora, section, "cpu", False, Dataset.from_dict({"input_ids": [[1] * 300]}))
+    assert long.extra_activations_mib * 2**20 == 2 * 100 * per_token  # truncated at max_length

@@ -2,11 +2,12 @@
 this model, batch and process, decided when training starts.
 
 Checkpointing keeps one hidden-state tensor per decoder layer instead of everything a layer's backward needs; TRL
-turns it on by default. Off, a step keeps, per token and layer, about ten hidden-size tensors (norms, attention
+turns it on by default. Off, a step keeps, per token and layer, about nine hidden-size tensors (norms, attention
 projections and output, residuals), four intermediate-size ones (the gated MLP) and the key and value projections,
-in the compute dtype. ``auto`` leaves it off only where those extra activations are under ``AUTO_SHARE`` of the
-memory the process already holds (the weights, and on a CPU the runtime itself), so a run never needs more than that
-share above TRL's memory: a small model skips the recompute, a real one does not.
+in the compute dtype, for the batch at the training data's longest sequence. ``auto`` leaves it off only where
+those extra activations are under ``AUTO_SHARE`` of the memory the process already holds (the weights, and on a CPU
+the runtime itself): a small model skips the recompute, a real one keeps about TRL's memory. Eager attention's
+score matrices and fp32 norm copies under bf16 are not counted.
 """
 
 from __future__ import annotations
@@ -51,14 +52,38 @@ def held_bytes(device: str) -> int:
         return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
-def decide_checkpointing(model, section, device: str, bf16: bool) -> CheckpointingDecision:
+def longest_sequence(dataset) -> int | None:
+    """The longest sequence a tokenized TRL dataset puts through the model, in tokens: ``prompt_ids`` (DPO, KTO) plus
+    its longest answer, or the longest of its other token columns (SFT's ``input_ids``, the reward model's
+    ``chosen_ids``/``rejected_ids``); None for a dataset not yet tokenized (RLOO's and GRPO's prompts)."""
+    import pyarrow.compute as pc
+
+    columns = [c for c in getattr(dataset, "column_names", []) if c == "input_ids" or c.endswith("_ids")]
+    if not columns or not len(dataset):
+        return None
+
+    def lengths(column: str):
+        return pc.list_value_length(dataset.data.column(column))
+
+    answers = [c for c in columns if c != "prompt_ids"]
+    longest = lengths(answers[0]) if answers else None
+    for column in answers[1:]:
+        longest = pc.max_element_wise(longest, lengths(column))
+    if "prompt_ids" in columns:
+        longest = lengths("prompt_ids") if longest is None else pc.add(longest, lengths("prompt_ids"))
+    return int(pc.max(longest).as_py())
+
+
+def decide_checkpointing(model, section, device: str, bf16: bool, dataset=None) -> CheckpointingDecision:
     """``auto``'s decision for ``model`` trained with ``section`` on ``device``: checkpointing unless the extra
     activations of one step (``per_device_train_batch_size`` examples, ``section.sequences_per_example`` sequences
-    each, ``section.length_bound()`` tokens each) stay under ``AUTO_SHARE`` of the memory held now; checkpointing
-    where the model's config does not give its shape."""
+    each, as long as the training data's longest sequence, within ``section.length_bound()``) stay under
+    ``AUTO_SHARE`` of the memory held now; checkpointing where the model's config does not give its shape."""
     frozen = next((p for p in model.parameters() if not p.requires_grad), None)
     dtype_bytes = 2 if bf16 else (frozen.element_size() if frozen is not None else 4)
-    tokens = section.per_device_train_batch_size * section.sequences_per_example * section.length_bound()
+    longest = longest_sequence(dataset) if dataset is not None else None
+    length = min(section.length_bound(), longest) if longest else section.length_bound()
+    tokens = section.per_device_train_batch_size * section.sequences_per_example * length
     held = held_bytes(device)
     if not all(hasattr(model.config, k) for k in ("hidden_size", "num_hidden_layers")):
         return CheckpointingDecision(True, float("nan"), held / 2**20)  # a shape it cannot read: TRL's default
