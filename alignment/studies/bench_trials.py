@@ -8,10 +8,11 @@ import json
 import statistics
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from alignment.config.policies import POLICY_NAMES, policy
+from alignment.studies.bench_timing import StepTimes, evaluation_timer, parameter_counter, step_timer
 
 TRAINING = ("sft", "reward", *POLICY_NAMES)  # every policy of the registry is benched
 METHODS = (*TRAINING, "generation")
@@ -76,40 +77,6 @@ PRESETS = {
         model_file="smollm2-135m-instruct",
     ),
 }
-
-
-@dataclass
-class StepTimes:
-    """Per-step wall times of one trial, the tokens each step's trainer counted itself (RLOO), its peak memory
-    and the model's parameter count (for MFU)."""
-
-    seconds: list[float] = field(default_factory=list)
-    tokens: list[float] = field(default_factory=list)
-    peak_mib: float = 0.0
-    wall_seconds: float = 0.0  # the whole trial: loading, data preparation (DPO's reference precompute), all steps
-    parameters: int = 0
-    device_name: str = "cpu"
-    fixed_seconds: float = 0.0  # within the trial, outside the steps' work: RLOO's curve; a reference pass's whole time
-    prompt_tokens: list[float] = field(default_factory=list)  # generation: each pass's non-padding prompt tokens
-    matmul_flops: float = 0.0  # generation: this machine's measured matrix-multiply FLOP/s in the model's dtype
-
-
-def step_timer(times: StepTimes):
-    """A Trainer callback appending each optimizer step's wall time (less any fixed cost measured within it, e.g.
-    RLOO's curve at the last step) to ``times.seconds`` and the tokens the trainer counted in it
-    (``state.num_input_tokens_seen``) to ``times.tokens``."""
-    from transformers import TrainerCallback
-
-    class StepTimer(TrainerCallback):
-        def on_step_begin(self, args, state, control, **kwargs):
-            self.start, self.seen, self.fixed = time.perf_counter(), state.num_input_tokens_seen, times.fixed_seconds
-
-        def on_step_end(self, args, state, control, **kwargs):  # a fixed cost run at the step's end is not the step's
-            elapsed = time.perf_counter() - self.start - (times.fixed_seconds - self.fixed)
-            times.seconds.append(elapsed)
-            times.tokens.append(float(state.num_input_tokens_seen - self.seen))
-
-    return StepTimer()
 
 
 def build_model(preset: BenchPreset, out: Path) -> Path:
@@ -250,7 +217,9 @@ def run_trial(spec: dict) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     if method == "generation":
-        _generation_trial(spec, rows, device, bf16, times)
+        from alignment.studies.bench_generation import generation_trial
+
+        generation_trial(spec, rows, device, bf16, times)
     elif spec["variant"] == "reference":
         _reference_pass_trial(spec, rows, device, bf16, times)
     elif spec["variant"] == "ours":
@@ -276,7 +245,7 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
     sections = {"sft": SFTSection, "reward": RewardSection} | {p: policy(p).section for p in POLICY_NAMES}
     overrides = spec.get("overrides", {}).get(method, {})
     section = sections[method](**(_workload(spec) | {"logging_steps": 1000} | overrides))
-    callbacks = (step_timer(times), _parameter_counter(times), _evaluation_timer(times))
+    callbacks = (step_timer(times), parameter_counter(times), evaluation_timer(times))
     run = TrainingRun(out, Device(device, bf16), 0, lambda _: None, method, callbacks=callbacks)
     base = BaseRef(model_dir, {"dtype": "bfloat16"} if bf16 else {})
     if method == "sft":
@@ -325,88 +294,6 @@ def _reference_pass_trial(spec: dict, rows: list[dict], device: str, bf16: bool,
     times.fixed_seconds = time.perf_counter() - start
 
 
-def matmul_flops(device: str, dtype, size: int = 1024, repeats: int = 10) -> float:
-    """This machine's matrix-multiply throughput in FLOP/s: the best of ``repeats`` square ``size`` products in
-    ``dtype`` (after one untimed), the ceiling generation's share is measured against."""
-    import torch
-
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    best = float("inf")
-    for i in range(repeats + 1):
-        if device == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        a @ b
-        if device == "cuda":
-            torch.cuda.synchronize()
-        if i:
-            best = min(best, time.perf_counter() - start)
-    return 2 * size**3 / best
-
-
-def _evaluation_timer(times: StepTimes):
-    """A Trainer callback adding an evaluation after training (the reward model's held-out pairs) to the trial's
-    fixed costs."""
-    from transformers import TrainerCallback
-
-    class EvaluationTimer(TrainerCallback):
-        def on_train_end(self, args, state, control, **kwargs):
-            self.ended = time.perf_counter()
-
-        def on_evaluate(self, args, state, control, **kwargs):  # from the end of training: the adapter saved too
-            if hasattr(self, "ended"):
-                times.fixed_seconds += time.perf_counter() - self.ended
-
-    return EvaluationTimer()
-
-
-def _parameter_counter(times: StepTimes):
-    """A Trainer callback recording the trained model's parameter count (LoRA included) for MFU."""
-    from transformers import TrainerCallback
-
-    class ParameterCounter(TrainerCallback):
-        def on_train_begin(self, args, state, control, model=None, **kwargs):
-            times.parameters = sum(p.numel() for p in model.parameters())
-
-    return ParameterCounter()
-
-
-def _generation_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: StepTimes) -> None:
-    """Greedy answers to every held-out question, ``spec["steps"]`` times (the first ``warmup`` left out): ours
-    batched (``generate_answers``), plain one ``model.generate`` per question with default settings. A "step" is
-    one pass over the questions; its tokens are the generated tokens up to EOS."""
-    import torch
-
-    from alignment.models.generation import chat_prompts, generate_answers, generation_config
-    from alignment.models.modeling import load_causal_lm, load_tokenizer
-
-    model = load_causal_lm(spec["model_dir"], device=device)
-    if bf16:
-        model = model.to(torch.bfloat16)
-    tok = load_tokenizer(spec["model_dir"])
-    questions = [r["question"] for r in rows][: spec["questions"]]
-    n = spec["completion_length"]
-    times.parameters = sum(p.numel() for p in model.parameters())
-    times.matmul_flops = matmul_flops(device, next(model.parameters()).dtype, 4096 if device == "cuda" else 1024)
-    prompts = sum(len(tok(p, add_special_tokens=False)["input_ids"]) for p in chat_prompts(tok, questions))
-    for _ in range(spec["steps"]):
-        times.prompt_tokens.append(float(prompts))
-        start = time.perf_counter()
-        if spec["variant"] == "ours":
-            answers = generate_answers(model, tok, questions, generation_config(tok, n))
-            generated = [len(tok(a, add_special_tokens=False)["input_ids"]) for a in answers]
-        else:
-            generated = []
-            with torch.no_grad():
-                for prompt in chat_prompts(tok, questions):
-                    enc = tok(prompt, return_tensors="pt", add_special_tokens=False).to(device)
-                    new = model.generate(**enc, max_new_tokens=n)[0, enc["input_ids"].shape[1] :]
-                    generated.append(int((new != tok.eos_token_id).sum()))
-        times.seconds.append(time.perf_counter() - start)
-        times.tokens.append(float(sum(generated)))
-
-
 def _plain_trial(spec: dict, rows: list[dict], out: Path, args: dict, times: StepTimes) -> None:
     """Plain TRL: the method's config with its defaults (plus steps, batch, lengths, device and no saving), a
     LoRA of the same rank on all linear layers; RLOO is given the same reward model as a model directory."""
@@ -451,7 +338,7 @@ def _plain_trial(spec: dict, rows: list[dict], out: Path, args: dict, times: Ste
         **extra,
     )
     trainer.add_callback(step_timer(times))
-    trainer.add_callback(_parameter_counter(times))
+    trainer.add_callback(parameter_counter(times))
     trainer.train()
 
 
