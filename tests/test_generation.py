@@ -189,12 +189,11 @@ def test_mean_token_kl_indexes_the_full_logits_of_a_model_that_keeps_them_all(to
     assert [kl for kl, _ in out] == pytest.approx([kl for kl, _ in expected], rel=1e-6, abs=1e-6)
 
 
-def test_kl_batches_hold_consecutive_rows_within_the_budget(monkeypatch):
-    monkeypatch.setattr(generation, "KL_ELEMENTS", 100)
-    # vocab 10: at most 10 kept positions a batch; a row of 12 alone; batch_size 2 caps the last batch.
-    assert generation._kl_batches([3, 4, 3, 12, 1, 1, 1], 10, 2) == [[0, 1], [2], [3], [4, 5], [6]]
-    assert generation._kl_batches([3, 4, 3], 10, 8) == [[0, 1, 2]]
-    assert generation._kl_batches([3, 4, 3], 10, 8, budget=70) == [[0, 1], [2]]  # a GPU's larger budget is passed
+def test_kl_batches_hold_consecutive_rows_within_the_budget():
+    # vocab 10, a budget of 100: at most 10 kept positions a batch; a row of 12 alone; batch_size 2 caps the last.
+    assert generation._kl_batches([3, 4, 3, 12, 1, 1, 1], 10, 2, 100) == [[0, 1], [2], [3], [4, 5], [6]]
+    assert generation._kl_batches([3, 4, 3], 10, 8, 100) == [[0, 1, 2]]
+    assert generation._kl_batches([3, 4, 3], 10, 8, 70) == [[0, 1], [2]]
 
 
 def test_padding_side_is_restored(tok):

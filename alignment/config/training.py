@@ -261,11 +261,10 @@ class SamplingTrainingSection(TrainingSection):
         4, ge=2, description="Completions sampled per prompt: the group each one's advantage is computed against."
     )
     max_completion_length: int = Field(8, ge=1, description="Longest sampled completion, in tokens.")
+    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
 
     def length_bound(self) -> int:
         return 128 + self.max_completion_length  # a question's chat prompt, then the completion
-
-    temperature: float = Field(1.0, gt=0, description="Sampling temperature of the completions.")
 
     @model_validator(mode="after")
     def _whole_groups(self) -> SamplingTrainingSection:

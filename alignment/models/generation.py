@@ -185,6 +185,9 @@ def mean_token_kl(
     texts = [p + " " + a + tok.eos_token for p, a in zip(prompts, answers, strict=True)]
     lengths = [len(tok(t, add_special_tokens=False)["input_ids"]) for t in texts]
     plen = [len(tok(p, add_special_tokens=False)["input_ids"]) for p in prompts]
+    for r, (n, p) in enumerate(zip(lengths, plen, strict=True)):
+        if n <= p:
+            raise ValueError(f"question {r}: its answer adds no token to the prompt ({questions[r]!r})")
     vocab = getattr(getattr(policy, "config", None), "vocab_size", None) or len(tok)
     budget = KL_ELEMENTS_GPU if torch.device(policy.device).type == "cuda" else KL_ELEMENTS
     out: list[tuple[float, int]] = []
@@ -195,8 +198,6 @@ def mean_token_kl(
             ids, mask = enc["input_ids"].to(policy.device), enc["attention_mask"].to(policy.device)
             keep = torch.zeros_like(mask, dtype=torch.bool)  # positions that predict answer tokens and EOS
             for i, r in enumerate(rows):
-                if lengths[r] <= plen[r]:
-                    raise ValueError(f"question {r}: its answer adds no token to the prompt ({questions[r]!r})")
                 keep[i, plen[r] - 1 : lengths[r] - 1] = True
             lp = _kept_logits(policy, ids, mask, keep).float().log_softmax(-1)
             diff = _kept_logits(reference, ids, mask, keep).float().log_softmax(-1).neg_().add_(lp)  # lp - lq
@@ -211,10 +212,9 @@ def mean_token_kl(
     return out
 
 
-def _kl_batches(kept: list[int], vocab: int, batch_size: int, budget: int | None = None) -> list[list[int]]:
+def _kl_batches(kept: list[int], vocab: int, batch_size: int, budget: int) -> list[list[int]]:
     """Consecutive rows, at most ``batch_size`` a batch, each batch's kept positions times ``vocab`` within
-    ``budget`` (``KL_ELEMENTS`` unless given; a row that alone exceeds it gets a batch of its own)."""
-    budget = KL_ELEMENTS if budget is None else budget
+    ``budget`` (a row that alone exceeds it gets a batch of its own)."""
     batches: list[list[int]] = []
     for row, n in enumerate(kept):
         last = batches[-1] if batches else None

@@ -34,7 +34,6 @@ from alignment.studies.bench_trials import (
     PRESETS,
     build_model,
     build_reward_model,
-    tokens_per_example,
     workload_rows,
 )
 
@@ -113,19 +112,19 @@ def bench(
             rows = workload_rows(work / "data", method, preset.long_rows, preset.max_length)
             passes = min(steps, GENERATION_PASSES) if method == "generation" else steps
             method_warmup = min(1, passes - 1) if method == "generation" else warmup
-            offline = method not in (*ONLINE, "generation")  # the online ones count their own tokens, no estimate
-            per_example = tokens_per_example(model_dir, rows, method, preset.max_length) if offline else 0.0
             result: dict[str, Any] = {"method": method}
+
+            spec = {"method": method, "model_dir": str(model_dir), "data": str(work / "data"), "work": str(work)}
+            spec |= {"steps": passes, "batch_size": preset.batch_size, "bf16": preset.bf16}
+            spec |= {"max_length": preset.max_length, "long_rows": preset.long_rows}
+            spec |= {"completion_length": preset.completion_length, "questions": preset.questions}
+            spec |= {"overrides": overrides or {}}
+
             for variant in VARIANTS:
-                spec = {"method": method, "variant": variant, "model_dir": str(model_dir), "data": str(work / "data")}
-                spec |= {"steps": passes, "batch_size": preset.batch_size, "bf16": preset.bf16, "work": str(work)}
-                spec |= {"max_length": preset.max_length, "long_rows": preset.long_rows}
-                spec |= {"completion_length": preset.completion_length, "questions": preset.questions}
-                spec |= {"out": str(work / f"{method}-{variant}"), "overrides": overrides or {}}
-                trial = _subprocess_trial(spec, work)
-                # each step's tokens as its trainer counted them; a trainer that counted none: the mean per example
-                counted = any(trial["tokens"])
-                tokens = trial["tokens"] if counted else [per_example * preset.batch_size] * len(trial["seconds"])
+                trial = _subprocess_trial(spec, variant, work)
+                tokens = trial["tokens"]  # each step's tokens as its trainer (or the generation trial) counted them
+                if not any(tokens):
+                    raise RuntimeError(f"bench trial {method}/{variant}: its trainer counted no tokens")
                 summary = summarize(trial["seconds"], tokens, method_warmup)
                 peak = peak_flops(trial["device_name"], peak_tflops)
                 result[variant] = summary | {
@@ -143,16 +142,7 @@ def bench(
             if method not in (*ONLINE, "generation"):  # how much of one pass over the data the trial trains on
                 result["epoch_share"] = passes * preset.batch_size / len(rows)
             if method == "dpo":  # the pipeline stores the reference: its pass over every pair, a fixed cost
-                spec = {
-                    "method": method,
-                    "variant": "reference",
-                    "model_dir": str(model_dir),
-                    "data": str(work / "data"),
-                }
-                spec |= {"steps": passes, "batch_size": preset.batch_size, "bf16": preset.bf16, "work": str(work)}
-                spec |= {"max_length": preset.max_length, "long_rows": preset.long_rows, "overrides": overrides or {}}
-                spec |= {"completion_length": preset.completion_length, "out": str(work / "dpo-reference")}
-                result["reference_pass_seconds"] = _subprocess_trial(spec, work)["fixed_seconds"]
+                result["reference_pass_seconds"] = _subprocess_trial(spec, "reference", work)["fixed_seconds"]
                 result["pairs"] = len(rows)
             rows_table.append(result)
     table = {"preset": preset_name, "description": preset.description, "batch_size": preset.batch_size}
@@ -164,8 +154,10 @@ def bench(
     return table
 
 
-def _subprocess_trial(spec: dict, work: Path) -> dict:
-    path = work / f"{spec['method']}-{spec['variant']}.json"
+def _subprocess_trial(spec: dict, variant: str, work: Path) -> dict:
+    """One trial of ``spec``'s method in its own process: ``variant`` is plain, ours, or DPO's reference pass."""
+    spec = spec | {"variant": variant, "out": str(work / f"{spec['method']}-{variant}")}
+    path = work / f"{spec['method']}-{variant}.json"
     path.write_text(json.dumps(spec))
     done = subprocess.run(
         [sys.executable, "-m", "alignment.studies.bench_trials", str(path)], capture_output=True, text=True, check=False

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib
 import json
-import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -167,21 +166,6 @@ def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: 
             for i, r in enumerate(rows)
         ]
     return unpaired(rows) if learns == "feedback" else rows
-
-
-def tokens_per_example(model_dir: Path, rows: list[dict], method: str, max_length: int) -> float:
-    """Mean non-padding tokens of one example as the trainer sees it (both answers of a pair)."""
-    from transformers import AutoTokenizer
-
-    tok = AutoTokenizer.from_pretrained(model_dir)
-
-    def count(messages: list[dict]) -> int:
-        ids = tok.apply_chat_template(messages, tokenize=True)
-        return min(len(ids["input_ids"] if hasattr(ids, "keys") else ids), max_length)
-
-    if "completion" in rows[0]:  # demonstrations, unpaired feedback
-        return statistics.mean(count(r["prompt"] + r["completion"]) for r in rows)
-    return statistics.mean(count(r["prompt"] + r["chosen"]) + count(r["prompt"] + r["rejected"]) for r in rows)
 
 
 def _peak_mib(device: str) -> float:
