@@ -182,6 +182,8 @@ def test_questions_for_grpo_are_required_and_never_ignored(tmp_path):
     with pytest.raises(ConfigError, match="data.preference_questions is given but nothing reads it"):
         load_config(None, ["data.preference_questions=q.jsonl"])
     assert load_config(None, ["policies=[grpo]", "data.preference_questions=q.jsonl"]).policies == ["grpo"]
+    # RLOO gold-scores its rollouts with them (the over-optimisation curve)
+    assert load_config(None, ["policies=[rloo]", "data.preference_questions=q.jsonl"]).policies == ["rloo"]
     own = [f"data.{k}=x.jsonl" for k in ("sft", "preferences", "eval_questions", "reference_text")]
     with pytest.raises(ConfigError, match=r"policies \['grpo'\] learn from questions with accepted answers"):
         load_config(None, ["policies=[grpo]", *own])
@@ -229,3 +231,35 @@ def test_grpo_can_start_from_the_model_as_given_and_is_evaluated_and_exported_wi
         ("grpo",),
     )["grpo"]
     assert on_sft.id != grpo.id and policy_adapters(on_sft, sft) == [sft.path / "adapter", on_sft.path / "adapter"]
+
+
+def test_the_overoptimisation_curve_averages_trl_logs_over_its_windows_and_survives_a_resume(tmp_path):
+    from alignment.evaluation.metrics import Judge
+    from alignment.methods.rloo import Curve, gold_score
+
+    completions = [[{"role": "assistant", "content": a}] for a in ("Lomé.", "I don't know.", "Accra.", "Lomé.")]
+    gold = gold_score(Judge())
+    assert gold(["q"] * 4, completions, [["Lome"], ["Lome"], ["Lome"], None]) == [1.0, 0.0, -1.0, None]
+
+    store = tmp_path / "curve.json"
+    curve = Curve(every=4, store=store, proxy_key="rewards/rm/mean", gold_key="rewards/gold/mean")
+
+    def log(step: int, kl: float, proxy: float, gold: float | None) -> None:
+        curve.add(step, 9, {"reward": proxy, "kl": kl, "rewards/rm/mean": proxy, "rewards/gold/mean": gold})
+
+    assert [s for s in range(1, 10) if curve.due(s, 9)] == [1, 4, 8, 9]
+    log(1, 0.0, -1.0, -0.5)
+    log(2, 0.1, 0.0, None)  # TRL logs (logging_steps 2) between points: no window of its own
+    log(4, 0.3, 1.0, 0.5)
+    curve.add(4, 9, {"train_runtime": 1.0})  # the end-of-training summary: no rollout metrics
+    assert curve.points == [
+        {"step": 1, "steps": 1, "kl": 0.0, "proxy_reward": -1.0, "gold_reward": -0.5},
+        {"step": 4, "steps": 3, "kl": (0.1 + 2 * 0.3) / 3, "proxy_reward": 2 / 3, "gold_reward": 0.5},
+    ]
+    log(6, 0.4, 2.0, 0.0)  # then the run is killed; it resumes from the checkpoint at step 4
+    resumed = Curve(every=4, store=store, proxy_key="rewards/rm/mean", gold_key="rewards/gold/mean")
+    resumed.load(4)
+    assert resumed.points == curve.points
+    curve = resumed
+    log(8, 0.5, 3.0, 1.0)
+    assert curve.points[-1] == {"step": 8, "steps": 4, "kl": 0.5, "proxy_reward": 3.0, "gold_reward": 1.0}

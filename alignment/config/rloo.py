@@ -28,12 +28,10 @@ class RLOOSection(SamplingTrainingSection):
     curve_every_steps: int = Field(
         20,
         ge=1,
-        description="Every N steps (and at the start and end), score the policy's greedy answers to held-out "
-        "questions with the reward model (proxy) and the gold judge, with its KL to SFT: the over-optimisation curve.",
-    )
-    curve_questions: int = Field(
-        64, ge=1, description="Held-out questions the over-optimisation curve uses, drawn at random (seeded)."
+        description="A point of the over-optimisation curve every N steps (and after the first and the last): the "
+        "mean reward-model score (proxy), gold score and per-token KL to SFT of the answers the policy sampled since "
+        "the previous point, as TRL logged them while training.",
     )
 
     def own_fields(self) -> set[str]:
-        return {"curve_every_steps", "curve_questions"}
+        return {"curve_every_steps"}

@@ -32,8 +32,9 @@ class _RunChecks(Section):
             )
         learns = {policy(p).learns for p in self.policies}
         probe = self.data.preference_source == "probe"
-        if self.data.preference_questions is not None and not (probe or "questions" in learns):
-            readers = [p.name for p in POLICIES if p.learns == "questions"]
+        # questions-learners train on them; prompt-learners (RLOO) gold-score their rollouts with them
+        if self.data.preference_questions is not None and not (probe or learns & {"questions", "prompts"}):
+            readers = [p.name for p in POLICIES if p.learns in ("questions", "prompts")]
             raise PydanticCustomError(
                 "unused_questions",
                 "data.preference_questions is given but nothing reads it: set data.preference_source to probe, or "

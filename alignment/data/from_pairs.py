@@ -17,6 +17,13 @@ def unique_prompts(pairs: list[dict]) -> list[dict]:
     return list(seen.values())
 
 
+def with_answers(prompts: list[dict], questions: list[dict]) -> list[dict]:
+    """The prompts, each with the accepted ``answers`` of the question that has the same prompt (None where no question
+    does): TRL passes them to reward functions, so a gold judge can score answers sampled to these prompts."""
+    answers = {json.dumps(q["prompt"], sort_keys=True): q["answers"] for q in questions}
+    return [p | {"answers": answers.get(json.dumps(p["prompt"], sort_keys=True))} for p in prompts]
+
+
 def unpaired(pairs: list[dict]) -> list[dict]:
     """The pairs as unpaired feedback rows (``prompt``, ``completion``, ``label``): the chosen answer thumbs up,
     the rejected one thumbs down (``trl.data_utils.unpair_preference_dataset``; an implicit prompt is extracted

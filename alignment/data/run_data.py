@@ -11,7 +11,7 @@ from pathlib import Path
 from alignment.config.data import DataConfig, DataSource
 from alignment.core.context import StageContext
 from alignment.core.store import Artifact
-from alignment.data.from_pairs import unique_prompts, unpaired
+from alignment.data.from_pairs import unique_prompts, unpaired, with_answers
 from alignment.data.records import DataError, question_prompts, write_jsonl
 from alignment.data.sources import load, source_id, to_source
 
@@ -46,8 +46,8 @@ class RunData:
 
     def learning_rows(self, learns: str) -> list[dict]:
         """What a policy learns from (``Policy.learns``): the pairs; unpaired feedback (the feedback source, else
-        the pairs unpaired, ``alignment.data.from_pairs``); the pairs' prompts; or the preference-role questions as
-        prompts with their accepted ``answers``."""
+        the pairs unpaired, ``alignment.data.from_pairs``); the pairs' prompts (with the accepted ``answers`` of the
+        preference-role questions where there are any); or those questions as prompts with their ``answers``."""
         if learns == "pairs":
             return self.rows("preferences")
         if learns == "feedback":
@@ -56,7 +56,10 @@ class RunData:
             if self.preference_questions is None:
                 raise ValueError("no questions with accepted answers: set data.preference_questions")
             return question_prompts(self.rows("preference_questions"))
-        return unique_prompts(self.rows("preferences"))
+        prompts = unique_prompts(self.rows("preferences"))
+        if self.preference_questions is None:
+            return prompts
+        return with_answers(prompts, question_prompts(self.rows("preference_questions")))
 
     def feedback_input(self) -> dict[str, str]:
         """The manifest input of a stage that learns from feedback: the feedback file's id, or the pairs' id

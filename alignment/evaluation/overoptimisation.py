@@ -8,11 +8,13 @@ from collections.abc import Mapping, Sequence
 
 def overoptimisation(points: Sequence[Mapping[str, float]]) -> dict:
     """What an RL run's curve (points with ``step``, ``kl``, ``proxy_reward``, ``gold_reward``) shows: where the
-    gold reward peaked (its first maximum) and whether afterwards the proxy rose while gold fell."""
-    if not points:
+    gold reward peaked (its first maximum) and whether afterwards the proxy rose while gold fell; nothing where no
+    point has a gold reward (prompts without accepted answers)."""
+    scored = [p for p in points if p.get("gold_reward") is not None]
+    if not scored:
         return {}
-    peak = max(points, key=lambda p: p["gold_reward"])
-    last = points[-1]
+    peak = max(scored, key=lambda p: p["gold_reward"])
+    last = scored[-1]
     return {
         "gold_peak_step": peak["step"],
         "gold_peak_kl": peak["kl"],

@@ -92,13 +92,17 @@ def plot_sweep(rows: list[dict], path: Path, run: str = "") -> None:
 
 
 def plot_curve(points: list[dict], path: Path, run: str = "") -> None:
-    """Proxy (reward model) and gold-judge reward of the policy's answers against its KL to SFT during RL."""
+    """Proxy (reward model) and gold-judge reward of the policy's answers against its KL to SFT during RL (against
+    the step where the run has no KL: ``beta`` 0); a point without a gold reward is left off that line."""
     fig, ax = plt.subplots(figsize=(6, 3.6))
-    kl = [p["kl"] for p in points]
-    ax.plot(kl, [p["proxy_reward"] for p in points], marker="o", label="proxy: reward model")
+    by_kl = all(p["kl"] is not None for p in points)
+    x = [p["kl"] if by_kl else p["step"] for p in points]
+    ax.plot(x, [p["proxy_reward"] for p in points], marker="o", label="proxy: reward model")
     ax2 = ax.twinx()
-    ax2.plot(kl, [p["gold_reward"] for p in points], marker="s", ls="--", color="#cc6677", label="gold judge")
-    ax.set(xlabel="KL to SFT (per token)", ylabel="reward-model score")
+    gold = [(xi, p["gold_reward"]) for xi, p in zip(x, points, strict=True) if p["gold_reward"] is not None]
+    if gold:
+        ax2.plot(*zip(*gold, strict=True), marker="s", ls="--", color="#cc6677", label="gold judge")
+    ax.set(xlabel="KL to SFT (per token)" if by_kl else "step", ylabel="reward-model score")
     ax2.set_ylabel("gold reward (+1 / 0 / -1)")
     ax2.set_ylim(-1.05, 1.05)  # the gold reward's whole range, so a flat curve is not magnified
     fig.legend(loc="lower right", fontsize=8)

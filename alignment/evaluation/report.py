@@ -125,25 +125,38 @@ def _metric_table(header: str, columns: list[str], per_column: dict[str, dict], 
 def curve_section(policy: str, points: list[dict]) -> list[str]:
     """The over-optimisation curve of an RL policy: proxy and gold reward against KL, and what it shows."""
     shape, last = overoptimisation(points), points[-1]
-    where = f"step {shape['gold_peak_step']} (KL {shape['gold_peak_kl']:.3f})"
-    if shape["proxy_rises_after_gold_peak"] and shape["gold_falls_after_peak"]:
-        verdict = (
-            f"Gold reward peaked at {where}; after it the proxy kept rising (to {last['proxy_reward']:.3f}) while "
-            f"gold fell (to {last['gold_reward']:.3f}): reward over-optimisation."
-        )
-    elif not shape["gold_falls_after_peak"]:
-        verdict = (
-            f"Gold reward did not fall from its best ({where}) by the end of training: no over-optimisation shown."
-        )
+    if not shape:
+        verdict = "No gold reward: the prompts have no accepted answers (`data.preference_questions`)."
     else:
-        verdict = f"Gold reward peaked at {where} and fell after it, but the proxy did not keep rising."
+        kl = shape["gold_peak_kl"]
+        where = f"step {shape['gold_peak_step']}" + ("" if kl is None else f" (KL {kl:.3f})")
+        if shape["proxy_rises_after_gold_peak"] and shape["gold_falls_after_peak"]:
+            verdict = (
+                f"Gold reward peaked at {where}; after it the proxy kept rising (to {last['proxy_reward']:.3f}) "
+                f"while gold fell (to {last['gold_reward']:.3f}): reward over-optimisation."
+            )
+        elif not shape["gold_falls_after_peak"]:
+            verdict = (
+                f"Gold reward did not fall from its best ({where}) by the end of training: no over-optimisation shown."
+            )
+        else:
+            verdict = f"Gold reward peaked at {where} and fell after it, but the proxy did not keep rising."
     lines = [
         f"## Over-optimisation during {policy} training",
+        "",
+        "Each point averages the answers the policy sampled while training, over the steps since the previous point "
+        "(the first: the SFT model's own answers at step 1).",
         "",
         "| step | KL to SFT | proxy (reward model) | gold |",
         "| --- | --- | --- | --- |",
     ]
-    lines += [f"| {p['step']} | {p['kl']:.3f} | {p['proxy_reward']:.3f} | {p['gold_reward']:.3f} |" for p in points]
+
+    def value(x: float | None) -> str:
+        return "-" if x is None else f"{x:.3f}"
+
+    lines += [
+        f"| {p['step']} | {value(p['kl'])} | {value(p['proxy_reward'])} | {value(p['gold_reward'])} |" for p in points
+    ]
     return lines + ["", verdict, "", f"![proxy and gold reward against KL]({policy}_curve.png)", ""]
 
 

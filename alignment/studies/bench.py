@@ -9,8 +9,9 @@ callback times every optimizer step; the first ``warmup`` steps are left out. To
 input tokens as its trainer counts them (``state.num_input_tokens_seen``: a pair's two sequences; for KTO, each
 row's own prompt and completion, its mismatched KL completion not counted; for an online policy, the prompt and
 sampled completion tokens), so the two variants count alike even where their batches differ (ours' reward model
-holds a share of the pairs out). Both train with the same seed. Fixed costs (RLOO's curve, the reward model's
-held-out evaluation, DPO's stored-reference pass) are reported beside the steps.
+holds a share of the pairs out). Both train with the same seed. Fixed costs (the reward model's held-out
+evaluation, DPO's stored-reference pass) are reported beside the steps; RLOO's over-optimisation curve is read off
+its rollouts, inside the steps.
 
 Generation answers the world's held-out questions greedily: ours is the evaluation's batched, left-padded,
 KV-cached ``generate_answers``; plain is ``model.generate`` called per question with default settings.
@@ -187,8 +188,8 @@ def render(table: dict) -> str:
         f"completions of up to {table['completion_length']} tokens; their tokens are prompt and completion tokens. "
         "MFU: 6 FLOPs per parameter per trained token (a lower bound), on a GPU whose peak is known. Trial s: the "
         "whole trial (loading the model, preparing the data, every step, fixed costs included). Fixed s: the part of "
-        "ours' trial outside the steps' own work (RLOO's over-optimisation curve, the reward model's held-out "
-        "evaluation). Trial / epoch: the share of one "
+        "ours' trial outside the steps' own work (the reward model's held-out evaluation; RLOO's over-optimisation "
+        "curve is read off its rollouts, inside the steps). Trial / epoch: the share of one "
         "pass over the method's data the trial trains on."
         + (f" Ours with {table['overrides']}." if table.get("overrides") else ""),
         "",

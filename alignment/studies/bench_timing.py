@@ -18,24 +18,23 @@ class StepTimes:
     wall_seconds: float = 0.0  # the whole trial: loading, data preparation (DPO's reference precompute), all steps
     parameters: int = 0
     device_name: str = "cpu"
-    fixed_seconds: float = 0.0  # within the trial, outside the steps' work: RLOO's curve; a reference pass's whole time
+    fixed_seconds: float = 0.0  # within the trial, outside the steps: the reward model's held-out evaluation; a
+    # reference pass's whole time
     prompt_tokens: list[float] = field(default_factory=list)  # generation: each pass's non-padding prompt tokens
     matmul_flops: float = 0.0  # generation: this machine's measured matrix-multiply FLOP/s in the model's dtype
 
 
 def step_timer(times: StepTimes):
-    """A Trainer callback appending each optimizer step's wall time (less any fixed cost measured within it, e.g.
-    RLOO's curve at the last step) to ``times.seconds`` and the tokens the trainer counted in it
-    (``state.num_input_tokens_seen``) to ``times.tokens``."""
+    """A Trainer callback appending each optimizer step's wall time to ``times.seconds`` and the tokens the trainer
+    counted in it (``state.num_input_tokens_seen``) to ``times.tokens``."""
     from transformers import TrainerCallback
 
     class StepTimer(TrainerCallback):
         def on_step_begin(self, args, state, control, **kwargs):
-            self.start, self.seen, self.fixed = time.perf_counter(), state.num_input_tokens_seen, times.fixed_seconds
+            self.start, self.seen = time.perf_counter(), state.num_input_tokens_seen
 
-        def on_step_end(self, args, state, control, **kwargs):  # a fixed cost run at the step's end is not the step's
-            elapsed = time.perf_counter() - self.start - (times.fixed_seconds - self.fixed)
-            times.seconds.append(elapsed)
+        def on_step_end(self, args, state, control, **kwargs):
+            times.seconds.append(time.perf_counter() - self.start)
             times.tokens.append(float(state.num_input_tokens_seen - self.seen))
 
     return StepTimer()

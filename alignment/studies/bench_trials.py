@@ -137,7 +137,7 @@ def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: 
     feedback or prompts; TRL conversational rows); with ``long_rows`` every answer is replaced by world documents
     of about ``max_length`` words (one word is one token of the world's tokenizer)."""
     from alignment.config.data import DataSource
-    from alignment.data.from_pairs import unique_prompts, unpaired
+    from alignment.data.from_pairs import unique_prompts, unpaired, with_answers
     from alignment.data.records import question_prompts
     from alignment.data.run_data import WORLD_QA_COLUMNS
     from alignment.data.sources import load
@@ -150,8 +150,9 @@ def workload_rows(data: Path, method: str, long_rows: bool = False, max_length: 
     name, kind = ("demonstrations.jsonl", "sft") if method == "sft" else ("preferences.jsonl", "preferences")
     rows = load(DataSource(path=str(data / name)), kind)
     learns = "pairs" if method in ("sft", "reward") else policy(method).learns
-    if learns == "prompts":
-        return unique_prompts(rows)
+    if learns == "prompts":  # with the preference questions' accepted answers, as the pipeline gives them
+        source = DataSource(path=str(data / "preference_questions.jsonl"), columns=WORLD_QA_COLUMNS)
+        return with_answers(unique_prompts(rows), question_prompts(load(source, "questions")))
     if long_rows:
         words = (data / "pretrain.txt").read_text().split()
         size = max_length - 16  # room for the question and the template's markers
@@ -247,18 +248,9 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
         if "reward" in row.inputs:  # against the bench's reward model, with the over-optimisation curve it records
             from alignment.evaluation.metrics import make_judge
 
-            questions = workload_rows(Path(spec["data"]), "generation")[: section.curve_questions]
-            judge = make_judge(JudgeConfig())
-            curve = module.Curve(questions, judge, section.curve_every_steps, spec["completion_length"])
-            measure = curve.measure
-
-            def timed_measure(*args, **kwargs):  # the curve is a fixed cost: reported beside the steps
-                start = time.perf_counter()
-                measure(*args, **kwargs)
-                times.fixed_seconds += time.perf_counter() - start
-
-            curve.measure = timed_measure
-            train(section, base, ([], Path(spec["work"]) / "reward-adapter"), rows, run, curve)
+            curve = module.Curve(section.curve_every_steps)
+            reward_adapter = Path(spec["work"]) / "reward-adapter"
+            train(section, base, ([], reward_adapter), rows, run, curve, make_judge(JudgeConfig()))
         else:
             train(section, base, [], rows, run)
 
