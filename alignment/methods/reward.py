@@ -1,4 +1,5 @@
-"""The reward model: TRL's RewardTrainer on preference pairs, LoRA plus a trained score head.
+"""The reward model: TRL's RewardTrainer on preference pairs, LoRA plus a trained score head, each pair's shared
+prefix computed once (``alignment.models.shared_prefix``).
 
 A share of the prompts (with all their pairs) is held out; RewardTrainer's own evaluation on them gives
 the held-out pairwise accuracy.
@@ -31,12 +32,13 @@ def split_pairs(rows: list[dict], eval_fraction: float, seed: int) -> tuple[list
 def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run: TrainingRun) -> dict:
     """Train the reward model (LoRA + score head) from the base; saves ``run.out_dir / "adapter"``."""
     from datasets import Dataset
-    from trl import RewardConfig, RewardTrainer
+    from trl import RewardConfig
 
     from alignment.models.modeling import fit, load_tokenizer, lora_config, reward_backbone, trainer_args
+    from alignment.models.shared_prefix import SharedPrefixRewardTrainer
 
     train_rows, held_rows = split_pairs(preferences, cfg.eval_fraction, run.seed)
-    trainer = RewardTrainer(
+    trainer = SharedPrefixRewardTrainer(
         model=reward_backbone(base).to(run.device.name),
         args=trainer_args(RewardConfig, cfg, run, eval_strategy="no", per_device_eval_batch_size=64),
         train_dataset=Dataset.from_list(train_rows),
@@ -56,6 +58,7 @@ def train_reward(cfg: RewardSection, base: BaseRef, preferences: list[dict], run
     metrics = fit(trainer, run, cfg) | {
         "train_pairs": kept,
         "train_pairs_dropped": len(train_rows) - kept,
+        "shared_prefix": trainer.packs_pairs,
     }
     if held_rows:
         held_out = trainer.evaluate()
