@@ -143,7 +143,12 @@ def evaluate(cfg: EvalConfig, job: Evaluation, out_dir: Path, device: str, progr
     }
     say("scoring answers with the reward model")
     rm = load_reward_model(job.base, job.reward_adapter, device)
-    rm_scores = {name: reward_scores(rm, tok, prompts, ans, cfg.batch_size) for name, ans in answers.items()}
+    # each distinct (question, answer) scored once: two models' identical answers tie exactly (scored apart, in
+    # batches padded differently, they would differ in the last float bits, and that noise would decide the win)
+    distinct = sorted({(p, a) for ans in answers.values() for p, a in zip(prompts, ans, strict=True)})
+    scores = reward_scores(rm, tok, [p for p, _ in distinct], [a for _, a in distinct], cfg.batch_size)
+    score = dict(zip(distinct, scores, strict=True))
+    rm_scores = {name: [score[p, a] for p, a in zip(prompts, ans, strict=True)] for name, ans in answers.items()}
     for policy in job.policies:
         win = {
             "gold": win_rate_with_ci(gold[policy], gold["sft"], n_boot, seed),
