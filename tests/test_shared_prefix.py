@@ -136,3 +136,72 @@ def test_the_reward_trainer_trains_as_trls_on_conversational_pairs_from_fewer_to
         assert a["loss"] == pytest.approx(b["loss"], rel=1e-4) and a["accuracy"] == b["accuracy"]
         assert a["num_tokens"] == b["num_tokens"]  # a pair's two sequences counted whole, as TRL counts them
     assert ours.state.num_input_tokens_seen == runs["trl"].state.num_input_tokens_seen > 0
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_completions_of_one_prompt_score_as_trls_rows_with_the_same_gradients(attention):
+    from types import SimpleNamespace
+
+    from accelerate import Accelerator
+    from transformers import LlamaForCausalLM
+    from trl import GRPOTrainer
+    from trl.trainer.utils import add_fused_lm_head
+
+    from alignment.models.shared_prefix import SharedPromptTrainer
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=32,
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        pad_token_id=PAD,
+    )
+    config._attn_implementation = attention
+    base = LlamaForCausalLM(config)
+    add_fused_lm_head(base, temperature=0.7, outputs=("log_probs", "entropy"))
+    model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
+    for name, param in model.named_parameters():
+        if "lora_B" in name:
+            param.data.normal_(0, 0.1)
+    # TRL's rows: prompts left-padded to 4, completions right-padded to 3 (the mask ends after EOS); rows 0, 1 and 3
+    # share a prompt, row 2 has its own, shorter one
+    prompts = [[0, 5, 6, 7], [0, 5, 6, 7], [0, 0, 8, 9], [0, 5, 6, 7]]
+    completions = [[10, 11, 2], [12, 2, 0], [13, 14, 15], [10, 2, 0]]
+    input_ids = torch.tensor([p + c for p, c in zip(prompts, completions, strict=True)])
+    attention_mask = (input_ids != PAD).long()
+
+    class Trainer(SharedPromptTrainer, GRPOTrainer):
+        pass
+
+    trainer = Trainer.__new__(Trainer)  # only what the method reads
+    trainer.accelerator, trainer.processing_class = Accelerator(cpu=True), SimpleNamespace(pad_token_id=PAD)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    scored = attention_mask[:, 4:].bool()
+
+    def run(method) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        model.zero_grad()
+        logps, entropy, _ = method(trainer, model, input_ids, attention_mask, 3, batch_size=3, compute_entropy=True)
+        (logps * scored * torch.arange(1.0, 13.0).view(4, 3)).sum().backward()
+        return logps.detach() * scored, entropy.detach() * scored, [p.grad.clone() for p in trainable]
+
+    ours, ours_entropy, ours_grads = run(SharedPromptTrainer._get_per_token_logps_and_entropies)
+    trl, trl_entropy, trl_grads = run(GRPOTrainer._get_per_token_logps_and_entropies)
+    assert bool((ours[scored] < 0).all())
+    torch.testing.assert_close(ours, trl, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ours_entropy, trl_entropy, atol=1e-5, rtol=1e-5)
+    for a, b in zip(ours_grads, trl_grads, strict=True):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
+def test_prompt_groups_pack_each_prompt_once_and_score_each_completion_token_once():
+    from alignment.models.shared_prefix import PromptGroups
+
+    ids = torch.tensor([[0, 5, 6, 10, 2], [0, 5, 6, 12, 0], [7, 8, 9, 13, 14]])
+    groups = PromptGroups.pack(ids, (ids != PAD).long(), completion=2, pad=PAD)
+    assert groups.input_ids.tolist() == [[5, 6, 10, 2, 6, 12], [7, 8, 9, 13, 14, 0]]
+    assert groups.position_ids.tolist() == [[1, 2, 3, 4, 2, 3], [0, 1, 2, 3, 4, 0]]
+    assert groups.shift_labels.tolist() == [[-100, 10, 2, -100, 12, -100], [-100, -100, 13, 14, -100, -100]]
+    assert groups.source[:, :, 1].tolist() == [[1, 2], [4, 0], [2, 3]]  # row 1's second token is padding
+    assert groups.scored.tolist() == [[True, True], [True, False], [True, True]]

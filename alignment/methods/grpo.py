@@ -44,8 +44,9 @@ def train_grpo(
     from trl import GRPOConfig, GRPOTrainer
 
     from alignment.models.modeling import fit, load_causal_lm, load_tokenizer, lora_config, trainer_args
+    from alignment.models.shared_prefix import sharing_prompts
 
-    trainer = GRPOTrainer(
+    trainer = sharing_prompts(GRPOTrainer)(
         model=load_causal_lm(base, sft_adapters, run.device.name),
         reward_funcs=gold_reward(judge or Judge(), cfg.rewards),
         args=trainer_args(GRPOConfig, cfg, run),

@@ -138,6 +138,7 @@ def train_rloo(
         lora_config,
         trainer_args,
     )
+    from alignment.models.shared_prefix import sharing_prompts
 
     sft_adapters, reward_adapter = adapters
     tok = load_tokenizer(base)
@@ -146,7 +147,7 @@ def train_rloo(
     reward_funcs: list = [load_reward_model(base, reward_adapter, run.device.name)]
     if any(p.get("answers") is not None for p in prompts):  # the gold judge scores the rollouts, weight 0
         reward_funcs.append(gold_score(judge or Judge()))
-    trainer = RLOOTrainer(
+    trainer = sharing_prompts(RLOOTrainer)(
         model=load_causal_lm(base, sft_adapters, run.device.name),
         reward_funcs=reward_funcs,
         args=trainer_args(RLOOConfig, cfg, run, reward_weights=[1.0, 0.0][: len(reward_funcs)]),

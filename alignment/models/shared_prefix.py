@@ -1,14 +1,16 @@
-"""A preference pair scored with its shared prefix computed once: TRL's RewardTrainer, packed.
+"""Answers that share a prompt, put through the model with the prompt computed once.
 
-A pair's chosen and rejected sequences share their prompt (with SmolLM2's chat template, the system prompt and the
-question are most of both). TRL puts each pair through the reward model as two sequences, so the prompt is computed
-twice. Here each pair is one sequence: the tokens both share, then the rest of the chosen one, then the rest of the
-rejected one, with the rejected tokens' positions continuing from the shared part and a mask that keeps them from
-seeing the chosen ones. Each answer's score is read where its own last token is, as TRL reads it at the last
-non-padding token: the same hidden states (``tests/test_shared_prefix.py``), fewer tokens.
+With SmolLM2's chat template the system prompt and the question are most of a short answer's tokens, and TRL
+computes them once per answer: twice for a reward-model pair, ``num_generations`` times for an RLOO or GRPO group.
+Here the answers sharing a prompt are one sequence: the shared tokens, then each answer, each answer's positions
+continuing from the shared part and a mask that keeps it from seeing the other answers. Each answer then has the
+same hidden states as alone (``tests/test_shared_prefix.py``), from fewer tokens.
 
-Tokens seen (the Trainer's ``num_input_tokens_seen`` and TRL's ``num_tokens``) still count a pair's two sequences
-whole, as TRL counts them: the work done for the user, however it is computed.
+- ``SharedPrefixRewardTrainer``: a pair's score is read where each answer's last token is, as TRL reads it at the
+  last non-padding token. Tokens seen (the Trainer's ``num_input_tokens_seen`` and TRL's ``num_tokens``) still count
+  a pair's two sequences whole, as TRL counts them: the work done for the user, however it is computed.
+- ``SharedPromptTrainer``: RLOO's and GRPO's log-probabilities of their sampled completions (the loss's, the
+  reference's and the old policy's), through TRL's own fused LM head given the labels pre-shifted.
 """
 
 from __future__ import annotations
@@ -58,15 +60,10 @@ class SharedPrefixCollator(DataCollatorForPreference):
         def padded(values: list[list[int]], fill: int) -> torch.Tensor:
             return torch.tensor([v + [fill] * (length - len(v)) for v in values])
 
-        kind = padded(kinds, PADDING)
-        causal = torch.ones(length, length, dtype=torch.bool).tril()
-        same = kind[:, :, None] == kind[:, None, :]
-        sees = causal & (same | (kind[:, None, :] == PREFIX)) & (kind[:, :, None] != PADDING)
-        sees |= torch.eye(length, dtype=torch.bool)  # padding attends to itself: no row all masked
         return batch | {
             "pair_ids": padded(rows, self.pad_token_id),
             "pair_position_ids": padded(positions, 0),
-            "pair_mask": sees[:, None],
+            "pair_mask": segment_mask(padded(kinds, PADDING), PADDING),
             "chosen_index": torch.tensor(chosen_index),
             "rejected_index": torch.tensor(rejected_index),
         }
@@ -84,9 +81,8 @@ class _PackedScorer:
         caught: list[torch.Tensor] = []
         handle = self.head.register_forward_hook(lambda module, args, out: caught.append(out))
         mask = self.packed["pair_mask"]
-        if self.eager:  # eager attention adds its mask: 0 where seen, the dtype's minimum elsewhere
-            dtype = next(self.model.parameters()).dtype
-            mask = torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+        if self.eager:  # eager attention adds its mask
+            mask = additive(mask, next(self.model.parameters()).dtype)
         try:
             self.model(
                 input_ids=self.packed["pair_ids"],
@@ -124,3 +120,129 @@ class SharedPrefixRewardTrainer(RewardTrainer):
         packed = {key: inputs.pop(key) for key in PACKED}
         scorer = _PackedScorer(model, self._head, packed, self._eager)
         return super().compute_loss(scorer, inputs, return_outputs, num_items_in_batch)
+
+
+def segment_mask(kind: torch.Tensor, padding: int) -> torch.Tensor:
+    """``(rows, 1, length, length)``, True where a token may attend: causal, to its own segment and to the shared
+    segment (kind 0); a padding token (``padding``) only to itself, so no row is all masked."""
+    length = kind.size(1)
+    causal = torch.ones(length, length, dtype=torch.bool, device=kind.device).tril()
+    sees = causal & ((kind[:, :, None] == kind[:, None, :]) | (kind[:, None, :] == 0)) & (kind[:, :, None] != padding)
+    return (sees | torch.eye(length, dtype=torch.bool, device=kind.device))[:, None]
+
+
+def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """A boolean attention mask as eager attention adds it: 0 where seen, the dtype's minimum elsewhere."""
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
+
+
+@dataclass(frozen=True)
+class PromptGroups:
+    """Rows of TRL's (left-padded prompt, right-padded completion) batch packed one sequence per distinct prompt:
+    the prompt but its last token, then for each completion its prompt's last token and the completion. Each
+    segment's tokens keep the positions they have in TRL's row, and the labels are pre-shifted (a position's label is
+    the token its hidden state predicts), so TRL's fused head scores each completion token exactly once."""
+
+    input_ids: torch.Tensor  # (groups, length)
+    position_ids: torch.Tensor
+    kind: torch.Tensor  # 0 the shared prompt, 1.. each completion's segment, PADDING after
+    shift_labels: torch.Tensor  # -100 where nothing is scored
+    source: torch.Tensor  # (rows, completion length, 2): the (group, position) each completion token is scored at
+    scored: torch.Tensor  # (rows, completion length): which completion tokens are scored (the attention mask's)
+
+    @classmethod
+    def pack(cls, input_ids: torch.Tensor, attention_mask: torch.Tensor, completion: int, pad: int) -> PromptGroups:
+        prompt_length = input_ids.size(1) - completion
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for row in range(input_ids.size(0)):
+            prompt = input_ids[row, :prompt_length][attention_mask[row, :prompt_length].bool()]
+            groups.setdefault(tuple(prompt.tolist()), []).append(row)
+        ids, positions, kinds, labels = [], [], [], []
+        source = torch.zeros(input_ids.size(0), completion, 2, dtype=torch.long)
+        scored = attention_mask[:, prompt_length:].bool().cpu()
+        for g, (prompt, rows) in enumerate(groups.items()):
+            n = len(prompt)
+            ids_g, pos_g = list(prompt[:-1]), list(range(prompt_length - n, prompt_length - 1))
+            kind_g, label_g = [0] * (n - 1), [-100] * (n - 1)
+            for segment, row in enumerate(rows, start=1):
+                answer = input_ids[row, prompt_length:][scored[row]].tolist()
+                start = len(ids_g)
+                ids_g += [prompt[-1], *answer]
+                pos_g += range(prompt_length - 1, prompt_length + len(answer))
+                kind_g += [segment] * (len(answer) + 1)
+                label_g += [*answer, -100]
+                source[row, : len(answer), 0] = g
+                source[row, : len(answer), 1] = torch.arange(start, start + len(answer))
+            ids.append(ids_g)
+            positions.append(pos_g)
+            kinds.append(kind_g)
+            labels.append(label_g)
+        length = max(map(len, ids))
+
+        def padded(values: list[list[int]], fill: int) -> torch.Tensor:
+            return torch.tensor([v + [fill] * (length - len(v)) for v in values], device=input_ids.device)
+
+        return cls(
+            padded(ids, pad),
+            padded(positions, 0),
+            padded(kinds, PADDING_KIND),
+            padded(labels, -100),
+            source.to(input_ids.device),
+            scored.to(input_ids.device),
+        )
+
+    def unpack(self, per_position: torch.Tensor) -> torch.Tensor:
+        """A ``(groups, length)`` per-position value back in TRL's ``(rows, completion length)`` layout (0 where no
+        completion token is)."""
+        values = per_position[self.source[..., 0], self.source[..., 1]]
+        return values.masked_fill(~self.scored, 0)
+
+
+PADDING_KIND = 1 << 30  # a padding token's segment in ``PromptGroups.kind``
+
+
+class SharedPromptTrainer:
+    """A mixin for TRL's RLOOTrainer and GRPOTrainer: the completions sampled for one prompt are scored as one
+    sequence with the prompt computed once (``PromptGroups``), through the model's own forward and TRL's fused head.
+    Multimodal batches, MoE auxiliary losses, and models whose attention cannot take a custom mask (flash attention)
+    are scored as TRL scores them."""
+
+    def _get_per_token_logps_and_entropies(
+        self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
+    ):
+        unwrapped = self.accelerator.unwrap_model(model)
+        attention = getattr(unwrapped.config, "_attn_implementation", None)
+        if (
+            attention not in ("sdpa", "eager")
+            or kwargs.get("compute_aux_loss")
+            or any(v is not None for k, v in kwargs.items() if k != "compute_aux_loss")
+        ):
+            return super()._get_per_token_logps_and_entropies(
+                model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs
+            )
+        eager = attention == "eager"
+        pad = getattr(self.processing_class, "pad_token_id", None) or 0
+        batch_size = batch_size or input_ids.size(0)  # rows per forward, as TRL chunks them to bound memory
+        logps, entropies = [], []
+        for start in range(0, input_ids.size(0), batch_size):
+            rows = slice(start, start + batch_size)
+            groups = PromptGroups.pack(input_ids[rows], attention_mask[rows], logits_to_keep, pad)
+            mask = segment_mask(groups.kind, PADDING_KIND)
+            with self.accelerator.autocast():
+                out = model(
+                    input_ids=groups.input_ids,
+                    attention_mask=additive(mask, next(unwrapped.parameters()).dtype) if eager else mask,
+                    position_ids=groups.position_ids,
+                    shift_labels=groups.shift_labels,
+                    fused_lm_head=True,
+                )
+            logps.append(groups.unpack(out.log_probs))
+            if compute_entropy:
+                entropies.append(groups.unpack(out.entropy))
+        return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
+
+
+def sharing_prompts(trainer_cls: type) -> type:
+    """TRL's ``trainer_cls`` (RLOOTrainer or GRPOTrainer) scoring each prompt's completions with the prompt computed
+    once (``SharedPromptTrainer``)."""
+    return type(f"SharedPrompt{trainer_cls.__name__}", (SharedPromptTrainer, trainer_cls), {})
