@@ -6,12 +6,12 @@ size and number of steps train twice, each in its own process (so peak memory is
 plain TRL (the method's config class with its defaults, a PEFT LoRA of the same rank on all linear layers), once the
 way the pipeline trains (``alignment.methods.sft.train_sft`` etc., with the pipeline's default section). A Trainer
 callback times every optimizer step; the first ``warmup`` steps are left out. Tokens are each step's non-padding
-input tokens as its trainer counts them (``state.num_input_tokens_seen``: a pair's two sequences, whole even where ours
-computes their shared prompt once; for KTO, each row's own prompt and completion, its mismatched KL completion not
-counted; for an online policy, each sampled completion with its prompt), so the two variants count alike even where their batches differ (ours' reward model
-holds a share of the pairs out). Both train with the same seed. Fixed costs (the reward model's held-out
-evaluation, DPO's stored-reference pass) are reported beside the steps; RLOO's over-optimisation curve is read off
-its rollouts, inside the steps.
+input tokens as its trainer counts them (``state.num_input_tokens_seen``: a pair's two sequences, whole even where
+ours computes their shared prompt once; for KTO, each row's own prompt and completion, its mismatched KL completion
+not counted; for an online policy, each sampled completion with its prompt), so the two variants count alike even
+where their batches differ (ours' reward model holds a share of the pairs out). Both train with the same seed.
+Fixed costs (the reward model's held-out evaluation, DPO's stored-reference pass) are reported beside the steps;
+RLOO's over-optimisation curve is read off its rollouts, inside the steps.
 
 Generation answers the world's held-out questions greedily: ours is the evaluation's batched, left-padded,
 KV-cached ``generate_answers``; plain is ``model.generate`` called per question with default settings.
