@@ -144,19 +144,14 @@ def curve_section(policy: str, points: list[dict]) -> list[str]:
     lines = [
         f"## Over-optimisation during {policy} training",
         "",
-        "Each point averages the answers the policy sampled while training, over the steps since the previous point "
-        "(the first: the SFT model's own answers at step 1).",
+        "Each point averages the answers the policy sampled since the previous point (the first: SFT's own, step 1).",
         "",
         "| step | KL to SFT | proxy (reward model) | gold |",
         "| --- | --- | --- | --- |",
     ]
-
-    def value(x: float | None) -> str:
-        return "-" if x is None else f"{x:.3f}"
-
-    lines += [
-        f"| {p['step']} | {value(p['kl'])} | {value(p['proxy_reward'])} | {value(p['gold_reward'])} |" for p in points
-    ]
+    for p in points:  # a missing value (no gold, no KL) is "-"
+        cells = ("-" if v is None else f"{v:.3f}" for v in (p["kl"], p["proxy_reward"], p["gold_reward"]))
+        lines.append(f"| {p['step']} | " + " | ".join(cells) + " |")
     return lines + ["", verdict, "", f"![proxy and gold reward against KL]({policy}_curve.png)", ""]
 
 

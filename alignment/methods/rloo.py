@@ -121,6 +121,7 @@ def train_rloo(
     prompts: list[dict],
     run: TrainingRun,
     curve: Curve,
+    *,
     judge: Judge | None = None,
 ) -> dict:
     """Train an RLOO LoRA adapter on the SFT model (the base with ``adapters[0]`` merged in) against the reward
@@ -185,6 +186,6 @@ def rloo_stage(
         curve = Curve(cfg.curve_every_steps, store)
         adapters = ([sft.path / "adapter"], reward.path / "adapter")
         judge = make_judge(ctx.cfg.judge)
-        return train_rloo(cfg, base_ref(base, ctx.cfg.model), adapters, prompts, run, curve, judge)
+        return train_rloo(cfg, base_ref(base, ctx.cfg.model), adapters, prompts, run, curve, judge=judge)
 
     return ctx.train("rloo", cfg.model_dump(mode="json"), inputs, fit, {"model_chain": [base.id, sft.id]})

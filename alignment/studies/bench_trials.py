@@ -250,7 +250,7 @@ def _our_trial(spec: dict, rows: list[dict], device: str, bf16: bool, times: Ste
 
             curve = module.Curve(section.curve_every_steps)
             reward_adapter = Path(spec["work"]) / "reward-adapter"
-            train(section, base, ([], reward_adapter), rows, run, curve, make_judge(JudgeConfig()))
+            train(section, base, ([], reward_adapter), rows, run, curve, judge=make_judge(JudgeConfig()))
         else:
             train(section, base, [], rows, run)
 
