@@ -38,7 +38,8 @@ def test_a_pair_is_packed_as_its_prefix_then_each_rest_and_the_rejected_rest_nev
     assert padded[5] == [0, 0, 0, 0, 0, 1]  # padding sees only itself (no row is all masked)
 
 
-def _classifier(attention: str, vocab: int = 32) -> LlamaForSequenceClassification:
+def _config(attention: str, vocab: int = 32, **extra) -> LlamaConfig:
+    """A two-layer Llama's config with ``attention`` (sdpa or eager); the seed reset, so each model starts alike."""
     torch.manual_seed(0)
     config = LlamaConfig(
         vocab_size=vocab,
@@ -46,11 +47,15 @@ def _classifier(attention: str, vocab: int = 32) -> LlamaForSequenceClassificati
         intermediate_size=32,
         num_hidden_layers=2,
         num_attention_heads=2,
-        num_labels=1,
         pad_token_id=PAD,
+        **extra,
     )
     config._attn_implementation = attention
-    return LlamaForSequenceClassification(config)
+    return config
+
+
+def _classifier(attention: str, vocab: int = 32) -> LlamaForSequenceClassification:
+    return LlamaForSequenceClassification(_config(attention, vocab, num_labels=1))
 
 
 def _model(attention: str):
@@ -80,7 +85,8 @@ def test_packed_pairs_score_as_trls_two_sequences_with_the_same_gradients(attent
     )
     packed = {k: batch[k] for k in ("pair_ids", "pair_position_ids", "pair_mask", "chosen_index", "rejected_index")}
     head = model.get_base_model().score
-    one, one_grads = scores_and_grads(lambda: _PackedScorer(model, head, packed, attention == "eager")().logits)
+    scorer = _PackedScorer(model, model.get_base_model(), head, packed)
+    one, one_grads = scores_and_grads(lambda: scorer().logits)
     assert one.shape == two.shape == (2 * len(PAIRS), 1)
     torch.testing.assert_close(one, two, atol=1e-5, rtol=1e-5)
     for a, b in zip(one_grads, two_grads, strict=True):
@@ -149,17 +155,7 @@ def test_completions_of_one_prompt_score_as_trls_rows_with_the_same_gradients(at
 
     from alignment.models.shared_prefix import SharedPromptTrainer
 
-    torch.manual_seed(0)
-    config = LlamaConfig(
-        vocab_size=32,
-        hidden_size=16,
-        intermediate_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        pad_token_id=PAD,
-    )
-    config._attn_implementation = attention
-    base = LlamaForCausalLM(config)
+    base = LlamaForCausalLM(_config(attention))
     add_fused_lm_head(base, temperature=0.7, outputs=("log_probs", "entropy"))
     model = get_peft_model(base, LoraConfig(r=4, lora_alpha=8, target_modules="all-linear", task_type="CAUSAL_LM"))
     for name, param in model.named_parameters():

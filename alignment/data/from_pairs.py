@@ -7,21 +7,26 @@ from __future__ import annotations
 import json
 
 
+def _prompt_key(prompt: str | list[dict]) -> str:
+    """A prompt (text or messages) as a dict key."""
+    return json.dumps(prompt, sort_keys=True)
+
+
 def unique_prompts(pairs: list[dict]) -> list[dict]:
     """The distinct prompts of preference pairs, in first-seen order, as TRL prompt rows."""
     seen: dict[str, dict] = {}
     for pair in pairs:
         if "prompt" not in pair:
             raise ValueError("online RL samples answers to prompts: preference pairs with an implicit prompt have none")
-        seen.setdefault(json.dumps(pair["prompt"], sort_keys=True), {"prompt": pair["prompt"]})
+        seen.setdefault(_prompt_key(pair["prompt"]), {"prompt": pair["prompt"]})
     return list(seen.values())
 
 
 def with_answers(prompts: list[dict], questions: list[dict]) -> list[dict]:
     """The prompts, each with the accepted ``answers`` of the question that has the same prompt (None where no question
     does): TRL passes them to reward functions, so a gold judge can score answers sampled to these prompts."""
-    answers = {json.dumps(q["prompt"], sort_keys=True): q["answers"] for q in questions}
-    return [p | {"answers": answers.get(json.dumps(p["prompt"], sort_keys=True))} for p in prompts]
+    answers = {_prompt_key(q["prompt"]): q["answers"] for q in questions}
+    return [p | {"answers": answers.get(_prompt_key(p["prompt"]))} for p in prompts]
 
 
 def unpaired(pairs: list[dict]) -> list[dict]:

@@ -23,7 +23,28 @@ from trl import RewardTrainer
 from trl.trainer.reward_trainer import DataCollatorForPreference
 
 PACKED = ("pair_ids", "pair_position_ids", "pair_mask", "chosen_index", "rejected_index")
-PREFIX, CHOSEN, REJECTED, PADDING = 0, 1, 2, 3  # what each packed token is
+PREFIX, CHOSEN, REJECTED = 0, 1, 2  # a packed pair's segments; later segments are an RLOO or GRPO group's answers
+PADDING = 1 << 30  # a padding token's segment
+
+
+def _padded(values: list[list[int]], length: int, fill: int, device: torch.device | None = None) -> torch.Tensor:
+    """Rows of ints right-padded with ``fill`` to ``length``, as one tensor."""
+    return torch.tensor([v + [fill] * (length - len(v)) for v in values], device=device)
+
+
+def custom_mask_attention(model: torch.nn.Module) -> str | None:
+    """The model's attention implementation where it takes a custom 4D mask (sdpa, eager), else None."""
+    attention = getattr(model.config, "_attn_implementation", None)
+    return attention if attention in ("sdpa", "eager") else None
+
+
+def model_mask(mask: torch.Tensor, model: torch.nn.Module) -> torch.Tensor:
+    """A boolean 4D mask as ``model``'s attention takes it: as is for sdpa; for eager, which adds its mask, 0 where
+    seen and the dtype's minimum elsewhere."""
+    if custom_mask_attention(model) != "eager":
+        return mask
+    dtype = next(model.parameters()).dtype
+    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
 def shared_prefix(chosen: list[int], rejected: list[int]) -> int:
@@ -56,14 +77,10 @@ class SharedPrefixCollator(DataCollatorForPreference):
         length = max(map(len, rows))
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-
-        def padded(values: list[list[int]], fill: int) -> torch.Tensor:
-            return torch.tensor([v + [fill] * (length - len(v)) for v in values])
-
         return batch | {
-            "pair_ids": padded(rows, self.pad_token_id),
-            "pair_position_ids": padded(positions, 0),
-            "pair_mask": segment_mask(padded(kinds, PADDING), PADDING),
+            "pair_ids": _padded(rows, length, self.pad_token_id),
+            "pair_position_ids": _padded(positions, length, 0),
+            "pair_mask": segment_mask(_padded(kinds, length, PADDING)),
             "chosen_index": torch.tensor(chosen_index),
             "rejected_index": torch.tensor(rejected_index),
         }
@@ -74,19 +91,18 @@ class _PackedScorer:
     ``(2 * pairs, 1)``, the chosen answers' scores then the rejected ones'. The score head's output at every position
     is caught by a forward hook, so the call goes through the (possibly distributed) model's own forward."""
 
-    def __init__(self, model: torch.nn.Module, head: torch.nn.Module, packed: dict, eager: bool) -> None:
-        self.model, self.head, self.packed, self.eager = model, head, packed, eager
+    def __init__(
+        self, model: torch.nn.Module, classifier: torch.nn.Module, head: torch.nn.Module, packed: dict
+    ) -> None:
+        self.model, self.classifier, self.head, self.packed = model, classifier, head, packed
 
     def __call__(self, **_: object) -> SequenceClassifierOutput:
         caught: list[torch.Tensor] = []
         handle = self.head.register_forward_hook(lambda module, args, out: caught.append(out))
-        mask = self.packed["pair_mask"]
-        if self.eager:  # eager attention adds its mask
-            mask = additive(mask, next(self.model.parameters()).dtype)
         try:
             self.model(
                 input_ids=self.packed["pair_ids"],
-                attention_mask=mask,
+                attention_mask=model_mask(self.packed["pair_mask"], self.classifier),
                 position_ids=self.packed["pair_position_ids"],
                 use_cache=False,
             )
@@ -106,11 +122,9 @@ class SharedPrefixRewardTrainer(RewardTrainer):
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         model = self.accelerator.unwrap_model(self.model)
-        classifier = model.get_base_model() if hasattr(model, "get_base_model") else model
-        attention = getattr(classifier.config, "_attn_implementation", None)
-        self._head = getattr(classifier, "score", None)
-        self._eager = attention == "eager"
-        self.packs_pairs = self._head is not None and attention in ("sdpa", "eager")
+        self._classifier = model.get_base_model() if hasattr(model, "get_base_model") else model
+        self._head = getattr(self._classifier, "score", None)
+        self.packs_pairs = self._head is not None and custom_mask_attention(self._classifier) is not None
         if self.packs_pairs and isinstance(self.data_collator, DataCollatorForPreference):
             self.data_collator = SharedPrefixCollator(self.data_collator.pad_token_id, self.args.pad_to_multiple_of)
 
@@ -118,22 +132,18 @@ class SharedPrefixRewardTrainer(RewardTrainer):
         if "pair_ids" not in inputs:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         packed = {key: inputs.pop(key) for key in PACKED}
-        scorer = _PackedScorer(model, self._head, packed, self._eager)
+        scorer = _PackedScorer(model, self._classifier, self._head, packed)
         return super().compute_loss(scorer, inputs, return_outputs, num_items_in_batch)
 
 
-def segment_mask(kind: torch.Tensor, padding: int) -> torch.Tensor:
+def segment_mask(kind: torch.Tensor) -> torch.Tensor:
     """``(rows, 1, length, length)``, True where a token may attend: causal, to its own segment and to the shared
-    segment (kind 0); a padding token (``padding``) only to itself, so no row is all masked."""
+    segment (``PREFIX``); a padding token (``PADDING``) only to itself, so no row is all masked."""
     length = kind.size(1)
     causal = torch.ones(length, length, dtype=torch.bool, device=kind.device).tril()
-    sees = causal & ((kind[:, :, None] == kind[:, None, :]) | (kind[:, None, :] == 0)) & (kind[:, :, None] != padding)
+    same = kind[:, :, None] == kind[:, None, :]
+    sees = causal & (same | (kind[:, None, :] == PREFIX)) & (kind[:, :, None] != PADDING)
     return (sees | torch.eye(length, dtype=torch.bool, device=kind.device))[:, None]
-
-
-def additive(mask: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-    """A boolean attention mask as eager attention adds it: 0 where seen, the dtype's minimum elsewhere."""
-    return torch.zeros(mask.shape, dtype=dtype, device=mask.device).masked_fill(~mask, torch.finfo(dtype).min)
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ class PromptGroups:
 
     input_ids: torch.Tensor  # (groups, length)
     position_ids: torch.Tensor
-    kind: torch.Tensor  # 0 the shared prompt, 1.. each completion's segment, PADDING after
+    kind: torch.Tensor  # PREFIX the shared prompt, 1.. each completion's segment, PADDING after
     shift_labels: torch.Tensor  # -100 where nothing is scored
     source: torch.Tensor  # (rows, completion length, 2): the (group, position) each completion token is scored at
     scored: torch.Tensor  # (rows, completion length): which completion tokens are scored (the attention mask's)
@@ -163,7 +173,7 @@ class PromptGroups:
         for g, (prompt, rows) in enumerate(groups.items()):
             n = len(prompt)
             ids_g, pos_g = list(prompt[:-1]), list(range(prompt_length - n, prompt_length - 1))
-            kind_g, label_g = [0] * (n - 1), [-100] * (n - 1)
+            kind_g, label_g = [PREFIX] * (n - 1), [-100] * (n - 1)
             for segment, row in enumerate(rows, start=1):
                 answer = input_ids[row, prompt_length:][scored[row]].tolist()
                 start = len(ids_g)
@@ -177,16 +187,12 @@ class PromptGroups:
             positions.append(pos_g)
             kinds.append(kind_g)
             labels.append(label_g)
-        length = max(map(len, ids))
-
-        def padded(values: list[list[int]], fill: int) -> torch.Tensor:
-            return torch.tensor([v + [fill] * (length - len(v)) for v in values], device=input_ids.device)
-
+        length, device = max(map(len, ids)), input_ids.device
         return cls(
-            padded(ids, pad),
-            padded(positions, 0),
-            padded(kinds, PADDING_KIND),
-            padded(labels, -100),
+            _padded(ids, length, pad, device),
+            _padded(positions, length, 0, device),
+            _padded(kinds, length, PADDING, device),
+            _padded(labels, length, -100, device),
             source.to(input_ids.device),
             scored.to(input_ids.device),
         )
@@ -196,9 +202,6 @@ class PromptGroups:
         completion token is)."""
         values = per_position[self.source[..., 0], self.source[..., 1]]
         return values.masked_fill(~self.scored, 0)
-
-
-PADDING_KIND = 1 << 30  # a padding token's segment in ``PromptGroups.kind``
 
 
 class SharedPromptTrainer:
@@ -211,27 +214,24 @@ class SharedPromptTrainer:
         self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
     ):
         unwrapped = self.accelerator.unwrap_model(model)
-        attention = getattr(unwrapped.config, "_attn_implementation", None)
         if (
-            attention not in ("sdpa", "eager")
+            custom_mask_attention(unwrapped) is None
             or kwargs.get("compute_aux_loss")
             or any(v is not None for k, v in kwargs.items() if k != "compute_aux_loss")
         ):
             return super()._get_per_token_logps_and_entropies(
                 model, input_ids, attention_mask, logits_to_keep, batch_size, compute_entropy, **kwargs
             )
-        eager = attention == "eager"
         pad = getattr(self.processing_class, "pad_token_id", None) or 0
         batch_size = batch_size or input_ids.size(0)  # rows per forward, as TRL chunks them to bound memory
         logps, entropies = [], []
         for start in range(0, input_ids.size(0), batch_size):
             rows = slice(start, start + batch_size)
             groups = PromptGroups.pack(input_ids[rows], attention_mask[rows], logits_to_keep, pad)
-            mask = segment_mask(groups.kind, PADDING_KIND)
             with self.accelerator.autocast():
                 out = model(
                     input_ids=groups.input_ids,
-                    attention_mask=additive(mask, next(unwrapped.parameters()).dtype) if eager else mask,
+                    attention_mask=model_mask(segment_mask(groups.kind), unwrapped),
                     position_ids=groups.position_ids,
                     shift_labels=groups.shift_labels,
                     fused_lm_head=True,
