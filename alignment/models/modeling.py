@@ -28,6 +28,7 @@ from alignment.core.checkpoints import checkpoint_step, last_complete_checkpoint
 from alignment.core.compute import any_process
 from alignment.core.context import TrainingRun
 from alignment.models.activation_memory import decide_checkpointing
+from alignment.models.adapter_switch import quick_disable_adapter
 from alignment.models.fused_lm_head import compact_fused_lm_head
 from alignment.models.refs import BaseRef
 
@@ -230,6 +231,7 @@ def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
     and its estimates). The section's adapter dtype is applied first (``adapters_in_base_dtype``), and ``auto``
     activation checkpointing is decided (``decide_checkpointing``)."""
     adapters_in_base_dtype(trainer.model, section)
+    quick_disable_adapter(trainer.accelerator.unwrap_model(trainer.model))  # the reference, without model walks
     decision = None
     fsdp_checkpoints = bool((trainer.args.fsdp_config or {}).get("activation_checkpointing"))
     if (

@@ -15,6 +15,7 @@ same hidden states as alone (``tests/test_shared_prefix.py``), from fewer tokens
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -213,7 +214,7 @@ class SharedPromptTrainer:
     def _get_per_token_logps_and_entropies(
         self, model, input_ids, attention_mask, logits_to_keep, batch_size=None, compute_entropy=False, **kwargs
     ):
-        unwrapped = self.accelerator.unwrap_model(model)
+        unwrapped = self._unwrapped(model)
         if (
             custom_mask_attention(unwrapped) is None
             or kwargs.get("compute_aux_loss")
@@ -240,6 +241,14 @@ class SharedPromptTrainer:
             if compute_entropy:
                 entropies.append(groups.unpack(out.entropy))
         return torch.cat(logps), torch.cat(entropies) if compute_entropy else None, None
+
+    def _unwrapped(self, model: torch.nn.Module) -> torch.nn.Module:
+        """``accelerator.unwrap_model(model)``, once per model: it walks the model's modules on every call, and the
+        loss, the reference and the old policy each score through here every step."""
+        cache = self.__dict__.setdefault("_unwrapped_models", weakref.WeakKeyDictionary())
+        if model not in cache:
+            cache[model] = self.accelerator.unwrap_model(model)
+        return cache[model]
 
 
 def sharing_prompts(trainer_cls: type) -> type:
