@@ -105,3 +105,26 @@ def test_the_decision_counts_the_datas_longest_sequence_within_the_bound(tiny_lo
     assert short.extra_activations_mib * 2**20 == 2 * 30 * per_token
     long = decide_checkpointing(tiny_lora, section, "cpu", False, Dataset.from_dict({"input_ids": [[1] * 300]}))
     assert long.extra_activations_mib * 2**20 == 2 * 100 * per_token  # truncated at max_length
+
+
+def test_online_methods_count_their_longest_prompt_as_tokenized_plus_the_completion(tiny_lora, monkeypatch):
+    from datasets import Dataset
+
+    from alignment.data.tokenizer import train_tokenizer
+    from alignment.models.activation_memory import longest_prompt
+
+    tok = train_tokenizer(["where does ana live ? lima . who wrote it ?"])
+    prompts = [[{"role": "user", "content": "where does ana live ?"}], [{"role": "user", "content": "who ?"}]]
+    rows = Dataset.from_dict({"prompt": prompts, "answers": [["lima"], ["ana"]]})
+    longest = len(tok.apply_chat_template(prompts[0], add_generation_prompt=True, tokenize=True, return_dict=False))
+    assert longest_prompt(rows, tok) == longest > 5  # the chat template's markers and the question's words
+    assert longest_prompt(Dataset.from_dict({"prompt": ["where does ana live ?", "who ?"]}), tok) == 5
+    assert longest_prompt(rows, None) is None and longest_prompt(Dataset.from_dict({"x": [1]}), tok) is None
+
+    monkeypatch.setattr(activation_memory, "held_bytes", lambda device: 2**30)
+    section = GRPOSection(per_device_train_batch_size=4, num_generations=2, max_completion_length=8, lora={"r": 4})
+    per_token = 2 * (9 * 32 + 4 * 64 + 2 * 32 + 7 * 4) * 4  # two layers, fp32
+    decision = decide_checkpointing(tiny_lora, section, "cpu", False, rows, tok)
+    assert decision.extra_activations_mib * 2**20 == 4 * (longest + 8) * per_token
+    unknown = decide_checkpointing(tiny_lora, section, "cpu", False, rows)  # no tokenizer: the bound
+    assert unknown.extra_activations_mib * 2**20 == 4 * (128 + 8) * per_token

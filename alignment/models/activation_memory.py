@@ -74,15 +74,41 @@ def longest_sequence(dataset) -> int | None:
     return int(pc.max(longest).as_py())
 
 
-def decide_checkpointing(model, section, device: str, bf16: bool, dataset=None) -> CheckpointingDecision:
+def longest_prompt(dataset, tokenizer) -> int | None:
+    """The longest prompt of a dataset of untokenized prompts (RLOO's, GRPO's), in tokens, as TRL's online trainers
+    tokenize it: the tokenizer's chat template with the generation prompt for conversations, the text as is
+    otherwise. None without a ``prompt`` column or a tokenizer (a multimodal processor, say)."""
+    from transformers import PreTrainedTokenizerBase
+
+    if "prompt" not in getattr(dataset, "column_names", []) or not len(dataset):
+        return None
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        return None
+    prompts = list(dataset["prompt"])
+    if isinstance(prompts[0], list):  # conversations
+        ids = tokenizer.apply_chat_template(prompts, add_generation_prompt=True, tokenize=True, return_dict=True)
+    else:
+        ids = tokenizer(text=prompts)
+    return max(len(row) for row in ids["input_ids"])
+
+
+def decide_checkpointing(
+    model, section, device: str, bf16: bool, dataset=None, tokenizer=None
+) -> CheckpointingDecision:
     """``auto``'s decision for ``model`` trained with ``section`` on ``device``: checkpointing unless the extra
     activations of one step (``per_device_train_batch_size`` examples, ``section.sequences_per_example`` sequences
-    each, as long as the training data's longest sequence, within ``section.length_bound()``) stay under
-    ``AUTO_SHARE`` of the memory held now; checkpointing where the model's config does not give its shape."""
+    each, as long as the training data's longest sequence, within ``section.length_bound()``; for RLOO and GRPO, whose
+    prompts TRL does not truncate, the longest prompt tokenized with ``tokenizer`` and ``max_completion_length``)
+    stay under ``AUTO_SHARE`` of the memory held now; checkpointing where the model's config does not give its
+    shape."""
     frozen = next((p for p in model.parameters() if not p.requires_grad), None)
     dtype_bytes = 2 if bf16 else (frozen.element_size() if frozen is not None else 4)
     longest = longest_sequence(dataset) if dataset is not None else None
     length = min(section.length_bound(), longest) if longest else section.length_bound()
+    completion = getattr(section, "max_completion_length", None)
+    if longest is None and completion is not None and dataset is not None:
+        prompt = longest_prompt(dataset, tokenizer)
+        length = prompt + completion if prompt is not None else length
     tokens = section.per_device_train_batch_size * section.sequences_per_example * length
     held = held_bytes(device)
     if not all(hasattr(model.config, k) for k in ("hidden_size", "num_hidden_layers")):

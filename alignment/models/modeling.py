@@ -239,7 +239,9 @@ def fit(trainer, run: TrainingRun, section: TrainingSection) -> dict:
         and not trainer.args.activation_checkpointing
         and not fsdp_checkpoints
     ):
-        decision = decide_checkpointing(trainer.model, section, run.device.name, run.device.bf16, trainer.train_dataset)
+        decision = decide_checkpointing(
+            trainer.model, section, run.device.name, run.device.bf16, trainer.train_dataset, trainer.processing_class
+        )
         if any_process(decision.activation_checkpointing, trainer.args.device):  # every rank alike, or they hang
             trainer.args.activation_checkpointing = trainer.args.gradient_checkpointing = True  # train() enables it
             decision = replace(decision, activation_checkpointing=True)
