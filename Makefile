@@ -46,7 +46,7 @@ lock:
 	test -d $(VENV) || $(PYTHON) -m venv $(VENV)
 	$(VENV_UV)
 	echo "torch==$(TORCH_LOCKED)" | UV_FIND_LINKS="$(FIND_LINKS)" $(BIN)/uv pip compile -q pyproject.toml - \
-		--extra dev --extra pools --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-strip-markers \
+		--extra dev --extra pools --extra postgres --python-version 3.11 --python-platform x86_64-manylinux_2_28 --no-strip-markers \
 		--generate-hashes --custom-compile-command "make lock" $(if $(UPGRADE),--upgrade) -o $(LOCK)
 
 demo: $(BIN)/.installed
@@ -72,7 +72,7 @@ labeller: $(BIN)/.installed
 
 # The tests also render the GPU pools' job templates with the workers' own code (the `pools` extra).
 $(BIN)/.installed-pools: $(BIN)/.installed
-	$(VENV_INSTALL) -e ".[dev,pools]"
+	$(VENV_INSTALL) -e ".[dev,pools,postgres]"
 	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib >/dev/null || true  # an optimisation: a file that fails is skipped
 	touch $@
 
@@ -109,8 +109,17 @@ INCOMING ?= $(CURDIR)/data/incoming
 RETRAIN_CRON ?= 0 3 * * *
 RETRAIN_ACTIVE ?= true
 
-server: $(BIN)/.installed
-	$(ENV_DEFAULTS) $(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+# The server keeps its state in SQLite under PREFECT_HOME (a laptop needs nothing more); a team's server keeps it in
+# PostgreSQL: DATABASE_URL=postgresql+asyncpg://USER:PASSWORD@HOST:5432/prefect, Prefect's
+# PREFECT_API_DATABASE_CONNECTION_URL (asyncpg, the driver, comes with the `postgres` extra, installed here).
+DATABASE_URL ?=
+server: $(BIN)/.installed-postgres
+	$(if $(DATABASE_URL),PREFECT_API_DATABASE_CONNECTION_URL='$(DATABASE_URL)') $(ENV_DEFAULTS) \
+		$(BIN)/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+$(BIN)/.installed-postgres: $(BIN)/.installed
+	$(VENV_INSTALL) -e ".[dev,postgres]"
+	touch $@
 
 # The work pool: POOL_TYPE=process (this machine's worker), docker or kubernetes (GPU job templates in deploy/),
 # with at most POOL_LIMIT runs at once, so two retrains never share a GPU.

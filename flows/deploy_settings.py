@@ -52,12 +52,28 @@ def _count(name: str, default: int) -> int:
     return count
 
 
+def _whole(name: str, default: int, minimum: int, what: str) -> int:
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise ValueError(f"prefect deploy: {name}={value!r} is not {what} (a whole number, at least {minimum})")
+    return number
+
+
 def deploy_settings() -> dict[str, Any]:
     """The settings prefect.yaml templates as `{{ settings.<name> }}`: ``repo`` and ``ref`` (what the worker
     clones; default: this checkout's origin, or its directory, and branch), ``store`` and ``incoming``
     (required), ``cron`` (the retrain's schedule, UTC; default 03:00 daily), ``active`` (default true), and for
     Docker and Kubernetes pools ``image`` (ALIGNMENT_IMAGE, default `make image`'s tag) and ``gpus``
-    (ALIGNMENT_GPUS, GPUs per run, default 1); a process pool ignores the last two."""
+    (ALIGNMENT_GPUS, GPUs per run, default 1); a process pool ignores the last two. Lost runs: ``heartbeat``
+    (PREFECT_FLOWS_HEARTBEAT_FREQUENCY, seconds between a run's heartbeats, default 30, Prefect's minimum),
+    ``missed_heartbeats`` (ALIGNMENT_MISSED_HEARTBEATS, silent heartbeats before a run is marked Crashed, default 3)
+    and ``crash_retries`` (ALIGNMENT_CRASH_RETRIES, default 2), read by ``flows.automations``."""
     missing = [f"{name} ({why})" for name, why in REQUIRED.items() if not os.environ.get(name, "").strip()]
     if missing:
         raise ValueError(
@@ -78,4 +94,7 @@ def deploy_settings() -> dict[str, Any]:
         "active": _flag("ALIGNMENT_RETRAIN_ACTIVE", True),
         "image": os.environ.get("ALIGNMENT_IMAGE", "").strip() or DEFAULT_IMAGE,
         "gpus": _count("ALIGNMENT_GPUS", 1),
+        "heartbeat": str(_whole("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", 30, 30, "a heartbeat period in seconds")),
+        "missed_heartbeats": _whole("ALIGNMENT_MISSED_HEARTBEATS", 3, 2, "a count of missed heartbeats"),
+        "crash_retries": _whole("ALIGNMENT_CRASH_RETRIES", 2, 0, "a count of retries"),
     }

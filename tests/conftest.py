@@ -34,3 +34,20 @@ def micro(tmp_path):
         return load_config(MICRO, [f"store.root={tmp_path / 'runs'}", *overrides])
 
     return load
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """The PostgreSQL server the Prefect tests on PostgreSQL use (``ALIGNMENT_TEST_POSTGRES_URL``; `.ci/run` starts
+    one with tests/postgres_cluster.py); those tests are skipped, with this reason, where none is given."""
+    import os
+
+    from postgres_cluster import URL_VARIABLE
+
+    url = os.environ.get(URL_VARIABLE, "").strip()
+    if not url:
+        pytest.skip(
+            f"no PostgreSQL server: set {URL_VARIABLE} (`.ci/run` starts one: python tests/postgres_cluster.py start "
+            "DIR, from Debian's postgresql package)"
+        )
+    return url

@@ -8,12 +8,15 @@ and the tail of the log of the process it waited on."""
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
@@ -25,6 +28,7 @@ AUTH = tuple(AUTH_STRING.split(":"))
 BIN = Path(sys.executable).parent
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 RETRYABLE = (429, 502, 503)  # answers Prefect's own client retries: rate limited, a busy SQLite ("database is locked")
+BUILT = re.compile(r"^(\w+): built (\S+) ")  # a stage's log line when it built (not reused) an artifact
 CLI_TIMEOUT = 300  # one `prefect` command (a deploy of every deployment imports every flow: ~20 s on 2 busy cores)
 
 T = TypeVar("T")
@@ -139,14 +143,29 @@ def kill_tree(proc: subprocess.Popen) -> None:
     proc.wait(30)
 
 
-def server_env(home: Path, port: int, **extra: str) -> dict[str, str]:
-    """The environment of a server on ``port`` whose state lives in ``home``, and of the CLI, deploys and workers
-    that talk to it (basic auth on both sides, no analytics, workers that poll every 2 s)."""
+BACKENDS = ("sqlite", "postgres")  # the database behind a test server: a module's server fixture takes both
+
+
+def database(request) -> str | None:
+    """The database of a module's server for the backend ``request.param`` names: None for SQLite (the server's own
+    file), or a new database on the PostgreSQL server of the ``postgres_url`` fixture (which skips, saying why, where
+    there is none)."""
+    if request.param == "sqlite":
+        return None
+    from postgres_cluster import create_database
+
+    return create_database(request.getfixturevalue("postgres_url"), request.module.__name__.rsplit(".", 1)[-1])
+
+
+def server_env(home: Path, port: int, database: str | None = None, **extra: str) -> dict[str, str]:
+    """The environment of a server on ``port`` whose state lives in ``home`` and its database at ``database`` (a
+    PostgreSQL URL; default: SQLite in ``home``), and of the CLI, deploys and workers that talk to it (basic auth on
+    both sides, no analytics, workers that poll every 2 s)."""
     return os.environ | {
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home}/prefect.db",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database or f"sqlite+aiosqlite:///{home}/prefect.db",
         "PATH": f"{BIN}:{os.environ['PATH']}",
         "PREFECT_SERVER_API_AUTH_STRING": AUTH_STRING,
         "PREFECT_API_AUTH_STRING": AUTH_STRING,
@@ -293,3 +312,57 @@ def wait_until_terminal(
     if worker is not None:
         wait_for_run_processes(worker, log)
     return states
+
+
+def micro_parameters(store: Path, *overrides: str) -> dict:
+    """A pipeline run's parameters: the micro config (seconds-long stages) on ``store``, with ``overrides``."""
+    from alignment.config.base import section_dict
+    from alignment.config.loading import load_config
+
+    return {"cfg": section_dict(load_config(ROOT / "configs/micro.yaml", [f"store.root={store}", *overrides]))}
+
+
+def built_ids(env: dict[str, str], flow_run_ids: list[str]) -> list[str]:
+    """The artifact ids the runs' stages logged as built (not reused), in order."""
+    ids, offset = [], 0
+    while True:
+        body = {
+            "logs": {"flow_run_id": {"any_": flow_run_ids}},
+            "limit": 200,
+            "offset": offset,
+            "sort": "TIMESTAMP_ASC",
+        }
+        page = api_call(env, "POST", "/logs/filter", json=body).json()
+        ids += [m.group(2) for log in page if (m := BUILT.match(log["message"].split(" - ", 1)[-1]))]
+        if len(page) < 200:
+            return ids
+        offset += 200
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+SCREENSHOTS = ROOT / "runs" / "screenshots"
+
+
+@contextmanager
+def logged_in_page(env: dict[str, str]) -> Iterator:
+    """A page of headless chromium (Playwright) logged into the UI of the server of ``env`` with the auth string, on
+    its dashboard; the browser is closed after."""
+    from playwright.sync_api import sync_playwright
+
+    flags = "--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
+    flags = [*flags.split(), "--disable-component-update", "--disable-sync"]
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{ui_url(env)}/login")
+            page.fill("input[type=password]", AUTH_STRING)
+            page.keyboard.press("Enter")
+            page.wait_for_url("**/dashboard", timeout=60_000)
+            yield page
+        finally:
+            browser.close()
+
+
+def ui_url(env: dict[str, str]) -> str:
+    return env["PREFECT_API_URL"].removesuffix("/api")

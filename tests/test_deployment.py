@@ -1,24 +1,28 @@
 """The UI path end to end: a real Prefect server, `prefect deploy` from prefect.yaml, a process worker,
 and a run triggered through the REST API exactly as the UI's Run button does (custom parameters)."""
 
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 from prefect_server import (
-    AUTH_STRING,
+    BACKENDS,
     BIN,
+    CHROMIUM,
     ROOT,
+    SCREENSHOTS,
     api_call,
     create_run,
+    database,
     free_port,
+    logged_in_page,
     prefect,
     request,
     server_env,
     start,
     start_server,
     stop,
+    ui_url,
     wait_until_terminal,
 )
 
@@ -29,12 +33,14 @@ from alignment.config.policies import POLICY_NAMES
 pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    home = tmp_path_factory.mktemp("prefect-server")
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request, tmp_path_factory):
+    """A server on SQLite, then one on PostgreSQL: every test of the module runs against each."""
+    home = tmp_path_factory.mktemp(f"prefect-server-{request.param}")
     env = server_env(
         home,
         free_port(),
+        database(request),
         ALIGNMENT_REPO=str(ROOT),
         ALIGNMENT_REF=subprocess.check_output(
             ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True
@@ -141,39 +147,21 @@ def test_ui_run_button_runs_the_deployed_pipeline_on_a_worker(server, deployment
     assert list((pipeline_run["store"] / "report").glob("*/report.md"))
 
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-SCREENSHOTS = ROOT / "runs" / "screenshots"
-
-
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium); .ci/run installs it")
 def test_flow_run_page_shows_the_report_in_headless_chromium(server, pipeline_run):
     """A person's path in a real browser: log in with the auth string, open the flow run, its Artifacts
     tab, then the report. Screenshots of both pages go to runs/screenshots/."""
-    from playwright.sync_api import sync_playwright
-
     assert pipeline_run["state"]["type"] == "COMPLETED"
-    ui = server["api"].removesuffix("/api")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    flags = "--no-sandbox --disable-gpu --disable-quic --no-first-run --disable-background-networking"
-    flags = [*flags.split(), "--disable-component-update", "--disable-sync"]
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=flags)
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{ui}/login")
-            page.fill("input[type=password]", AUTH_STRING)
-            page.keyboard.press("Enter")
-            page.wait_for_url("**/dashboard", timeout=60_000)
-            page.goto(f"{ui}/runs/flow-run/{pipeline_run['flow_run']['id']}")
-            page.get_by_text("Artifacts", exact=True).first.click()  # the run page's Artifacts tab
-            card = page.get_by_text("alignment-report", exact=True).first
-            card.wait_for(timeout=60_000)
-            page.screenshot(path=SCREENSHOTS / "flow-run-artifacts.png")
-            card.click()
-            page.get_by_text("What this run shows").first.wait_for(timeout=60_000)  # the rendered report
-            page.screenshot(path=SCREENSHOTS / "report-artifact.png")
-        finally:
-            browser.close()
+    with logged_in_page(server["env"]) as page:
+        page.goto(f"{ui_url(server['env'])}/runs/flow-run/{pipeline_run['flow_run']['id']}")
+        page.get_by_text("Artifacts", exact=True).first.click()  # the run page's Artifacts tab
+        card = page.get_by_text("alignment-report", exact=True).first
+        card.wait_for(timeout=60_000)
+        page.screenshot(path=SCREENSHOTS / "flow-run-artifacts.png")
+        card.click()
+        page.get_by_text("What this run shows").first.wait_for(timeout=60_000)  # the rendered report
+        page.screenshot(path=SCREENSHOTS / "report-artifact.png")
     assert (SCREENSHOTS / "report-artifact.png").stat().st_size > 10_000
 
 

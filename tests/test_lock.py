@@ -13,7 +13,7 @@ from packaging.version import Version
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PYPROJECT = ROOT / "pyproject.toml"
-EXTRAS = ("dev", "pools")  # what `make test` installs, and what `make lock` locks
+EXTRAS = ("dev", "pools", "postgres")  # what `make test` installs, and what `make lock` locks
 
 
 def read_lock(path: Path) -> dict[str, str]:

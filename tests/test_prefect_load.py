@@ -1,0 +1,142 @@
+"""Load, measured: eight runs of the deployed pipeline submitted at once (the micro config: four on one shared store,
+two configs each started twice, and four on stores of their own) through a process pool limited to 2 runs at a time,
+then eight more through the same pool limited to 4, against a real Prefect server on SQLite and on PostgreSQL.
+
+Nothing may be lost: every run ends Completed, the pool's limit holds, every artifact is built by exactly one run
+(the others wait on its lock and reuse it), and the server answers no request with a 5xx on PostgreSQL (its access
+log counts them; on SQLite they are counted, not refused). Each round's row of the load table in
+docs/prefect-and-gpu.md (runs, limit, backend, wall time, requests, 5xx answers) goes to runs/load/<backend>.json."""
+
+import json
+import re
+import subprocess
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+from prefect_server import (
+    BACKENDS,
+    BIN,
+    ROOT,
+    TERMINAL,
+    api_call,
+    built_ids,
+    create_run,
+    database,
+    free_port,
+    micro_parameters,
+    poll,
+    prefect,
+    run_states,
+    server_env,
+    start,
+    start_server,
+    stop,
+    wait_for_run_processes,
+)
+
+pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `make test-quick` leaves them out
+
+POOL = "load-pool"
+LIMITS = (2, 4)
+SHARED_CONFIGS = ("dpo.beta=0.1", "dpo.beta=0.2")  # each started twice on the shared store
+OWN_STORES = 4
+RESULTS = ROOT / "runs" / "load"
+ACCESS = re.compile(r'"(GET|POST|PUT|PATCH|DELETE) (\S+) HTTP/[\d.]+" (\d{3})')
+
+
+@pytest.fixture(scope="module", params=BACKENDS)
+def server(request, tmp_path_factory):
+    """A server (SQLite, then PostgreSQL) whose access log is kept, with the pipeline deployed onto a process pool."""
+    home = tmp_path_factory.mktemp(f"load-server-{request.param}")
+    branch = subprocess.check_output(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True).strip()
+    env = server_env(
+        home,
+        free_port(),
+        database(request),
+        ALIGNMENT_REPO=str(ROOT),
+        ALIGNMENT_REF=branch,
+        ALIGNMENT_POOL=POOL,
+        ALIGNMENT_STORE=str(home / "runs"),
+        ALIGNMENT_INCOMING=str(home / "incoming"),
+        PREFECT_SERVER_LOGGING_LEVEL="INFO",  # uvicorn's access log: every request and its status
+    )
+    handle = {"env": env, "backend": request.param, "log": home / "server.log"}
+    handle["proc"] = start_server(env, handle["log"])
+    try:
+        deploy = ("--no-prompt", "deploy", "--name", "pipeline")
+        for step in (("work-pool", "create", POOL, "--type", "process"), deploy):
+            done = prefect(env, *step)
+            assert done.returncode == 0, done.stdout + done.stderr
+        handle["deployment"] = api_call(env, "GET", "/deployments/name/alignment-pipeline/pipeline").json()["id"]
+        yield handle
+    finally:
+        stop(handle["proc"])
+
+
+def _answers(log: Path, start: int) -> Counter:
+    """The server's answers since byte ``start`` of its log, by status code."""
+    with log.open("rb") as f:
+        f.seek(start)
+        text = f.read().decode(errors="replace")
+    return Counter(m.group(3) for m in ACCESS.finditer(text))
+
+
+def _round(server, limit: int, work: Path) -> dict:
+    """Eight runs submitted at once through the pool limited to ``limit``; the round's row of the load table."""
+    env = server["env"]
+    done = prefect(env, "work-pool", "set-concurrency-limit", POOL, str(limit))
+    assert done.returncode == 0, done.stdout + done.stderr
+    shared = work / "shared"
+    parameters = [micro_parameters(shared, c) for c in SHARED_CONFIGS * 2]
+    parameters += [micro_parameters(work / f"own-{i}") for i in range(OWN_STORES)]
+    log, mark = work / "worker.log", server["log"].stat().st_size
+    worker = start([BIN / "prefect", "worker", "start", "--pool", POOL], env, log)
+    started = time.monotonic()
+    most = 0
+
+    def snapshot() -> list[str]:  # every run at one moment: one by one, a run and its successor could both count
+        nonlocal most
+        seen = [state["type"] for state in run_states(env, runs).values()]
+        most = max(most, seen.count("RUNNING"))
+        return seen
+
+    try:
+        with ThreadPoolExecutor(len(parameters)) as pool:  # at once, as eight people pressing Run would
+            runs = list(pool.map(lambda p: create_run(env, server["deployment"], p), parameters))
+        states = poll(f"{len(runs)} runs to end", snapshot, lambda s: all(t in TERMINAL for t in s), 1500, log)
+        wall = time.monotonic() - started
+        wait_for_run_processes(worker, log)  # their last "built" lines reach the server
+    finally:
+        stop(worker)
+    answers = _answers(server["log"], mark)
+    assert states == ["COMPLETED"] * len(runs), log.read_text()[-5000:]
+    assert 1 <= most <= limit  # the pool's limit held
+    built = built_ids(env, runs)
+    assert [i for i, n in Counter(built).items() if n > 1] == []  # built once each
+    on_disk = [p.parent.name for p in work.glob("*/*/*/manifest.json")]
+    assert sorted(built) == sorted(on_disk)  # and nothing else
+    assert len(list(shared.glob("dpo/*"))) == 2 and not list(work.glob("*/.quarantine"))
+    errors = sum(n for code, n in answers.items() if code.startswith("5"))
+    if server["backend"] == "postgres":
+        assert errors == 0, f"the server answered 5xx on PostgreSQL: {dict(answers)}"
+    return {
+        "backend": server["backend"],
+        "runs": len(runs),
+        "limit": limit,
+        "most_running": most,
+        "wall_seconds": round(wall, 1),
+        "completed": states.count("COMPLETED"),
+        "artifacts_built": len(built),
+        "requests": sum(answers.values()),
+        "errors_5xx": errors,
+        "answers": dict(sorted(answers.items())),
+    }
+
+
+def test_load_eight_runs_at_once_through_a_pool_of_2_then_4_lose_nothing(server, tmp_path):
+    rows = [_round(server, limit, tmp_path / f"limit-{limit}") for limit in LIMITS]
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{server['backend']}.json").write_text(json.dumps(rows, indent=1) + "\n")
