@@ -106,7 +106,8 @@ def ensure_automations(heartbeat_seconds: Any = 30, missed_heartbeats: Any = 3, 
     ids = {}
     with get_client(sync_client=True) as client:
         for automation in wanted:
-            automation = AutomationCore.model_validate(automation.model_dump())  # every field set: a PUT replaces all
+            # every field set (a PUT replaces them all) but the owner, which the server's update refuses
+            automation = AutomationCore.model_validate(automation.model_dump(exclude={"owner_resource"}))
             existing = client.read_automations_by_name(automation.name)
             for extra in existing[1:]:  # one of each name: duplicates (created by hand) go
                 client.delete_automation(extra.id)

@@ -28,7 +28,7 @@ AUTH = tuple(AUTH_STRING.split(":"))
 BIN = Path(sys.executable).parent
 TERMINAL = ("COMPLETED", "FAILED", "CRASHED", "CANCELLED")
 RETRYABLE = (429, 502, 503)  # answers Prefect's own client retries: rate limited, a busy SQLite ("database is locked")
-BUILT = re.compile(r"^(\w+): built (\S+) ")  # a stage's log line when it built (not reused) an artifact
+BUILT = re.compile(r"^(\w+): built (\S+) \((.+)\)")  # a stage's log line when it built (not reused) an artifact
 CLI_TIMEOUT = 300  # one `prefect` command (a deploy of every deployment imports every flow: ~20 s on 2 busy cores)
 
 T = TypeVar("T")
@@ -322,9 +322,9 @@ def micro_parameters(store: Path, *overrides: str) -> dict:
     return {"cfg": section_dict(load_config(ROOT / "configs/micro.yaml", [f"store.root={store}", *overrides]))}
 
 
-def built_ids(env: dict[str, str], flow_run_ids: list[str]) -> list[str]:
-    """The artifact ids the runs' stages logged as built (not reused), in order."""
-    ids, offset = [], 0
+def built_artifacts(env: dict[str, str], flow_run_ids: list[str]) -> list[tuple[str, Path]]:
+    """The artifacts (id, directory) the runs' stages logged as built (not reused), in order."""
+    found, offset = [], 0
     while True:
         body = {
             "logs": {"flow_run_id": {"any_": flow_run_ids}},
@@ -333,10 +333,17 @@ def built_ids(env: dict[str, str], flow_run_ids: list[str]) -> list[str]:
             "sort": "TIMESTAMP_ASC",
         }
         page = api_call(env, "POST", "/logs/filter", json=body).json()
-        ids += [m.group(2) for log in page if (m := BUILT.match(log["message"].split(" - ", 1)[-1]))]
+        for log in page:
+            if m := BUILT.match(log["message"].split(" - ", 1)[-1]):
+                found.append((m.group(2), Path(m.group(3))))
         if len(page) < 200:
-            return ids
+            return found
         offset += 200
+
+
+def built_ids(env: dict[str, str], flow_run_ids: list[str]) -> list[str]:
+    """The artifact ids the runs' stages logged as built (not reused), in order."""
+    return [artifact for artifact, _ in built_artifacts(env, flow_run_ids)]
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

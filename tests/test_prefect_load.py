@@ -22,7 +22,7 @@ from prefect_server import (
     ROOT,
     TERMINAL,
     api_call,
-    built_ids,
+    built_artifacts,
     create_run,
     database,
     free_port,
@@ -89,6 +89,7 @@ def _round(server, limit: int, work: Path) -> dict:
     env = server["env"]
     done = prefect(env, "work-pool", "set-concurrency-limit", POOL, str(limit))
     assert done.returncode == 0, done.stdout + done.stderr
+    work.mkdir(parents=True)
     shared = work / "shared"
     parameters = [micro_parameters(shared, c) for c in SHARED_CONFIGS * 2]
     parameters += [micro_parameters(work / f"own-{i}") for i in range(OWN_STORES)]
@@ -114,10 +115,9 @@ def _round(server, limit: int, work: Path) -> dict:
     answers = _answers(server["log"], mark)
     assert states == ["COMPLETED"] * len(runs), log.read_text()[-5000:]
     assert 1 <= most <= limit  # the pool's limit held
-    built = built_ids(env, runs)
-    assert [i for i, n in Counter(built).items() if n > 1] == []  # built once each
-    on_disk = [p.parent.name for p in work.glob("*/*/*/manifest.json")]
-    assert sorted(built) == sorted(on_disk)  # and nothing else
+    built = [path for _, path in built_artifacts(env, runs)]  # the same config on two stores: two artifacts
+    assert [p for p, n in Counter(built).items() if n > 1] == []  # built once each
+    assert sorted(built) == sorted(p.parent for p in work.glob("*/*/*/manifest.json"))  # and nothing else
     assert len(list(shared.glob("dpo/*"))) == 2 and not list(work.glob("*/.quarantine"))
     errors = sum(n for code, n in answers.items() if code.startswith("5"))
     if server["backend"] == "postgres":
