@@ -39,20 +39,9 @@ def _flag(name: str, default: bool) -> bool:
     raise ValueError(f"prefect deploy: {name}={value!r} is neither true nor false")
 
 
-def _count(name: str, default: int) -> int:
-    value = os.environ.get(name, "").strip()
-    if not value:
-        return default
-    try:
-        count = int(value)
-    except ValueError:
-        count = -2
-    if count < -1:
-        raise ValueError(f"prefect deploy: {name}={value!r} is not a GPU count (a whole number; -1: all, Docker only)")
-    return count
-
-
-def _whole(name: str, default: int, minimum: int, what: str) -> int:
+def _whole(name: str, default: int, minimum: int, what: str, rule: str | None = None) -> int:
+    """The whole number in ``name`` (``default`` where unset), at least ``minimum``; else an error naming it as
+    ``what``, with ``rule`` (default: "a whole number, at least <minimum>")."""
     value = os.environ.get(name, "").strip()
     if not value:
         return default
@@ -61,7 +50,8 @@ def _whole(name: str, default: int, minimum: int, what: str) -> int:
     except ValueError:
         number = minimum - 1
     if number < minimum:
-        raise ValueError(f"prefect deploy: {name}={value!r} is not {what} (a whole number, at least {minimum})")
+        rule = rule or f"a whole number, at least {minimum}"
+        raise ValueError(f"prefect deploy: {name}={value!r} is not {what} ({rule})")
     return number
 
 
@@ -93,7 +83,7 @@ def deploy_settings() -> dict[str, Any]:
         "cron": os.environ.get("ALIGNMENT_RETRAIN_CRON", "").strip() or DEFAULT_CRON,
         "active": _flag("ALIGNMENT_RETRAIN_ACTIVE", True),
         "image": os.environ.get("ALIGNMENT_IMAGE", "").strip() or DEFAULT_IMAGE,
-        "gpus": _count("ALIGNMENT_GPUS", 1),
+        "gpus": _whole("ALIGNMENT_GPUS", 1, -1, "a GPU count", "a whole number; -1: all, Docker only"),
         "heartbeat": str(_whole("PREFECT_FLOWS_HEARTBEAT_FREQUENCY", 30, 30, "a heartbeat period in seconds")),
         "missed_heartbeats": _whole("ALIGNMENT_MISSED_HEARTBEATS", 3, 2, "a count of missed heartbeats"),
         "crash_retries": _whole("ALIGNMENT_CRASH_RETRIES", 2, 0, "a count of retries"),
