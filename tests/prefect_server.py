@@ -17,6 +17,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TypeVar
 
@@ -174,6 +175,35 @@ def server_env(home: Path, port: int, database: str | None = None, **extra: str)
     }
 
 
+def deployment_env(request, home: Path, pool: str, **extra: str) -> dict[str, str]:
+    """``server_env`` for a new server of the backend ``request.param`` names, on a free port, with the variables
+    `make deploy` sets: this checkout's branch as the deployments' source, ``pool``, and a store and an incoming
+    folder in ``home``."""
+    branch = subprocess.check_output(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True).strip()
+    return server_env(
+        home,
+        free_port(),
+        database(request),
+        ALIGNMENT_REPO=str(ROOT),
+        ALIGNMENT_REF=branch,
+        ALIGNMENT_POOL=pool,
+        ALIGNMENT_STORE=str(home / "runs"),
+        ALIGNMENT_INCOMING=str(home / "incoming"),
+        **extra,
+    )
+
+
+def deploy_pipeline(env: dict[str, str], pool: str, limit: int | None = None) -> str:
+    """A process pool ``pool`` (at most ``limit`` runs at a time, where given) and the pipeline's deployment onto it,
+    with the automations `prefect deploy` creates; the deployment's id."""
+    steps = [("work-pool", "create", pool, "--type", "process")]
+    steps += [("work-pool", "set-concurrency-limit", pool, str(limit))] if limit is not None else []
+    for step in (*steps, ("--no-prompt", "deploy", "--name", "pipeline")):
+        done = prefect(env, *step)
+        assert done.returncode == 0, done.stdout + done.stderr
+    return api_call(env, "GET", "/deployments/name/alignment-pipeline/pipeline").json()["id"]
+
+
 def start_server(env: dict[str, str], log: Path, timeout: float = 180) -> subprocess.Popen:
     """``prefect server start`` with ``env``, once its API answers."""
     api = env["PREFECT_API_URL"]
@@ -257,13 +287,40 @@ def run_state(env: dict[str, str], flow_run_id: str) -> dict:
     return api_call(env, "GET", f"/flow_runs/{flow_run_id}").json()["state"]
 
 
-def run_states(env: dict[str, str], flow_run_ids: list[str]) -> dict[str, dict]:
-    """The runs' states by id, read in one query: one moment's snapshot (reading them one request after another,
-    a run that finished before the next one started can be seen Running together with it)."""
+def flow_runs(env: dict[str, str], flow_run_ids: list[str]) -> list[dict]:
+    """The runs' records, in the order of ``flow_run_ids``, read in one query: one moment's snapshot."""
     body = {"flow_runs": {"id": {"any_": flow_run_ids}}, "limit": len(flow_run_ids)}
-    found = {run["id"]: run["state"] for run in api_call(env, "POST", "/flow_runs/filter", json=body).json()}
+    found = {run["id"]: run for run in api_call(env, "POST", "/flow_runs/filter", json=body).json()}
     assert set(found) == set(flow_run_ids), f"runs missing from the server: {set(flow_run_ids) - set(found)}"
-    return {run: found[run] for run in flow_run_ids}
+    return [found[run] for run in flow_run_ids]
+
+
+def run_states(env: dict[str, str], flow_run_ids: list[str]) -> dict[str, dict]:
+    """The runs' states by id, read in one query (reading them one request after another, a run that finished
+    before the next one started can be seen Running together with it)."""
+    return {run["id"]: run["state"] for run in flow_runs(env, flow_run_ids)}
+
+
+def most_at_once(runs: list[dict]) -> int:
+    """The most of ``runs`` (flow-run records) that were Running at one moment, from the server's own start and
+    end times; a run that ended at the moment another started is not counted with it."""
+    unfinished = [run["id"] for run in runs if not (run["start_time"] and run["end_time"])]
+    assert not unfinished, f"runs without a start or an end time: {unfinished}"
+    times = [(run["start_time"], 1) for run in runs] + [(run["end_time"], -1) for run in runs]
+    edges = sorted((datetime.fromisoformat(t), step) for t, step in times)
+    running = most = 0
+    for _, step in edges:  # at equal times the end (-1) sorts before the start (+1)
+        running += step
+        most = max(most, running)
+    return most
+
+
+def run_events(env: dict[str, str], flow_run_id: str) -> list[str]:
+    """The names of the run's own ``prefect.flow-run.*`` events in the server's event store, oldest first. Events
+    reach the store through the server's messaging, a moment after the state they tell of."""
+    which = {"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}, "event": {"prefix": ["prefect.flow-run."]}}
+    body = {"filter": {**which, "order": "ASC"}, "limit": 50}
+    return [event["event"] for event in api_call(env, "POST", "/events/filter", json=body).json()["events"]]
 
 
 def describe_states(states: dict[str, dict]) -> str:

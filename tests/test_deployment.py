@@ -1,7 +1,6 @@
 """The UI path end to end: a real Prefect server, `prefect deploy` from prefect.yaml, a process worker,
 and a run triggered through the REST API exactly as the UI's Run button does (custom parameters)."""
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,12 +12,10 @@ from prefect_server import (
     SCREENSHOTS,
     api_call,
     create_run,
-    database,
-    free_port,
+    deployment_env,
     logged_in_page,
     prefect,
     request,
-    server_env,
     start,
     start_server,
     stop,
@@ -37,17 +34,10 @@ pytestmark = pytest.mark.slow  # whole runs, Prefect servers or real models: `ma
 def server(request, tmp_path_factory):
     """A server on SQLite, then one on PostgreSQL: every test of the module runs against each."""
     home = tmp_path_factory.mktemp(f"prefect-server-{request.param}")
-    env = server_env(
+    env = deployment_env(
+        request,
         home,
-        free_port(),
-        database(request),
-        ALIGNMENT_REPO=str(ROOT),
-        ALIGNMENT_REF=subprocess.check_output(
-            ["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True
-        ).strip(),
-        ALIGNMENT_POOL="test-pool",
-        ALIGNMENT_STORE=str(home / "runs"),
-        ALIGNMENT_INCOMING=str(home / "incoming"),
+        "test-pool",
         ALIGNMENT_RETRAIN_CRON="0 3 * * *",
         ALIGNMENT_RETRAIN_ACTIVE="false",  # deployed paused: no scheduled run fires during the test
     )

@@ -5,7 +5,6 @@ restarted mid-run. Many runs at once: tests/test_prefect_load.py."""
 
 import json
 import os
-import subprocess
 import time
 from pathlib import Path
 
@@ -20,15 +19,14 @@ from prefect_server import (
     api_call,
     built_ids,
     create_run,
-    database,
-    free_port,
+    deploy_pipeline,
+    deployment_env,
     kill_tree,
     logged_in_page,
     micro_parameters,
     poll,
-    prefect,
+    run_events,
     run_state,
-    server_env,
     start,
     start_server,
     stop,
@@ -54,29 +52,11 @@ def server(request, tmp_path_factory):
     time, and the automations `prefect deploy` creates: a run silent for 2 heartbeats (30 s apart) is marked
     Crashed, then retried."""
     home = tmp_path_factory.mktemp(f"faults-server-{request.param}")
-    branch = subprocess.check_output(["git", "rev-parse", "--abbrev-ref", "HEAD"], cwd=ROOT, text=True).strip()
-    env = server_env(
-        home,
-        free_port(),
-        database(request),
-        ALIGNMENT_REPO=str(ROOT),
-        ALIGNMENT_REF=branch,
-        ALIGNMENT_POOL=POOL,
-        ALIGNMENT_STORE=str(home / "runs"),
-        ALIGNMENT_INCOMING=str(home / "incoming"),
-        ALIGNMENT_MISSED_HEARTBEATS=str(MISSED_HEARTBEATS),
-    )
+    env = deployment_env(request, home, POOL, ALIGNMENT_MISSED_HEARTBEATS=str(MISSED_HEARTBEATS))
     handle = {"env": env, "home": home, "log": home / "server.log", "backend": request.param}
     handle["proc"] = start_server(env, handle["log"])
     try:
-        for step in (
-            ("work-pool", "create", POOL, "--type", "process"),
-            ("work-pool", "set-concurrency-limit", POOL, "2"),
-            ("--no-prompt", "deploy", "--name", "pipeline"),
-        ):
-            done = prefect(env, *step)
-            assert done.returncode == 0, done.stdout + done.stderr
-        handle["deployment"] = api_call(env, "GET", "/deployments/name/alignment-pipeline/pipeline").json()["id"]
+        handle["deployment"] = deploy_pipeline(env, POOL, limit=2)
         yield handle
     finally:
         stop(handle["proc"])
@@ -163,11 +143,18 @@ def test_a_zombie_runs_crash_and_retry_show_in_order_in_headless_chromium(server
     before them the first Running and the heartbeats); the screenshot goes to runs/screenshots/."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     shot = SCREENSHOTS / f"zombie-run-events-{server['backend']}.png"
+    completed = "prefect.flow-run.Completed"  # the newest event: the feed is whole once the store holds it
+    poll(
+        "the Completed event in the store",
+        lambda: run_events(server["env"], zombie["run"]),
+        lambda e: completed in e,
+        60,
+    )
     with logged_in_page(server["env"]) as page:
         run = f"prefect.flow-run.{zombie['run']}"
         page.set_viewport_size({"width": 1400, "height": 2600})  # the whole story in one picture
         page.goto(f"{ui_url(server['env'])}/events?resource={run}&events=prefect.flow-run.*")  # its own events
-        page.get_by_text("prefect.flow-run.Crashed", exact=True).first.wait_for(timeout=60_000)
+        page.get_by_text(completed, exact=True).first.wait_for(timeout=60_000)
         page.screenshot(path=shot)
         text = page.inner_text("body")
     assert shot.stat().st_size > 10_000
