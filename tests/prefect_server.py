@@ -315,12 +315,12 @@ def most_at_once(runs: list[dict]) -> int:
     return most
 
 
-def run_events(env: dict[str, str], flow_run_id: str) -> list[str]:
-    """The names of the run's own ``prefect.flow-run.*`` events in the server's event store, oldest first. Events
-    reach the store through the server's messaging, a moment after the state they tell of."""
+def run_events(env: dict[str, str], flow_run_id: str) -> list[dict]:
+    """The run's newest 50 ``prefect.flow-run.*`` events in the server's event store (``event``, ``occurred``, ...),
+    oldest first. Events reach the store through the server's messaging, a moment after the state they tell of."""
     which = {"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}, "event": {"prefix": ["prefect.flow-run."]}}
-    body = {"filter": {**which, "order": "ASC"}, "limit": 50}
-    return [event["event"] for event in api_call(env, "POST", "/events/filter", json=body).json()["events"]]
+    body = {"filter": {**which, "order": "DESC"}, "limit": 50}
+    return api_call(env, "POST", "/events/filter", json=body).json()["events"][::-1]
 
 
 def describe_states(states: dict[str, dict]) -> str:
