@@ -29,7 +29,6 @@ from prefect_server import (
     most_at_once,
     poll,
     prefect,
-    run_states,
     start,
     start_server,
     stop,
@@ -81,20 +80,28 @@ def _round(server, limit: int, work: Path) -> dict:
     worker = start([BIN / "prefect", "worker", "start", "--pool", POOL], env, log)
     started = time.monotonic()
 
-    def snapshot() -> list[str]:
-        return [state["type"] for state in run_states(env, runs).values()]
+    def types(records: list[dict]) -> list[str]:
+        return [record["state"]["type"] for record in records]
 
     try:
         with ThreadPoolExecutor(len(parameters)) as pool:  # at once, as eight people pressing Run would
             runs = list(pool.map(lambda p: create_run(env, server["deployment"], p), parameters))
-        states = poll(f"{len(runs)} runs to end", snapshot, lambda s: all(t in TERMINAL for t in s), 1500, log)
+        ended = poll(
+            f"{len(runs)} runs to end",
+            lambda: flow_runs(env, runs),
+            lambda records: all(t in TERMINAL for t in types(records)),
+            1500,
+            log,
+            describe=lambda records: str(types(records)),
+        )
         wall = time.monotonic() - started
         wait_for_run_processes(worker, log)  # their last "built" lines reach the server
     finally:
         stop(worker)
     answers = _answers(server["log"], mark)
+    states = types(ended)
     assert states == ["COMPLETED"] * len(runs), log.read_text()[-5000:]
-    most = most_at_once(flow_runs(env, runs))  # the server's start and end times: a poll could miss a short run
+    most = most_at_once(ended)  # the server's start and end times: a poll could miss a short run
     assert 1 <= most <= limit, f"{most} runs were Running at once through a pool limited to {limit}"
     built = [path for _, path in built_artifacts(env, runs)]  # the same config on two stores: two artifacts
     assert [p for p, n in Counter(built).items() if n > 1] == []  # built once each
