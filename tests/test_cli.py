@@ -111,6 +111,90 @@ def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):
     assert [line.split()[0] for line in done.stdout.splitlines()[-3:]] == ["base", "sft", "dpo"]
 
 
+def _processes_marked(mark: str) -> dict[int, str]:
+    """The running processes whose environment holds ``mark``, by pid, with their command lines (zombies, already
+    ended, left out): every process a command started, whatever session it moved to (torchrun's trainers each start
+    their own)."""
+    found = {}
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            ended = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+            if not ended and mark.encode() in (proc / "environ").read_bytes():
+                found[int(proc.name)] = (proc / "cmdline").read_text().replace("\0", " ").strip()
+        except (FileNotFoundError, ProcessLookupError, PermissionError):  # ended while we looked
+            continue
+    return found
+
+
+def test_sigterm_and_sighup_end_a_command_through_the_exit_path_and_the_handlers_are_restored():
+    """Inside a command, SIGTERM and SIGHUP raise SystemExit with 128 + the signal's number (so ``finally`` blocks
+    and Prefect's ``atexit`` stop of its temporary server run); after it, the previous handlers are back."""
+    import os
+    import signal
+    import time
+
+    from flows.cli.parser import termination_exits
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGHUP)}
+    for sig, status in ((signal.SIGTERM, 143), (signal.SIGHUP, 129)):
+        with pytest.raises(SystemExit) as stopped, termination_exits():
+            os.kill(os.getpid(), sig)
+            time.sleep(5)  # not reached: the handler raises as soon as the signal is delivered
+        assert stopped.value.code == status
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", ["sigterm", "ctrl-c"])
+def test_a_run_stopped_mid_training_ends_in_seconds_and_leaves_no_process_behind(tmp_path, stop):
+    """`kill` (SIGTERM to the command) or Ctrl-C (SIGINT to the terminal's foreground process group) of `alignment
+    run` while a stage trains in two launched processes: the run is reported Crashed, the command exits in seconds
+    (143 or 130), and nothing it started outlives it: not its temporary Prefect server, not the launcher or its
+    trainers. Before, SIGTERM left the server running for good, and Ctrl-C ended the server first, so the command
+    hung for minutes retrying to report the crash to it."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    log = tmp_path / "run.log"
+    mark = f"ALIGNMENT_TEST_MARK={tmp_path}"  # in the environment of every process the command starts
+    overrides = [f"store.root={tmp_path / 'runs'}", "compute.num_processes=2", "sft.num_train_epochs=400"]
+    command = [sys.executable, "-m", "flows.cli", "run", "configs/micro.yaml"]
+    command += [a for o in overrides for a in ("--set", o)]
+    env = os.environ | dict([mark.split("=", 1)])
+    with log.open("w") as out:  # its own session and group, as a terminal's foreground job
+        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out, env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 300
+        while "sft: step" not in log.read_text():  # rank 0's progress, through the parent: the launch trains
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        started = _processes_marked(mark)
+        assert len(started) == 5, started  # the command, its server, the launcher and its two trainers
+        if stop == "sigterm":
+            os.kill(proc.pid, signal.SIGTERM)
+        else:
+            os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=60) == (143 if stop == "sigterm" else 130), log.read_text()[-3000:]
+        deadline = time.monotonic() + 30
+        while (left := _processes_marked(mark)) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert left == {}
+        text = log.read_text()
+        assert "sft: interrupted; stopping the launched processes" in text
+        cause = "a termination signal" if stop == "sigterm" else "an interrupt signal"
+        crashed = rf"Flow run '[\w-]+' - Finished in state Crashed\('Execution was aborted by {cause}\.'\)"
+        assert re.search(crashed, text), text[-3000:]
+        assert "Connection refused" not in text and "Traceback" not in text
+        assert not any((tmp_path / "runs" / ".tmp").iterdir())  # no half-written artifact left
+        assert not (tmp_path / "runs" / "sft").exists()
+    finally:  # whatever the test saw, nothing it started runs on
+        for pid in _processes_marked(mark):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):
     args = ["retrain", str(ROOT / "configs/micro.yaml"), "--data-dir", str(tmp_path), "--min-win-rate", "2"]
     assert main(args) == 2

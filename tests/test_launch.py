@@ -1,5 +1,9 @@
 """Training stages in two CPU processes through ``accelerate launch`` (gloo DDP), the path a multi-GPU node takes."""
 
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 from alignment.core.context import StageContext
@@ -101,3 +105,56 @@ def test_a_rank_killed_by_a_signal_gets_one_more_launch(micro, tmp_path, monkeyp
     with pytest.raises(LaunchError, match=r"^dpo: .* failed \(exit 1, killed by a signal in 2 launches\)"):
         _run(cfg, ("dpo",))
     assert not (tmp_path / "runs" / "dpo").exists()
+
+
+def _alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper has ended)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.parametrize("launcher_ends", [True, False], ids=["launcher-ends-on-sigterm", "launcher-hangs"])
+def test_an_interrupted_launch_stops_every_process_even_those_that_ignore_sigterm(
+    micro, tmp_path, monkeypatch, launcher_ends
+):
+    """When the parent is interrupted while its launch trains (SIGTERM raises Prefect's TerminationSignal there;
+    Ctrl-C a KeyboardInterrupt), the launch's process group gets SIGTERM; once the launcher has ended, or after
+    ``STOP_GRACE`` s if it hangs, SIGKILL ends what is left. Nothing trains on with nobody to read its output, and
+    the parent does not wait for the training's end. The launcher here is a stand-in that starts a worker ignoring
+    SIGTERM, then reports progress; the progress sink raises at that point, as a signal would."""
+    from alignment.core import launch
+
+    pids = tmp_path / "pids"
+    script = (
+        "import json, os, signal, subprocess, sys, time\n"
+        "worker = subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+        "signal.signal(signal.SIGTERM, signal.SIG_IGN); print(flush=True); time.sleep(600)'], stdout=subprocess.PIPE)\n"
+        "worker.stdout.readline()\n"  # the worker ignores SIGTERM from here on
+        + ("" if launcher_ends else "signal.signal(signal.SIGTERM, signal.SIG_IGN)\n")
+        + f"open({str(pids)!r}, 'w').write(f'{{os.getpid()}} {{worker.pid}}')\n"
+        "print('@alignment-progress ' + json.dumps({'stage': 'sft', 'step': 1, 'total': 10}), flush=True)\n"
+        "time.sleep(600)\n"
+    )
+    monkeypatch.setattr(launch, "command", lambda compute, spec_path: [sys.executable, "-c", script])
+    monkeypatch.setattr(launch, "STOP_GRACE", 3.0)
+
+    class Interrupted(BaseException):
+        pass
+
+    def progress(event):
+        raise Interrupted(event.step)
+
+    cfg = micro("compute.num_processes=2")
+    spec = launch.LaunchSpec(cfg, str(tmp_path), None, "sft", "m:f", "sft", {}, tmp_path / "out", None)
+    start = time.monotonic()
+    with pytest.raises(Interrupted):
+        launch._launch_once(spec, progress)
+    elapsed = time.monotonic() - start
+    launcher, worker = map(int, pids.read_text().split())
+    deadline = time.monotonic() + 5  # SIGKILL is immediate; the reaper may take a moment
+    while (_alive(launcher) or _alive(worker)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(launcher) and not _alive(worker)
+    assert elapsed < 3.0 if launcher_ends else 3.0 <= elapsed < 30

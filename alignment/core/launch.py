@@ -9,6 +9,8 @@ on stdout; the parent turns those back into events, passes every other line to i
 artifact (atomically, as for one process). A failed process fails the stage with the child's last lines; a
 process killed by a signal (torchrun reports a negative exit code: a crash in a collective, not an error of the
 stage's code or data) gets the launch started once more, resuming from the stage's last checkpoint if it saved one.
+An interrupted parent (SIGTERM, Ctrl-C) stops its launch's processes before it ends: the launch runs in its own
+process group, which gets SIGTERM, then SIGKILL once the launcher has ended (at most ``STOP_GRACE`` s).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import logging
 import os
 import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -42,6 +45,7 @@ PROGRESS_PREFIX = "@alignment-progress "  # a child's stdout line that carries a
 METRICS_FILE = "launch-metrics.json"  # what rank 0's fit returned, read back (and removed) by the parent
 TAIL_LINES = 40  # lines of the children's output quoted when they fail
 LAUNCH_ATTEMPTS = 2  # a launch whose process was killed by a signal is started once more
+STOP_GRACE = 10.0  # seconds an interrupted launch's processes get to end on SIGTERM before SIGKILL
 KILLED_BY_SIGNAL = re.compile(r"exitcode\s*:\s*-\d+")  # torchrun's report of a child ended by a signal
 
 
@@ -126,12 +130,37 @@ def _launch_once(spec: LaunchSpec, progress: Progress, attempt: int = 1) -> tupl
         cmd = command(spec.cfg.compute, spec_path)
         logger.info("%s: %s", spec.stage, " ".join(cmd))
         tail: deque[str] = deque(maxlen=TAIL_LINES)
-        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
-            for line in proc.stdout:
-                line = line.rstrip("\n")
-                if line.startswith(PROGRESS_PREFIX):
-                    progress(ProgressEvent(**json.loads(line[len(PROGRESS_PREFIX) :])))
-                    continue
-                tail.append(line)
-                logger.info("%s", line)
+        popen = {"stdout": subprocess.PIPE, "stderr": subprocess.STDOUT, "text": True, "env": env, "process_group": 0}
+        with subprocess.Popen(cmd, **popen) as proc:
+            try:
+                for line in proc.stdout:
+                    line = line.rstrip("\n")
+                    if line.startswith(PROGRESS_PREFIX):
+                        progress(ProgressEvent(**json.loads(line[len(PROGRESS_PREFIX) :])))
+                        continue
+                    tail.append(line)
+                    logger.info("%s", line)
+            except BaseException:  # SIGTERM (Prefect's TerminationSignal), Ctrl-C, a failing progress sink
+                _stop(proc, spec.stage)
+                raise
     return proc.returncode, list(tail)
+
+
+def _stop(proc: subprocess.Popen, stage: str) -> None:
+    """End an interrupted launch: SIGTERM to its process group (the launcher and every training process), then
+    SIGKILL to what is left once the launcher has ended, or after ``STOP_GRACE`` s if it has not. Without it, the
+    parent's exit would wait for the children (``Popen``'s ``__exit__``) or leave them training with nobody to read
+    their output."""
+    logger.warning("%s: interrupted; stopping the launched processes", stage)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=STOP_GRACE)
+    except ProcessLookupError:  # the whole group had ended
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # what is left: the launcher past its grace, or a process it left behind
+    except ProcessLookupError:
+        pass
+    proc.wait()
