@@ -164,8 +164,14 @@ def test_a_run_stopped_mid_training_ends_in_seconds_and_leaves_no_process_behind
     command = [sys.executable, "-m", "flows.cli", "run", "configs/micro.yaml"]
     command += [a for o in overrides for a in ("--set", o)]
     env = os.environ | dict([mark.split("=", 1)])
-    with log.open("w") as out:  # its own session and group, as a terminal's foreground job
-        proc = subprocess.Popen(command, cwd=ROOT, stdout=out, stderr=out, env=env, start_new_session=True)
+
+    def as_a_foreground_job() -> None:  # its own session and group; Ctrl-C not ignored (a background shell ignores it)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            command, cwd=ROOT, stdout=out, stderr=out, env=env, start_new_session=True, preexec_fn=as_a_foreground_job
+        )
     try:
         deadline = time.monotonic() + 300
         while "sft: step" not in log.read_text():  # rank 0's progress, through the parent: the launch trains
