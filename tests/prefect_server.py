@@ -99,7 +99,8 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def _kill(pids: list[int]) -> None:
+def kill_all(pids: list[int]) -> None:
+    """SIGKILL each of ``pids`` that still runs."""
     for pid in pids:
         try:
             os.kill(pid, signal.SIGKILL)
@@ -107,7 +108,8 @@ def _kill(pids: list[int]) -> None:
             pass
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie waiting for its reaper has ended)."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
     except OSError:
@@ -133,14 +135,14 @@ def stop(proc: subprocess.Popen, grace: float = 20) -> None:
         below += descendants(proc.pid)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(30)
-    while any(_alive(pid) for pid in below) and time.monotonic() < deadline:
+    while any(alive(pid) for pid in below) and time.monotonic() < deadline:
         time.sleep(0.2)
-    _kill([pid for pid in below if _alive(pid)])
+    kill_all([pid for pid in below if alive(pid)])
 
 
 def kill_tree(proc: subprocess.Popen) -> None:
     """SIGKILL a process and everything below it, as a lost node would: no cleanup runs anywhere."""
-    _kill([proc.pid, *descendants(proc.pid)])
+    kill_all([proc.pid, *descendants(proc.pid)])
     proc.wait(30)
 
 
@@ -328,7 +330,8 @@ def describe_states(states: dict[str, dict]) -> str:
     return ", ".join(f"{run}: {s['type']} ({s['name']})" for run, s in states.items())
 
 
-def _command(pid: int) -> str:
+def command_line(pid: int) -> str:
+    """``pid``'s command line (its first 120 characters), "?" once it has ended."""
     try:
         return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ").strip()[:120]
     except OSError:
@@ -342,12 +345,12 @@ def wait_for_run_processes(worker: subprocess.Popen, log: Path, timeout: float =
     lines (the last stage's "built ...") never reach the server."""
     poll(
         f"the flow-run processes of the worker (pid {worker.pid}) to exit after their runs ended",
-        lambda: [pid for pid in descendants(worker.pid) if _alive(pid)],
+        lambda: [pid for pid in descendants(worker.pid) if alive(pid)],
         lambda left: not left,
         timeout,
         log,
         interval=0.5,
-        describe=lambda left: "; ".join(f"{pid}: {_command(pid)}" for pid in left),
+        describe=lambda left: "; ".join(f"{pid}: {command_line(pid)}" for pid in left),
     )
 
 

@@ -112,16 +112,17 @@ def test_a_run_is_quiet_and_ends_with_its_numbers(tmp_path):
 
 
 def _processes_marked(mark: str) -> dict[int, str]:
-    """The running processes whose environment holds ``mark``, by pid, with their command lines (zombies, already
-    ended, left out): every process a command started, whatever session it moved to (torchrun's trainers each start
-    their own)."""
+    """The running processes whose environment holds ``mark``, by pid, with their command lines: every process a
+    command started, whatever session it moved to (torchrun's trainers each start their own)."""
+    from prefect_server import alive, command_line
+
     found = {}
-    for proc in Path("/proc").glob("[0-9]*"):
+    for environ in Path("/proc").glob("[0-9]*/environ"):
+        pid = int(environ.parent.name)
         try:
-            ended = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-            if not ended and mark.encode() in (proc / "environ").read_bytes():
-                found[int(proc.name)] = (proc / "cmdline").read_text().replace("\0", " ").strip()
-        except (FileNotFoundError, ProcessLookupError, PermissionError):  # ended while we looked
+            if mark.encode() in environ.read_bytes() and alive(pid):
+                found[pid] = command_line(pid)
+        except OSError:  # ended while we looked, or not ours to read
             continue
     return found
 
@@ -197,8 +198,9 @@ def test_a_run_stopped_mid_training_ends_in_seconds_and_leaves_no_process_behind
         assert not any((tmp_path / "runs" / ".tmp").iterdir())  # no half-written artifact left
         assert not (tmp_path / "runs" / "sft").exists()
     finally:  # whatever the test saw, nothing it started runs on
-        for pid in _processes_marked(mark):
-            os.kill(pid, signal.SIGKILL)
+        from prefect_server import kill_all
+
+        kill_all(list(_processes_marked(mark)))
 
 
 def test_retrain_options_are_validated_by_the_retrain_config(tmp_path, capsys):

@@ -2,9 +2,9 @@
 
 import sys
 import time
-from pathlib import Path
 
 import pytest
+from prefect_server import alive
 
 from alignment.core.context import StageContext
 from alignment.core.launch import METRICS_FILE, LaunchError
@@ -107,14 +107,6 @@ def test_a_rank_killed_by_a_signal_gets_one_more_launch(micro, tmp_path, monkeyp
     assert not (tmp_path / "runs" / "dpo").exists()
 
 
-def _alive(pid: int) -> bool:
-    """Whether ``pid`` runs (a zombie waiting for its reaper has ended)."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except FileNotFoundError:
-        return False
-
-
 @pytest.mark.parametrize("launcher_ends", [True, False], ids=["launcher-ends-on-sigterm", "launcher-hangs"])
 def test_an_interrupted_launch_stops_every_process_even_those_that_ignore_sigterm(
     micro, tmp_path, monkeypatch, launcher_ends
@@ -154,7 +146,7 @@ def test_an_interrupted_launch_stops_every_process_even_those_that_ignore_sigter
     elapsed = time.monotonic() - start
     launcher, worker = map(int, pids.read_text().split())
     deadline = time.monotonic() + 5  # SIGKILL is immediate; the reaper may take a moment
-    while (_alive(launcher) or _alive(worker)) and time.monotonic() < deadline:
+    while (alive(launcher) or alive(worker)) and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert not _alive(launcher) and not _alive(worker)
+    assert not alive(launcher) and not alive(worker)
     assert elapsed < 3.0 if launcher_ends else 3.0 <= elapsed < 30
